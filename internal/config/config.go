@@ -1,0 +1,242 @@
+// Package config reads jpkica's YAML configuration and validates it once.
+//
+// The YAML never holds a secret: the HSM PIN is named by a file path or an
+// environment variable (pin_file, pin_env) and read by Load's caller through
+// PIN, so that it never sits in a config file, a log or an error.
+package config
+
+import (
+	"bytes"
+	_ "embed"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// ErrInvalid reports a configuration that cannot be used.
+var ErrInvalid = errors.New("invalid configuration")
+
+// Config is a validated configuration. Treat it as read-only after Load.
+type Config struct {
+	DataDir        string                  `yaml:"data_dir"`
+	Store          Store                   `yaml:"store"`
+	Keys           Keys                    `yaml:"keys"`
+	Listen         Listen                  `yaml:"listen"`
+	URLs           URLs                    `yaml:"urls"`
+	Issuance       Issuance                `yaml:"issuance"`
+	Municipalities map[string]Municipality `yaml:"municipalities"`
+
+	embedded bool
+}
+
+// Store names the system of record.
+type Store struct {
+	// DSN is "sqlite:PATH" or "postgres://...".
+	DSN string `yaml:"dsn"`
+}
+
+// Keys names the key store.
+type Keys struct {
+	// Backend is "software" (development only) or "pkcs11".
+	Backend     string `yaml:"backend"`
+	SoftwareDir string `yaml:"software_dir"`
+	PKCS11      PKCS11 `yaml:"pkcs11"`
+}
+
+// PKCS11 configures an HSM token.
+type PKCS11 struct {
+	Module         string        `yaml:"module"`
+	TokenLabel     string        `yaml:"token_label"`
+	PINFile        string        `yaml:"pin_file"`
+	PINEnv         string        `yaml:"pin_env"`
+	MaxSessions    int           `yaml:"max_sessions"`
+	AcquireTimeout time.Duration `yaml:"acquire_timeout"`
+}
+
+// Listen holds the listener addresses.
+type Listen struct {
+	API    string `yaml:"api"`    // the /v1 API over mutual TLS
+	Status string `yaml:"status"` // OCSP, CRLs, health and metrics over plain HTTP
+}
+
+// URLs are the public addresses written into certificates.
+type URLs struct {
+	OCSP              string `yaml:"ocsp"`
+	CRLBase           string `yaml:"crl_base"`
+	CPSSignature      string `yaml:"cps_signature"`
+	CPSAuthentication string `yaml:"cps_authentication"`
+}
+
+// Issuance holds the tunable issuance rules.
+type Issuance struct {
+	RenewalWindowMonths int `yaml:"renewal_window_months"`
+	// SignatureExtKeyUsage lists extKeyUsage OIDs for the signature
+	// certificate; JPKI's own choice is unconfirmed, so the default is none.
+	SignatureExtKeyUsage []string `yaml:"signature_ext_key_usage"`
+	// IssuerValidityYears is the lifetime of a new issuer generation.
+	IssuerValidityYears int `yaml:"issuer_validity_years"`
+	// ResponderValidity is the lifetime of a delegated OCSP responder certificate.
+	ResponderValidity time.Duration `yaml:"responder_validity"`
+}
+
+// Municipality names a local government in the romaji that the signature
+// certificate's subject carries.
+type Municipality struct {
+	Prefecture string `yaml:"prefecture"`
+	Name       string `yaml:"name"`
+}
+
+//go:embed defaults.yaml
+var defaultsYAML []byte
+
+// Default is the embedded development configuration: SQLite and a software
+// key store under ./jpkica-data, listening on 127.0.0.1.
+func Default() (*Config, error) {
+	c, err := parse(defaultsYAML)
+	if err != nil {
+		return nil, fmt.Errorf("embedded defaults: %w", err)
+	}
+	c.embedded = true
+	return c, nil
+}
+
+// Load reads a YAML file over the embedded defaults and validates the result.
+// Unknown keys are an error.
+func Load(path string) (*Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading config: %w", err)
+	}
+	c, err := parse(defaultsYAML, b)
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// Embedded reports whether c is the embedded development default.
+func (c *Config) Embedded() bool { return c.embedded }
+
+func parse(docs ...[]byte) (*Config, error) {
+	var c Config
+	for _, doc := range docs {
+		dec := yaml.NewDecoder(bytes.NewReader(doc))
+		dec.KnownFields(true)
+		if err := dec.Decode(&c); err != nil && !errors.Is(err, errEOF) {
+			return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+		}
+	}
+	if err := c.validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+var (
+	errEOF           = io.EOF
+	municipalityCode = regexp.MustCompile(`^[0-9]{6}$`)
+)
+
+func (c *Config) validate() error {
+	var errs []error
+	bad := func(format string, a ...any) {
+		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrInvalid}, a...)...))
+	}
+	if c.DataDir == "" {
+		bad("data_dir is empty")
+	}
+	switch {
+	case strings.HasPrefix(c.Store.DSN, "sqlite:"), strings.HasPrefix(c.Store.DSN, "postgres://"), strings.HasPrefix(c.Store.DSN, "postgresql://"):
+	default:
+		bad("store.dsn must start with sqlite: or postgres://")
+	}
+	switch c.Keys.Backend {
+	case "software":
+		if c.Keys.SoftwareDir == "" {
+			bad("keys.software_dir is empty")
+		}
+	case "pkcs11":
+		p := c.Keys.PKCS11
+		if p.Module == "" || p.TokenLabel == "" {
+			bad("keys.pkcs11 needs module and token_label")
+		}
+		if (p.PINFile == "") == (p.PINEnv == "") {
+			bad("keys.pkcs11 needs exactly one of pin_file and pin_env")
+		}
+		if p.MaxSessions < 1 {
+			bad("keys.pkcs11.max_sessions must be at least 1")
+		}
+	default:
+		bad("keys.backend must be software or pkcs11, not %q", c.Keys.Backend)
+	}
+	for name, addr := range map[string]string{"listen.api": c.Listen.API, "listen.status": c.Listen.Status} {
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			bad("%s %q: %v", name, addr, err)
+		}
+	}
+	for name, u := range map[string]string{"urls.ocsp": c.URLs.OCSP, "urls.crl_base": c.URLs.CRLBase, "urls.cps_signature": c.URLs.CPSSignature, "urls.cps_authentication": c.URLs.CPSAuthentication} {
+		if p, err := url.Parse(u); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
+			bad("%s %q is not an http(s) URL", name, u)
+		}
+	}
+	if w := c.Issuance.RenewalWindowMonths; w < 1 || w > 12 {
+		bad("issuance.renewal_window_months %d out of 1..12", w)
+	}
+	if c.Issuance.IssuerValidityYears < 1 {
+		bad("issuance.issuer_validity_years must be positive")
+	}
+	if c.Issuance.ResponderValidity < time.Hour {
+		bad("issuance.responder_validity must be at least 1h")
+	}
+	for code, m := range c.Municipalities {
+		if !municipalityCode.MatchString(code) {
+			bad("municipality code %q is not six digits", code)
+		}
+		if m.Prefecture == "" || m.Name == "" {
+			bad("municipality %s needs prefecture and name", code)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// PIN reads the HSM user PIN from the file or environment variable the
+// configuration names. The error never contains the PIN.
+func (c *Config) PIN() (string, error) {
+	p := c.Keys.PKCS11
+	switch {
+	case p.PINFile != "":
+		b, err := os.ReadFile(p.PINFile)
+		if err != nil {
+			return "", fmt.Errorf("reading HSM PIN file: %w", err)
+		}
+		pin := strings.TrimRight(string(b), "\r\n")
+		if pin == "" {
+			return "", fmt.Errorf("%w: HSM PIN file %s is empty", ErrInvalid, p.PINFile)
+		}
+		return pin, nil
+	case p.PINEnv != "":
+		pin, ok := os.LookupEnv(p.PINEnv)
+		if !ok || pin == "" {
+			return "", fmt.Errorf("%w: environment variable %s (HSM PIN) is not set", ErrInvalid, p.PINEnv)
+		}
+		return pin, nil
+	}
+	return "", fmt.Errorf("%w: no HSM PIN source configured", ErrInvalid)
+}
+
+// Path resolves p relative to the data directory.
+func (c *Config) Path(p string) string {
+	if filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(c.DataDir, p)
+}

@@ -1,0 +1,84 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestDefaultIsValid(t *testing.T) {
+	c, err := Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.Embedded() || c.Keys.Backend != "software" || !strings.HasPrefix(c.Store.DSN, "sqlite:") {
+		t.Fatalf("defaults: embedded=%v backend=%q dsn=%q", c.Embedded(), c.Keys.Backend, c.Store.DSN)
+	}
+	if _, ok := c.Municipalities["302015"]; !ok {
+		t.Fatal("defaults lack Wakayama City (302015)")
+	}
+}
+
+func TestLoad(t *testing.T) {
+	tests := []struct {
+		name    string
+		yaml    string
+		wantErr bool
+	}{
+		{"override listen", "listen:\n  status: 127.0.0.1:9090\n", false},
+		{"unknown key", "listne:\n  status: 127.0.0.1:9090\n", true},
+		{"bad dsn", "store:\n  dsn: mysql://x\n", true},
+		{"pkcs11 without pin source", "keys:\n  backend: pkcs11\n  pkcs11:\n    module: /m.so\n    token_label: t\n", true},
+		{"pkcs11 with two pin sources", "keys:\n  backend: pkcs11\n  pkcs11:\n    module: /m.so\n    token_label: t\n    pin_file: /p\n    pin_env: P\n", true},
+		{"pkcs11 ok", "keys:\n  backend: pkcs11\n  pkcs11:\n    module: /m.so\n    token_label: t\n    pin_env: P\n", false},
+		{"bad municipality code", "municipalities:\n  \"30201\": {prefecture: A, name: B}\n", true},
+		{"bad ocsp url", "urls:\n  ocsp: ftp://x\n", true},
+		{"renewal window zero", "issuance:\n  renewal_window_months: 0\n", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "c.yaml")
+			if err := os.WriteFile(p, []byte(tt.yaml), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			c, err := Load(p)
+			if tt.wantErr {
+				if !errors.Is(err, ErrInvalid) {
+					t.Fatalf("Load = %v, want ErrInvalid", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.Embedded() {
+				t.Fatal("a loaded file is not the embedded default")
+			}
+		})
+	}
+}
+
+func TestPINNeverInErrors(t *testing.T) {
+	dir := t.TempDir()
+	pinFile := filepath.Join(dir, "pin")
+	if err := os.WriteFile(pinFile, []byte("s3cret-1234\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := &Config{Keys: Keys{PKCS11: PKCS11{PINFile: pinFile}}}
+	pin, err := c.PIN()
+	if err != nil || pin != "s3cret-1234" {
+		t.Fatalf("PIN() = %q, %v", pin, err)
+	}
+	t.Setenv("JPKICA_TEST_PIN_UNSET_CHECK", "")
+	c = &Config{Keys: Keys{PKCS11: PKCS11{PINEnv: "JPKICA_TEST_PIN_UNSET_CHECK"}}}
+	if _, err := c.PIN(); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("empty env PIN: %v, want ErrInvalid", err)
+	}
+	t.Setenv("JPKICA_TEST_PIN", "9876")
+	c = &Config{Keys: Keys{PKCS11: PKCS11{PINEnv: "JPKICA_TEST_PIN"}}}
+	if pin, err := c.PIN(); err != nil || pin != "9876" {
+		t.Fatalf("env PIN() = %q, %v", pin, err)
+	}
+}
