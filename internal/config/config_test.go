@@ -82,3 +82,13 @@ func TestPINNeverInErrors(t *testing.T) {
 		t.Fatalf("env PIN() = %q, %v", pin, err)
 	}
 }
+
+func TestExampleConfigLoads(t *testing.T) {
+	c, err := Load(filepath.Join("..", "..", "config.example.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Keys.Backend != "pkcs11" || c.Keys.PKCS11.PINFile == "" {
+		t.Fatalf("example: backend %q pin_file %q", c.Keys.Backend, c.Keys.PKCS11.PINFile)
+	}
+}
