@@ -1,0 +1,448 @@
+package hsm
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/sha512"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/miekg/pkcs11"
+
+	"github.com/jpkica/jpkica/internal/softhsmtest"
+)
+
+// openToken makes a fresh SoftHSM token and opens it; Close runs at cleanup.
+func openToken(t testing.TB, tweak func(*PKCS11Config)) (*PKCS11, *softhsmtest.Token) {
+	t.Helper()
+	tk := softhsmtest.New(t)
+	cfg := PKCS11Config{Module: tk.Module, TokenLabel: tk.Label, PIN: tk.PIN}
+	if tweak != nil {
+		tweak(&cfg)
+	}
+	k, err := OpenPKCS11(context.Background(), cfg, nil)
+	if err != nil {
+		t.Fatalf("OpenPKCS11: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := k.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return k, tk
+}
+
+func digest256(msg string) []byte {
+	d := sha256.Sum256([]byte(msg))
+	return d[:]
+}
+
+// verify checks sig over digest with pub the way Go's verifiers see it.
+func verify(t testing.TB, pub crypto.PublicKey, digest, sig []byte, opts crypto.SignerOpts) {
+	t.Helper()
+	switch pub := pub.(type) {
+	case *rsa.PublicKey:
+		if pss, ok := opts.(*rsa.PSSOptions); ok {
+			// Verify with the exact salt length we expect to have been used.
+			want := pss.SaltLength
+			if want == rsa.PSSSaltLengthAuto {
+				want = rsa.PSSSaltLengthEqualsHash
+			}
+			if err := rsa.VerifyPSS(pub, opts.HashFunc(), digest, sig, &rsa.PSSOptions{SaltLength: want, Hash: opts.HashFunc()}); err != nil {
+				t.Fatalf("VerifyPSS: %v", err)
+			}
+			return
+		}
+		if err := rsa.VerifyPKCS1v15(pub, opts.HashFunc(), digest, sig); err != nil {
+			t.Fatalf("VerifyPKCS1v15: %v", err)
+		}
+	case *ecdsa.PublicKey:
+		if !ecdsa.VerifyASN1(pub, digest, sig) {
+			t.Fatalf("ecdsa.VerifyASN1 failed")
+		}
+	default:
+		t.Fatalf("public key type %T", pub)
+	}
+}
+
+// signCases are the signature kinds every store must produce.
+var signCases = []struct {
+	name string
+	alg  Algorithm
+	opts crypto.SignerOpts
+	hash func([]byte) []byte
+}{
+	{"RSA PKCS1v15 SHA-256", RSA2048, crypto.SHA256, func(b []byte) []byte { d := sha256.Sum256(b); return d[:] }},
+	{"RSA PKCS1v15 SHA-512", RSA2048, crypto.SHA512, func(b []byte) []byte { d := sha512.Sum512(b); return d[:] }},
+	{"RSA PSS SHA-256 salt=hash", RSA2048, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash, Hash: crypto.SHA256}, func(b []byte) []byte { d := sha256.Sum256(b); return d[:] }},
+	{"RSA PSS SHA-256 salt=auto", RSA2048, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthAuto, Hash: crypto.SHA256}, func(b []byte) []byte { d := sha256.Sum256(b); return d[:] }},
+	{"RSA PSS SHA-384 salt=20", RSA2048, &rsa.PSSOptions{SaltLength: 20, Hash: crypto.SHA384}, func(b []byte) []byte { d := sha512.Sum384(b); return d[:] }},
+	{"ECDSA P-256 SHA-256", ECDSAP256, crypto.SHA256, func(b []byte) []byte { d := sha256.Sum256(b); return d[:] }},
+}
+
+func TestPKCS11GenerateSignVerify(t *testing.T) {
+	k, _ := openToken(t, nil)
+	ctx := context.Background()
+	rsaKey, err := k.GenerateKey(ctx, GenerateKeyRequest{Label: "rsa", Algorithm: RSA2048})
+	if err != nil {
+		t.Fatalf("GenerateKey RSA: %v", err)
+	}
+	ecKey, err := k.GenerateKey(ctx, GenerateKeyRequest{Label: "ec", Algorithm: ECDSAP256})
+	if err != nil {
+		t.Fatalf("GenerateKey EC: %v", err)
+	}
+	if pub, ok := rsaKey.Public().(*rsa.PublicKey); !ok || pub.N.BitLen() != 2048 || pub.E != 65537 {
+		t.Fatalf("RSA public key = %#v, want 2048-bit, e=65537", rsaKey.Public())
+	}
+	for _, tc := range signCases {
+		t.Run(tc.name, func(t *testing.T) {
+			key := rsaKey
+			if tc.alg == ECDSAP256 {
+				key = ecKey
+			}
+			d := tc.hash([]byte("to be signed: " + tc.name))
+			sig, err := key.Sign(nil, d, tc.opts)
+			if err != nil {
+				t.Fatalf("Sign: %v", err)
+			}
+			verify(t, key.Public(), d, sig, tc.opts)
+
+			ctxSigner, ok := key.(Signer)
+			if !ok {
+				t.Fatalf("%T does not implement hsm.Signer", key)
+			}
+			dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			defer cancel()
+			sig, err = ctxSigner.SignContext(dctx, d, tc.opts)
+			if err != nil {
+				t.Fatalf("SignContext: %v", err)
+			}
+			verify(t, key.Public(), d, sig, tc.opts)
+		})
+	}
+}
+
+func TestPKCS11SignerAfterReopen(t *testing.T) {
+	tk := softhsmtest.New(t)
+	cfg := PKCS11Config{Module: tk.Module, TokenLabel: tk.Label, PIN: tk.PIN}
+	ctx := context.Background()
+
+	k, err := OpenPKCS11(ctx, cfg, nil)
+	if err != nil {
+		t.Fatalf("OpenPKCS11: %v", err)
+	}
+	want := map[string]crypto.PublicKey{}
+	for label, alg := range map[string]Algorithm{"issuer-rsa": RSA2048, "issuer-ec": ECDSAP256} {
+		s, err := k.GenerateKey(ctx, GenerateKeyRequest{Label: label, Algorithm: alg})
+		if err != nil {
+			t.Fatalf("GenerateKey %s: %v", label, err)
+		}
+		want[label] = s.Public()
+	}
+	if err := k.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+
+	k, err = OpenPKCS11(ctx, cfg, nil)
+	if err != nil {
+		t.Fatalf("reopening: %v", err)
+	}
+	t.Cleanup(func() { k.Close() })
+	for label, pub := range want {
+		s, err := k.Signer(ctx, label)
+		if err != nil {
+			t.Fatalf("Signer(%q): %v", label, err)
+		}
+		if !s.Public().(interface{ Equal(crypto.PublicKey) bool }).Equal(pub) {
+			t.Errorf("Signer(%q) public key differs from the generated one", label)
+		}
+		d := digest256("after reopen")
+		sig, err := s.Sign(nil, d, crypto.SHA256)
+		if err != nil {
+			t.Fatalf("Sign with %q: %v", label, err)
+		}
+		verify(t, pub, d, sig, crypto.SHA256)
+	}
+}
+
+func TestPKCS11Errors(t *testing.T) {
+	k, _ := openToken(t, nil)
+	ctx := context.Background()
+	s, err := k.GenerateKey(ctx, GenerateKeyRequest{Label: "taken", Algorithm: ECDSAP256})
+	if err != nil {
+		t.Fatalf("GenerateKey: %v", err)
+	}
+	rsaKey, err := k.GenerateKey(ctx, GenerateKeyRequest{Label: "rsa", Algorithm: RSA2048})
+	if err != nil {
+		t.Fatalf("GenerateKey: %v", err)
+	}
+	tests := []struct {
+		name string
+		call func() error
+		want error
+	}{
+		{"generate existing label", func() error {
+			_, err := k.GenerateKey(ctx, GenerateKeyRequest{Label: "taken", Algorithm: RSA2048})
+			return err
+		}, ErrKeyExists},
+		{"signer for missing label", func() error {
+			_, err := k.Signer(ctx, "no such key")
+			return err
+		}, ErrKeyNotFound},
+		{"unknown algorithm", func() error {
+			_, err := k.GenerateKey(ctx, GenerateKeyRequest{Label: "x", Algorithm: Algorithm(99)})
+			return err
+		}, ErrUnsupported},
+		{"empty label", func() error {
+			_, err := k.GenerateKey(ctx, GenerateKeyRequest{Algorithm: RSA2048})
+			return err
+		}, ErrInvalidRequest},
+		{"digest of wrong length", func() error {
+			_, err := s.Sign(nil, []byte("short"), crypto.SHA256)
+			return err
+		}, ErrInvalidRequest},
+		{"unsupported hash", func() error {
+			_, err := rsaKey.Sign(nil, make([]byte, 16), crypto.MD5)
+			return err
+		}, ErrUnsupported},
+		{"PSS salt too long", func() error {
+			_, err := rsaKey.Sign(nil, digest256("x"), &rsa.PSSOptions{SaltLength: 1000, Hash: crypto.SHA256})
+			return err
+		}, ErrInvalidRequest},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := tc.call(); !errors.Is(err, tc.want) {
+				t.Fatalf("got %v, want errors.Is %v", err, tc.want)
+			}
+		})
+	}
+	// The store keeps working after caller errors.
+	if err := k.Ping(ctx); err != nil {
+		t.Fatalf("Ping after errors: %v", err)
+	}
+}
+
+func TestPKCS11PrivateKeyAttributes(t *testing.T) {
+	k, _ := openToken(t, nil)
+	ctx := context.Background()
+	for _, alg := range []Algorithm{RSA2048, ECDSAP256} {
+		t.Run(alg.String(), func(t *testing.T) {
+			label := "attrs-" + alg.String()
+			if _, err := k.GenerateKey(ctx, GenerateKeyRequest{Label: label, Algorithm: alg}); err != nil {
+				t.Fatalf("GenerateKey: %v", err)
+			}
+			err := k.withSession(ctx, false, func(l *lease) error {
+				hs, err := k.findObjects(l, []*pkcs11.Attribute{
+					pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_PRIVATE_KEY),
+					pkcs11.NewAttribute(pkcs11.CKA_LABEL, label),
+				}, 2)
+				if err != nil || len(hs) != 1 {
+					return fmt.Errorf("finding private key: %d handles, %w", len(hs), err)
+				}
+				attrs, err := k.pool.mod.GetAttributeValue(l.sh, hs[0], []*pkcs11.Attribute{
+					pkcs11.NewAttribute(pkcs11.CKA_SENSITIVE, nil),
+					pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, nil),
+					pkcs11.NewAttribute(pkcs11.CKA_PRIVATE, nil),
+					pkcs11.NewAttribute(pkcs11.CKA_TOKEN, nil),
+					pkcs11.NewAttribute(pkcs11.CKA_SIGN, nil),
+					pkcs11.NewAttribute(pkcs11.CKA_ALWAYS_SENSITIVE, nil),
+					pkcs11.NewAttribute(pkcs11.CKA_NEVER_EXTRACTABLE, nil),
+				})
+				if err != nil {
+					return err
+				}
+				want := []bool{true, false, true, true, true, true, true}
+				for i, a := range attrs {
+					got := len(a.Value) == 1 && a.Value[0] != 0
+					if got != want[i] {
+						t.Errorf("attribute %#x = %v, want %v", a.Type, got, want[i])
+					}
+				}
+				// The secret part must not be readable.
+				secret := uint(pkcs11.CKA_PRIVATE_EXPONENT)
+				if alg == ECDSAP256 {
+					secret = pkcs11.CKA_VALUE
+				}
+				_, err = k.pool.mod.GetAttributeValue(l.sh, hs[0], []*pkcs11.Attribute{pkcs11.NewAttribute(secret, nil)})
+				if !isCode(err, pkcs11.CKR_ATTRIBUTE_SENSITIVE) {
+					t.Errorf("reading the private value: got %v, want CKR_ATTRIBUTE_SENSITIVE", err)
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// lockedBuffer is a concurrency-safe log sink.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func TestPKCS11WrongPIN(t *testing.T) {
+	tk := softhsmtest.New(t)
+	const wrong = "wrong-PIN-7g3k9"
+	var logs lockedBuffer
+	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	cfg := PKCS11Config{Module: tk.Module, TokenLabel: tk.Label, PIN: wrong}
+	k, err := OpenPKCS11(context.Background(), cfg, logger)
+	if err == nil {
+		k.Close()
+		t.Fatal("OpenPKCS11 with a wrong PIN succeeded")
+	}
+	if !errors.Is(err, ErrLogin) {
+		t.Errorf("got %v, want errors.Is ErrLogin", err)
+	}
+	if strings.Contains(err.Error(), wrong) || strings.Contains(fmt.Sprintf("%+v %#v", err, err), wrong) {
+		t.Errorf("error contains the PIN: %v", err)
+	}
+	if strings.Contains(logs.String(), wrong) {
+		t.Errorf("log contains the PIN")
+	}
+	if s := fmt.Sprint(cfg) + fmt.Sprintf("%v %+v", cfg, cfg); strings.Contains(s, wrong) {
+		t.Errorf("formatted config contains the PIN: %s", s)
+	}
+	// The right PIN still works: the wrong one did not lock the token.
+	k, err = OpenPKCS11(context.Background(), PKCS11Config{Module: tk.Module, TokenLabel: tk.Label, PIN: tk.PIN}, logger)
+	if err != nil {
+		t.Fatalf("OpenPKCS11 with the right PIN: %v", err)
+	}
+	k.Close()
+}
+
+func TestPKCS11TokenMissing(t *testing.T) {
+	tk := softhsmtest.New(t)
+	_, err := OpenPKCS11(context.Background(), PKCS11Config{Module: tk.Module, TokenLabel: "not-" + tk.Label, PIN: tk.PIN}, nil)
+	if !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("got %v, want errors.Is ErrUnavailable", err)
+	}
+}
+
+func TestPKCS11AcquireTimeout(t *testing.T) {
+	k, _ := openToken(t, func(c *PKCS11Config) {
+		c.MaxSessions = 1
+		c.AcquireTimeout = 50 * time.Millisecond
+	})
+	ctx := context.Background()
+	s, err := k.GenerateKey(ctx, GenerateKeyRequest{Label: "k", Algorithm: ECDSAP256})
+	if err != nil {
+		t.Fatalf("GenerateKey: %v", err)
+	}
+	// Hold the only session.
+	l, err := k.pool.acquire(ctx)
+	if err != nil {
+		t.Fatalf("acquire: %v", err)
+	}
+	d := digest256("blocked")
+	if _, err := s.Sign(nil, d, crypto.SHA256); !errors.Is(err, ErrUnavailable) {
+		t.Errorf("Sign with no free session: got %v, want ErrUnavailable", err)
+	}
+	dctx, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+	defer cancel()
+	_, err = s.(Signer).SignContext(dctx, d, crypto.SHA256)
+	if !errors.Is(err, ErrUnavailable) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("SignContext with no free session: got %v, want ErrUnavailable and DeadlineExceeded", err)
+	}
+	k.pool.release(l, nil)
+	if _, err := s.Sign(nil, d, crypto.SHA256); err != nil {
+		t.Errorf("Sign after the session came back: %v", err)
+	}
+}
+
+func TestPKCS11Closed(t *testing.T) {
+	tk := softhsmtest.New(t)
+	k, err := OpenPKCS11(context.Background(), PKCS11Config{Module: tk.Module, TokenLabel: tk.Label, PIN: tk.PIN}, nil)
+	if err != nil {
+		t.Fatalf("OpenPKCS11: %v", err)
+	}
+	s, err := k.GenerateKey(context.Background(), GenerateKeyRequest{Label: "k", Algorithm: ECDSAP256})
+	if err != nil {
+		t.Fatalf("GenerateKey: %v", err)
+	}
+	if err := k.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if err := k.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	if _, err := s.Sign(nil, digest256("x"), crypto.SHA256); !errors.Is(err, ErrUnavailable) {
+		t.Errorf("Sign after Close: got %v, want ErrUnavailable", err)
+	}
+	if err := k.Ping(context.Background()); !errors.Is(err, ErrUnavailable) {
+		t.Errorf("Ping after Close: got %v, want ErrUnavailable", err)
+	}
+}
+
+func TestPKCS11ConcurrentSigning(t *testing.T) {
+	k, _ := openToken(t, func(c *PKCS11Config) { c.MaxSessions = 2 })
+	ctx := context.Background()
+	var signers []crypto.Signer
+	for _, alg := range []Algorithm{RSA2048, ECDSAP256} {
+		s, err := k.GenerateKey(ctx, GenerateKeyRequest{Label: "conc-" + alg.String(), Algorithm: alg})
+		if err != nil {
+			t.Fatalf("GenerateKey: %v", err)
+		}
+		signers = append(signers, s)
+	}
+	const goroutines, each = 16, 15
+	var wg sync.WaitGroup
+	errs := make(chan error, goroutines*each)
+	for g := range goroutines {
+		wg.Go(func() {
+			s := signers[g%len(signers)]
+			for i := range each {
+				d := digest256(fmt.Sprintf("g%d i%d", g, i))
+				sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+				sig, err := s.(Signer).SignContext(sctx, d, crypto.SHA256)
+				cancel()
+				if err != nil {
+					errs <- err
+					continue
+				}
+				if pub, ok := s.Public().(*ecdsa.PublicKey); ok {
+					if !ecdsa.VerifyASN1(pub, d, sig) {
+						errs <- errors.New("bad ECDSA signature")
+					}
+				} else if err := rsa.VerifyPKCS1v15(s.Public().(*rsa.PublicKey), crypto.SHA256, d, sig); err != nil {
+					errs <- err
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	k.pool.mu.Lock()
+	idle, inflight := len(k.pool.idle), k.pool.inflight
+	k.pool.mu.Unlock()
+	if idle > 2 || inflight != 0 {
+		t.Errorf("pool holds %d idle sessions and %d leases, want at most 2 and 0", idle, inflight)
+	}
+}
