@@ -155,12 +155,15 @@ func (k *PKCS11) waitContext(ctx context.Context) (context.Context, context.Canc
 // is true. Errors from a bad session or module wrap ErrUnavailable.
 func (k *PKCS11) withSession(ctx context.Context, retry bool, fn func(*lease) error) error {
 	for attempt := 0; ; attempt++ {
-		l, err := k.pool.acquire(ctx)
+		l, class, err := k.pool.acquireClass(ctx)
 		if err != nil {
+			if retry && attempt == 0 && (class == failSession || class == failModule) {
+				continue
+			}
 			return err
 		}
 		err = fn(l)
-		class := k.pool.release(l, err)
+		class = k.pool.release(l, err)
 		switch {
 		case class == failNone:
 			return err

@@ -161,15 +161,22 @@ func unavailable(reason error) error {
 // module is down between attempts it fails at once. Every error wraps
 // ErrUnavailable.
 func (p *pool) acquire(ctx context.Context) (*lease, error) {
+	l, _, err := p.acquireClass(ctx)
+	return l, err
+}
+
+// acquireClass is acquire that also says, when opening a new session
+// failed, how it failed, so the caller can try again once.
+func (p *pool) acquireClass(ctx context.Context) (*lease, failure, error) {
 	select {
 	case p.permits <- struct{}{}:
 	default:
 		select {
 		case p.permits <- struct{}{}:
 		case <-ctx.Done():
-			return nil, fmt.Errorf("waiting for a session: %w", unavailable(ctx.Err()))
+			return nil, failNone, fmt.Errorf("waiting for a session: %w", unavailable(ctx.Err()))
 		case <-p.stop:
-			return nil, fmt.Errorf("waiting for a session: %w", unavailable(errClosed))
+			return nil, failNone, fmt.Errorf("waiting for a session: %w", unavailable(errClosed))
 		}
 	}
 	for {
@@ -182,16 +189,16 @@ func (p *pool) acquire(ctx context.Context) (*lease, error) {
 				l.sh = p.idle[n-1]
 				p.idle = p.idle[:n-1]
 				p.mu.Unlock()
-				return l, nil
+				return l, failNone, nil
 			}
 			p.mu.Unlock()
 			sh, err := p.openSession(l.slot)
 			if err != nil {
 				p.releaseFailed(l, err)
-				return nil, fmt.Errorf("acquiring session: %w", unavailable(err))
+				return nil, classify(err), fmt.Errorf("acquiring session: %w", unavailable(err))
 			}
 			l.sh = sh
-			return l, nil
+			return l, failNone, nil
 		case stateRecovering:
 			ch := p.changed
 			p.mu.Unlock()
@@ -200,13 +207,13 @@ func (p *pool) acquire(ctx context.Context) (*lease, error) {
 				continue
 			case <-ctx.Done():
 				<-p.permits
-				return nil, fmt.Errorf("waiting for module re-initialisation: %w", unavailable(ctx.Err()))
+				return nil, failNone, fmt.Errorf("waiting for module re-initialisation: %w", unavailable(ctx.Err()))
 			}
 		default: // stateDown, stateClosed
 			reason := p.lastErr
 			p.mu.Unlock()
 			<-p.permits
-			return nil, fmt.Errorf("acquiring session: %w", unavailable(reason))
+			return nil, failNone, fmt.Errorf("acquiring session: %w", unavailable(reason))
 		}
 	}
 }
