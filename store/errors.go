@@ -1,0 +1,84 @@
+package store
+
+import (
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/mattn/go-sqlite3"
+
+	"github.com/jpkica/jpkica/ca"
+)
+
+// classify returns err wrapped with the ca sentinel that describes it, or err
+// itself when none fits or it already carries one.
+func (s *Store) classify(err error) error {
+	if err == nil {
+		return nil
+	}
+	for _, known := range []error{ca.ErrNotFound, ca.ErrConflict, ca.ErrInvalid, ca.ErrUnavailable} {
+		if errors.Is(err, known) {
+			return err
+		}
+	}
+	if s.closed.Load() {
+		return fmt.Errorf("%w: store closed: %w", ca.ErrUnavailable, err)
+	}
+	if sentinel := sentinelFor(err); sentinel != nil {
+		return fmt.Errorf("%w: %w", sentinel, err)
+	}
+	return err
+}
+
+func sentinelFor(err error) error {
+	if errors.Is(err, sql.ErrNoRows) {
+		return ca.ErrNotFound
+	}
+	var se sqlite3.Error
+	if errors.As(err, &se) {
+		switch se.ExtendedCode {
+		case sqlite3.ErrConstraintUnique, sqlite3.ErrConstraintPrimaryKey:
+			return ca.ErrConflict
+		case sqlite3.ErrConstraintForeignKey:
+			return ca.ErrNotFound
+		}
+		switch se.Code {
+		case sqlite3.ErrBusy, sqlite3.ErrLocked, sqlite3.ErrCantOpen, sqlite3.ErrIoErr,
+			sqlite3.ErrFull, sqlite3.ErrNotADB, sqlite3.ErrCorrupt, sqlite3.ErrReadonly:
+			return ca.ErrUnavailable
+		}
+		return nil
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		switch {
+		case pe.Code == "23505": // unique_violation
+			return ca.ErrConflict
+		case pe.Code == "23503": // foreign_key_violation
+			return ca.ErrNotFound
+		case pe.Code == "40001", pe.Code == "40P01": // serialization_failure, deadlock_detected
+			return ca.ErrUnavailable
+		case strings.HasPrefix(pe.Code, "08"), // connection exception
+			strings.HasPrefix(pe.Code, "53"),                           // insufficient resources
+			pe.Code == "57P01", pe.Code == "57P02", pe.Code == "57P03", // shutdown, cannot connect now
+			pe.Code == "3D000": // database does not exist
+			return ca.ErrUnavailable
+		}
+		return nil
+	}
+	var ce *pgconn.ConnectError
+	var ne net.Error
+	switch {
+	case errors.As(err, &ce), errors.As(err, &ne),
+		errors.Is(err, driver.ErrBadConn), errors.Is(err, sql.ErrConnDone),
+		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
+		pgconn.SafeToRetry(err):
+		return ca.ErrUnavailable
+	}
+	return nil
+}

@@ -1,0 +1,165 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/jmoiron/sqlx"
+	_ "github.com/mattn/go-sqlite3" // registers the "sqlite3" driver
+
+	"github.com/jpkica/jpkica/ca"
+)
+
+// Dialect names the SQL database behind a Store.
+type Dialect string
+
+// The supported dialects.
+const (
+	SQLite     Dialect = "sqlite"
+	PostgreSQL Dialect = "postgres"
+)
+
+// Store is the system of record. It satisfies ca.Store.
+type Store struct {
+	db      *sqlx.DB
+	dialect Dialect
+	closed  atomic.Bool
+	// wmu serializes this process's SQLite write transactions, so they queue
+	// in Go instead of spinning on SQLite's busy handler. Other processes are
+	// still kept out by SQLite's own lock.
+	wmu sync.Mutex
+}
+
+var _ ca.Store = (*Store)(nil)
+
+// Open connects to the database named by dsn and brings its schema up to
+// date. A dsn of the form postgres://... or postgresql://... is PostgreSQL
+// (through pgx); "sqlite:PATH" or a plain file path is SQLite, opened with
+// WAL, a 5 s busy timeout, foreign keys on and synchronous=NORMAL.
+func Open(ctx context.Context, dsn string) (*Store, error) {
+	var (
+		db      *sqlx.DB
+		dialect Dialect
+		err     error
+	)
+	switch {
+	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
+		dialect = PostgreSQL
+		db, err = sqlx.Open("pgx", dsn)
+	default:
+		dialect = SQLite
+		var path string
+		path, err = sqliteDSN(dsn)
+		if err == nil {
+			db, err = sqlx.Open("sqlite3", path)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("opening %s database: %w", dialect, err)
+	}
+	s := &Store{db: db, dialect: dialect}
+	if err := s.migrate(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("migrating %s database: %w", dialect, err)
+	}
+	return s, nil
+}
+
+// sqliteDSN turns "sqlite:PATH" or "PATH" (optionally with ?params) into a
+// go-sqlite3 DSN with jpkica's settings.
+func sqliteDSN(dsn string) (string, error) {
+	path := strings.TrimPrefix(dsn, "sqlite:")
+	path = strings.TrimPrefix(path, "//")
+	if path == "" {
+		return "", fmt.Errorf("%w: empty SQLite path", ca.ErrInvalid)
+	}
+	params := url.Values{}
+	if i := strings.IndexByte(path, '?'); i >= 0 {
+		q, err := url.ParseQuery(path[i+1:])
+		if err != nil {
+			return "", fmt.Errorf("%w: SQLite parameters: %v", ca.ErrInvalid, err)
+		}
+		params, path = q, path[:i]
+	}
+	for k, v := range map[string]string{
+		"_journal_mode": "WAL",
+		"_busy_timeout": "5000",
+		"_foreign_keys": "1",
+		"_synchronous":  "NORMAL",
+		"_txlock":       "immediate",
+	} {
+		if params.Get(k) == "" {
+			params.Set(k, v)
+		}
+	}
+	return "file:" + path + "?" + params.Encode(), nil
+}
+
+// Close closes the database. Calls after Close fail with ca.ErrUnavailable.
+func (s *Store) Close() error {
+	s.closed.Store(true)
+	return s.db.Close()
+}
+
+// Ping checks that the database answers (for /readyz).
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.db.PingContext(ctx); err != nil {
+		return s.fail("pinging database", err)
+	}
+	var one int
+	if err := s.db.QueryRowContext(ctx, "SELECT 1").Scan(&one); err != nil {
+		return s.fail("pinging database", err)
+	}
+	return nil
+}
+
+// Dialect reports which database the Store uses.
+func (s *Store) Dialect() Dialect { return s.dialect }
+
+// q rewrites ? placeholders for the dialect.
+func (s *Store) q(query string) string { return s.db.Rebind(query) }
+
+// txFunc is the body of a write transaction.
+type txFunc func(tx *sqlx.Tx) error
+
+// write runs fn in a write transaction and commits it; any error rolls
+// everything back.
+func (s *Store) write(ctx context.Context, step string, fn txFunc) (err error) {
+	if s.dialect == SQLite {
+		s.wmu.Lock()
+		defer s.wmu.Unlock()
+	}
+	if s.closed.Load() {
+		return s.fail(step, sql.ErrConnDone)
+	}
+	tx, err := s.db.BeginTxx(ctx, nil)
+	if err != nil {
+		return s.fail(step+": beginning transaction", err)
+	}
+	defer func() {
+		if err != nil {
+			tx.Rollback()
+		}
+	}()
+	if err := fn(tx); err != nil {
+		return fmt.Errorf("%s: %w", step, s.classify(err))
+	}
+	if err := tx.Commit(); err != nil {
+		return s.fail(step+": committing", err)
+	}
+	return nil
+}
+
+// fail wraps err with a step name and the ca sentinel that fits it.
+func (s *Store) fail(step string, err error) error {
+	return fmt.Errorf("%s: %w", step, s.classify(err))
+}
+
+// stdlibConn is the pgx connection type behind database/sql, for CopyFrom.
+type stdlibConn = stdlib.Conn
