@@ -1,0 +1,173 @@
+package ca
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+
+	zx509 "github.com/zmap/zcrypto/x509"
+	"github.com/zmap/zlint/v3"
+	"github.com/zmap/zlint/v3/lint"
+)
+
+// lintExceptions are the zlint lints that are not run, each because a JPKI
+// rule contradicts the web-PKI rule it checks. This is the only list.
+var lintExceptions = map[string]string{
+	// Issuer roots. DOMAIN.md fixes their names: C=JP, O=JPKI, two OUs and
+	// no CN, as J-LIS's roots have; they are not TLS CAs.
+	"e_ca_common_name_missing":  "the JPKI root names have no CN (DOMAIN.md)",
+	"e_subj_orgunit_in_ca_cert": "the JPKI root names carry two OUs (DOMAIN.md)",
+
+	// Signature certificate. Its extKeyUsage is unconfirmed and absent by
+	// default, and zlint takes a certificate without one for a TLS server
+	// certificate; JPKI is not a web PKI.
+	"e_duplicate_subject_attribs":                       "the subject has two L attributes, prefecture then municipality (DOMAIN.md)",
+	"e_sub_cert_locality_name_must_not_appear":          "the subject has L without O: the holder's prefecture and municipality (DOMAIN.md)",
+	"e_ext_san_other_name_present":                      "the 4 facts are otherName entries of the subjectAltName (DOMAIN.md)",
+	"e_subject_common_name_not_exactly_from_san":        "the CN is the issuance ID; the subjectAltName holds only the 4 facts",
+	"e_dnsname_not_valid_tld":                           "the CN is the issuance ID, not a host name; zlint reads it as one only because there is no EKU",
+	"e_sub_cert_eku_missing":                            "the signature certificate's EKU is unconfirmed and absent by default (DOMAIN.md)",
+	"e_sub_cert_valid_time_longer_than_39_months":       "card certificates run to the 5th or 6th birthday after issuance, up to 6 years (DOMAIN.md)",
+	"e_sub_cert_valid_time_longer_than_825_days":        "card certificates run to the 5th or 6th birthday after issuance, up to 6 years (DOMAIN.md)",
+	"e_tls_server_cert_valid_time_longer_than_398_days": "card certificates run to the 5th or 6th birthday after issuance; they are not TLS server certificates",
+}
+
+// lintRegistry is zlint's global registry without lintExceptions, filtered
+// once.
+var lintRegistry = sync.OnceValues(func() (lint.Registry, error) {
+	return lint.GlobalRegistry().Filter(lint.FilterOptions{ExcludeNames: slices.Sorted(maps.Keys(lintExceptions))})
+})
+
+// lintKeys are throwaway in-memory keys, one per key type, that sign the
+// certificates Lint checks. They never sign anything that leaves the process.
+var lintKeys = struct {
+	rsa, p256, p384 func() (crypto.Signer, error)
+}{
+	rsa: sync.OnceValues(func() (crypto.Signer, error) { return rsa.GenerateKey(rand.Reader, 2048) }),
+	p256: sync.OnceValues(func() (crypto.Signer, error) {
+		return ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	}),
+	p384: sync.OnceValues(func() (crypto.Signer, error) {
+		return ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	}),
+}
+
+// lintKeyFor is a throwaway key of the same type as pub.
+func lintKeyFor(pub crypto.PublicKey) (crypto.Signer, error) {
+	switch k := pub.(type) {
+	case *rsa.PublicKey:
+		return lintKeys.rsa()
+	case *ecdsa.PublicKey:
+		switch k.Curve {
+		case elliptic.P256():
+			return lintKeys.p256()
+		case elliptic.P384():
+			return lintKeys.p384()
+		}
+	}
+	return nil, fmt.Errorf("%w: lint: no lint key for %T", ErrInvalid, pub)
+}
+
+// Lint checks a certificate template before the real signature, as Boulder
+// does: it signs the template with a throwaway key under a lint issuer that
+// has the real issuer's name and SKI (issuer nil: a self-signed template),
+// parses the result with zcrypto and runs zlint v3 without lintExceptions.
+// The template's PublicKey field must hold the subject key (every template
+// of this package sets it). Any error or fatal finding is an error wrapping
+// ErrLint that names the lints. Lint uses crypto/rand for the throwaway
+// signature only; nothing it signs is kept. Safe for concurrent use.
+func Lint(tmpl, issuer *x509.Certificate) error {
+	der, err := lintSign(tmpl, issuer)
+	if err != nil {
+		return err
+	}
+	zc, err := zx509.ParseCertificate(der)
+	if err != nil {
+		return fmt.Errorf("%w: zcrypto cannot parse the certificate: %v", ErrLint, err)
+	}
+	reg, err := lintRegistry()
+	if err != nil {
+		return fmt.Errorf("lint registry: %w", err)
+	}
+	return lintResult(zlint.LintCertificateEx(zc, reg))
+}
+
+// lintSign signs tmpl with a throwaway key and returns the DER. For a
+// self-signed template (issuer nil) the throwaway key is also the subject
+// key, and the SKI is recomputed from it, so that zlint sees a certificate
+// whose signature verifies with its own key, as the real root's will: the
+// key-size lints then check the throwaway key, which has the same type and
+// size as the card and root keys (see CheckCardKey).
+func lintSign(tmpl, issuer *x509.Certificate) ([]byte, error) {
+	if tmpl == nil || tmpl.PublicKey == nil {
+		return nil, fmt.Errorf("%w: lint: template without a public key", ErrInvalid)
+	}
+	if issuer == nil {
+		key, err := lintKeyFor(tmpl.PublicKey)
+		if err != nil {
+			return nil, err
+		}
+		self := *tmpl
+		self.PublicKey = key.Public()
+		if self.SubjectKeyId, err = SubjectKeyID(key.Public()); err != nil {
+			return nil, err
+		}
+		der, err := x509.CreateCertificate(rand.Reader, &self, &self, key.Public(), key)
+		if err != nil {
+			return nil, fmt.Errorf("%w: signing the lint certificate: %v", ErrLint, err)
+		}
+		return der, nil
+	}
+	key, err := lintKeyFor(issuer.PublicKey)
+	if err != nil {
+		return nil, err
+	}
+	parent := *issuer
+	parent.PublicKey = key.Public()
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, &parent, tmpl.PublicKey, key)
+	if err != nil {
+		return nil, fmt.Errorf("%w: signing the lint certificate: %v", ErrLint, err)
+	}
+	return der, nil
+}
+
+// lintResult turns error and fatal findings into an ErrLint.
+func lintResult(rs *zlint.ResultSet) error {
+	var bad []string
+	for name, r := range rs.Results {
+		if r.Status >= lint.Error {
+			finding := name
+			if r.Details != "" {
+				finding += " (" + r.Details + ")"
+			}
+			bad = append(bad, finding)
+		}
+	}
+	if len(bad) == 0 {
+		return nil
+	}
+	slices.Sort(bad)
+	return fmt.Errorf("%w: %s", ErrLint, strings.Join(bad, ", "))
+}
+
+// LintCRL runs zlint's CRL lints on a DER CRL (signed for real or with a
+// throwaway key). Error and fatal findings wrap ErrLint.
+func LintCRL(der []byte) error {
+	crl, err := zx509.ParseRevocationList(der)
+	if err != nil {
+		return fmt.Errorf("%w: zcrypto cannot parse the CRL: %v", ErrLint, err)
+	}
+	reg, err := lintRegistry()
+	if err != nil {
+		return fmt.Errorf("lint registry: %w", err)
+	}
+	return lintResult(zlint.LintRevocationListEx(crl, reg))
+}
