@@ -86,6 +86,11 @@ type Issuance struct {
 	IssuerValidityYears int `yaml:"issuer_validity_years"`
 	// ResponderValidity is the lifetime of a delegated OCSP responder certificate.
 	ResponderValidity time.Duration `yaml:"responder_validity"`
+	// ResponderKey is the delegated OCSP responder key algorithm:
+	// "rsa2048" as JPKI, or "ecdsa-p256", far cheaper to sign.
+	ResponderKey string `yaml:"responder_key"`
+	// ClientValidity is the lifetime of a terminal client certificate.
+	ClientValidity time.Duration `yaml:"client_validity"`
 }
 
 // Municipality names a local government in the romaji that the signature
@@ -196,6 +201,12 @@ func (c *Config) validate() error {
 	}
 	if c.Issuance.ResponderValidity < time.Hour {
 		bad("issuance.responder_validity must be at least 1h")
+	}
+	if c.Issuance.ResponderKey != "rsa2048" && c.Issuance.ResponderKey != "ecdsa-p256" {
+		bad("issuance.responder_key must be rsa2048 or ecdsa-p256, not %q", c.Issuance.ResponderKey)
+	}
+	if c.Issuance.ClientValidity < time.Hour {
+		bad("issuance.client_validity must be at least 1h")
 	}
 	for code, m := range c.Municipalities {
 		if !municipalityCode.MatchString(code) {

@@ -1,0 +1,235 @@
+package ca
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/jpkica/jpkica/audit"
+)
+
+// IssuerKey is an issuer generation with its certificate and its signer.
+type IssuerKey struct {
+	Issuer Issuer
+	Cert   *x509.Certificate
+	Signer crypto.Signer
+}
+
+// AuthorityConfig holds the tunable issuance rules.
+type AuthorityConfig struct {
+	// RenewalWindowMonths is how long before expiry renewal opens (3).
+	RenewalWindowMonths int
+}
+
+// AuthorityDeps are the parts an Authority works with.
+type AuthorityDeps struct {
+	Store    Store
+	Profiles *Profiles
+	// Issuers are the generations that issue new certificates, one per type.
+	Issuers []IssuerKey
+	Clock   func() time.Time
+	Rand    io.Reader
+}
+
+// Authority issues the two card certificates under the JPKI rules. It is
+// safe for concurrent use.
+type Authority struct {
+	store    Store
+	profiles *Profiles
+	issuers  map[CertType]IssuerKey
+	clock    func() time.Time
+	rand     io.Reader
+	window   int
+}
+
+// NewAuthority checks its configuration and dependencies once.
+func NewAuthority(cfg AuthorityConfig, deps AuthorityDeps) (*Authority, error) {
+	if deps.Store == nil || deps.Profiles == nil || deps.Clock == nil || deps.Rand == nil {
+		return nil, fmt.Errorf("%w: authority needs a store, profiles, a clock and a random source", ErrInvalid)
+	}
+	if cfg.RenewalWindowMonths < 1 {
+		return nil, fmt.Errorf("%w: renewal window of %d months", ErrInvalid, cfg.RenewalWindowMonths)
+	}
+	a := &Authority{store: deps.Store, profiles: deps.Profiles, issuers: map[CertType]IssuerKey{},
+		clock: deps.Clock, rand: deps.Rand, window: cfg.RenewalWindowMonths}
+	for _, ik := range deps.Issuers {
+		if ik.Cert == nil || ik.Signer == nil {
+			return nil, fmt.Errorf("%w: issuer %s without certificate or signer", ErrInvalid, ik.Issuer.ID)
+		}
+		if _, dup := a.issuers[ik.Issuer.Type]; dup {
+			return nil, fmt.Errorf("%w: two current issuers for %v", ErrInvalid, ik.Issuer.Type)
+		}
+		a.issuers[ik.Issuer.Type] = ik
+	}
+	return a, nil
+}
+
+// IssueRequest is one certificate for one card.
+type IssueRequest struct {
+	Type        CertType
+	PublicKey   crypto.PublicKey // the card's key, from a CSR whose signature the caller verified
+	CardID      string
+	CardExpires Date
+	ResidentID  string
+	// Municipality is the issuing municipality's six-digit code: it names
+	// the certificate's CRL partition for life.
+	Municipality      string
+	Facts             Facts // the 4 facts; BirthDate is needed for both types
+	AdultGuardianship bool
+
+	// Actor is who asked, for the audit log ("counter:302015:terminal-7").
+	Actor string
+	// ClientID and IdempotencyKey make a retried request return the first
+	// answer; RequestHash tells a retry from a different request.
+	ClientID       string
+	IdempotencyKey string
+	RequestHash    []byte
+}
+
+// Issued is the answer to an issuance.
+type Issued struct {
+	Record Record
+	Chain  [][]byte // the issuer certificate(s), DER
+	// Replayed is true when the answer is an earlier issuance returned for a
+	// retried idempotency key.
+	Replayed bool
+	// Superseded lists the card's earlier certificates this one replaced.
+	Superseded []Serial
+}
+
+// Issue checks eligibility, computes the validity, builds the certificate from
+// its profile, lints it, signs it with the issuer key and stores it with its
+// audit entry in one transaction. A certificate that was signed but could not
+// be stored is never returned.
+func (a *Authority) Issue(ctx context.Context, req IssueRequest) (Issued, error) {
+	if req.IdempotencyKey != "" {
+		got, err := a.replay(ctx, req)
+		if err == nil || !errors.Is(err, ErrNotFound) {
+			return got, err
+		}
+	}
+	ik, ok := a.issuers[req.Type]
+	if !ok {
+		return Issued{}, fmt.Errorf("%w: no current issuer for %v certificates", ErrInvalid, req.Type)
+	}
+	if req.CardID == "" || req.ResidentID == "" {
+		return Issued{}, fmt.Errorf("%w: card and resident IDs are required", ErrInvalid)
+	}
+	now := a.clock().UTC().Truncate(time.Second)
+	if err := CheckEligibility(EligibilityRequest{Type: req.Type, BirthDate: req.Facts.BirthDate,
+		IssuedAt: now, AdultGuardianship: req.AdultGuardianship}); err != nil {
+		return Issued{}, err
+	}
+	var factsHash []byte
+	if req.Type == Signature {
+		if err := req.Facts.Validate(); err != nil {
+			return Issued{}, err
+		}
+		factsHash = req.Facts.Hash()
+	}
+	authExpires, err := a.authExpiry(ctx, req)
+	if err != nil {
+		return Issued{}, err
+	}
+	notAfter, err := NotAfter(ValidityRequest{Type: req.Type, IssuedAt: now, BirthDate: req.Facts.BirthDate,
+		CardExpires: req.CardExpires, AuthExpires: authExpires, RenewalWindowMonths: a.window})
+	if err != nil {
+		return Issued{}, err
+	}
+	serial, err := NewSerial(a.rand)
+	if err != nil {
+		return Issued{}, fmt.Errorf("serial: %w", err)
+	}
+	tmpl, err := a.profiles.Template(TemplateRequest{
+		Type: req.Type, Serial: serial, NotBefore: now, NotAfter: notAfter, PublicKey: req.PublicKey,
+		Facts: req.Facts, Municipality: req.Municipality, Issuer: ik.Cert, IssuerID: ik.Issuer.ID, Rand: a.rand,
+	})
+	if err != nil {
+		return Issued{}, err
+	}
+	if err := Lint(tmpl, ik.Cert); err != nil {
+		return Issued{}, fmt.Errorf("linting %v certificate %s: %w", req.Type, serial, err)
+	}
+	der, err := x509.CreateCertificate(a.rand, tmpl, ik.Cert, req.PublicKey, ik.Signer)
+	if err != nil {
+		return Issued{}, fmt.Errorf("signing %v certificate %s: %w", req.Type, serial, err)
+	}
+	rec := Record{
+		Serial: serial, IssuerID: ik.Issuer.ID, AKI: ik.Cert.SubjectKeyId, Type: req.Type,
+		CardID: req.CardID, ResidentID: req.ResidentID, Municipality: req.Municipality,
+		NotBefore: now, NotAfter: notAfter, IssuedAt: now, Status: Good, FactsHash: factsHash, DER: der,
+	}
+	detail, _ := json.Marshal(map[string]any{
+		"type": req.Type.String(), "issuer": ik.Issuer.ID, "card": req.CardID, "resident": req.ResidentID,
+		"municipality": req.Municipality, "not_after": notAfter.Format(time.RFC3339),
+	})
+	superseded, err := a.store.InsertCertificate(ctx, Issuance{
+		Record: rec, Supersede: true,
+		IdempotencyKey: req.IdempotencyKey, ClientID: req.ClientID, RequestHash: req.RequestHash,
+		Audit: audit.Entry{Time: now, Actor: req.Actor, Action: "certificate.issue", Subject: serial.Hex(), Detail: detail},
+	})
+	if err != nil {
+		if req.IdempotencyKey != "" && errors.Is(err, ErrConflict) {
+			// A concurrent retry with the same key may have won the race.
+			if got, rerr := a.replay(ctx, req); rerr == nil {
+				return got, nil
+			}
+		}
+		return Issued{}, fmt.Errorf("storing certificate %s: %w", serial, err)
+	}
+	return Issued{Record: rec, Chain: [][]byte{ik.Cert.Raw}, Superseded: superseded}, nil
+}
+
+// replay returns the certificate an idempotency key already produced, or
+// ErrConflict if the key was used for a different request.
+func (a *Authority) replay(ctx context.Context, req IssueRequest) (Issued, error) {
+	hash, serial, err := a.store.Idempotent(ctx, req.ClientID, req.IdempotencyKey)
+	if err != nil {
+		return Issued{}, err
+	}
+	if !bytes.Equal(hash, req.RequestHash) {
+		return Issued{}, fmt.Errorf("%w: idempotency key %q was used for a different request", ErrConflict, req.IdempotencyKey)
+	}
+	rec, err := a.store.Certificate(ctx, serial)
+	if err != nil {
+		return Issued{}, fmt.Errorf("replaying idempotency key: %w", err)
+	}
+	chain, err := a.chainFor(rec)
+	if err != nil {
+		return Issued{}, err
+	}
+	return Issued{Record: rec, Chain: chain, Replayed: true}, nil
+}
+
+func (a *Authority) chainFor(rec Record) ([][]byte, error) {
+	for _, ik := range a.issuers {
+		if ik.Issuer.ID == rec.IssuerID {
+			return [][]byte{ik.Cert.Raw}, nil
+		}
+	}
+	return nil, fmt.Errorf("%w: issuer %s of certificate %s is not loaded", ErrNotFound, rec.IssuerID, rec.Serial)
+}
+
+// authExpiry is, for a signature certificate, the notAfter of the card's good
+// user-authentication certificate, which caps it. Zero when there is none.
+func (a *Authority) authExpiry(ctx context.Context, req IssueRequest) (time.Time, error) {
+	if req.Type != Signature {
+		return time.Time{}, nil
+	}
+	recs, err := a.store.CertificatesByCard(ctx, req.CardID)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("reading card %s: %w", req.CardID, err)
+	}
+	for _, r := range recs {
+		if r.Type == Authentication && r.Status == Good {
+			return r.NotAfter, nil
+		}
+	}
+	return time.Time{}, nil
+}

@@ -1,0 +1,233 @@
+// Package ceremony is jpkica's key ceremony and key loading: it creates, in
+// the configured key store, one self-signed issuer per card certificate type
+// (a new generation on request), a delegated OCSP responder certificate per
+// issuer (RFC 6960 section 4.2.2.2), and the client CA that signs terminal
+// certificates; and it loads them back as signers for the daemon.
+//
+// Run refuses to overwrite: an existing key label or issuer generation stops
+// it with an error before anything is written for that key. Every creation is
+// written to the audit log in the same transaction as its record.
+package ceremony
+
+import (
+	"context"
+	"crypto"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/jpkica/jpkica/audit"
+	"github.com/jpkica/jpkica/ca"
+	"github.com/jpkica/jpkica/hsm"
+	"github.com/jpkica/jpkica/store"
+)
+
+// ErrInitialised reports a ceremony run against a store that already has
+// issuers, without --new-generation.
+var ErrInitialised = errors.New("key ceremony already done")
+
+// Config holds the ceremony's choices.
+type Config struct {
+	IssuerValidity    time.Duration // ten years by default
+	ResponderValidity time.Duration
+	// ResponderAlgorithm is the delegated OCSP responder key: RSA-2048 as
+	// JPKI, or ECDSA P-256 (much cheaper to sign).
+	ResponderAlgorithm hsm.Algorithm
+	ClientCAValidity   time.Duration
+	// Actor names who ran the ceremony in the audit log.
+	Actor string
+}
+
+// Deps are what the ceremony works with.
+type Deps struct {
+	Store  *store.Store
+	Keys   hsm.KeyStore
+	Clock  func() time.Time
+	Rand   io.Reader
+	Logger *slog.Logger
+}
+
+// Result lists what a ceremony created.
+type Result struct {
+	Issuers    []ca.Issuer
+	Responders []store.Responder
+	ClientCA   *ca.Issuer // nil when one existed already
+}
+
+// cardTypes are the two issuers every generation has.
+var cardTypes = []ca.CertType{ca.Signature, ca.Authentication}
+
+// Run performs the key ceremony. Without newGeneration it refuses a store that
+// already has card issuers (ErrInitialised); with it, it adds the next
+// generation of both. The client CA is created once.
+func Run(ctx context.Context, cfg Config, deps Deps, newGeneration bool) (Result, error) {
+	if cfg.IssuerValidity <= 0 || cfg.ResponderValidity <= 0 || cfg.ClientCAValidity <= 0 {
+		return Result{}, fmt.Errorf("%w: ceremony validities must be positive", ca.ErrInvalid)
+	}
+	existing, err := deps.Store.Issuers(ctx)
+	if err != nil {
+		return Result{}, fmt.Errorf("listing issuers: %w", err)
+	}
+	gen := map[ca.CertType]int{}
+	for _, is := range existing {
+		gen[is.Type] = max(gen[is.Type], is.Generation)
+	}
+	if gen[ca.Signature] > 0 || gen[ca.Authentication] > 0 {
+		if !newGeneration {
+			return Result{}, fmt.Errorf("%w: the store has issuers; run with --new-generation to add one", ErrInitialised)
+		}
+	}
+	var res Result
+	for _, t := range cardTypes {
+		is, err := createIssuer(ctx, cfg, deps, t, gen[t]+1)
+		if err != nil {
+			return res, err
+		}
+		res.Issuers = append(res.Issuers, is)
+		r, err := createResponder(ctx, cfg, deps, is)
+		if err != nil {
+			return res, err
+		}
+		res.Responders = append(res.Responders, r)
+	}
+	if gen[ca.Terminal] == 0 {
+		cca, err := createClientCA(ctx, cfg, deps)
+		if err != nil {
+			return res, err
+		}
+		res.ClientCA = &cca
+	}
+	return res, nil
+}
+
+// IssuerID names an issuer generation ("signature-g1").
+func IssuerID(t ca.CertType, generation int) string {
+	return fmt.Sprintf("%s-g%d", t, generation)
+}
+
+func (cfg Config) entry(now time.Time, action string, detail []byte) audit.Entry {
+	actor := cfg.Actor
+	if actor == "" {
+		actor = "ceremony"
+	}
+	return audit.Entry{Time: now, Actor: actor, Action: action, Detail: detail}
+}
+
+func createIssuer(ctx context.Context, cfg Config, deps Deps, t ca.CertType, generation int) (ca.Issuer, error) {
+	id := IssuerID(t, generation)
+	label := "issuer-" + id
+	key, err := deps.Keys.GenerateKey(ctx, hsm.GenerateKeyRequest{Label: label, Algorithm: hsm.RSA2048})
+	if err != nil {
+		return ca.Issuer{}, fmt.Errorf("generating key %s: %w", label, err)
+	}
+	now := deps.Clock().UTC().Truncate(time.Second)
+	serial, err := ca.NewSerial(deps.Rand)
+	if err != nil {
+		return ca.Issuer{}, err
+	}
+	tmpl, err := ca.IssuerTemplate(ca.IssuerTemplateRequest{Type: t, Serial: serial, NotBefore: now,
+		NotAfter: now.Add(cfg.IssuerValidity), PublicKey: key.Public()})
+	if err != nil {
+		return ca.Issuer{}, err
+	}
+	der, err := x509.CreateCertificate(deps.Rand, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		return ca.Issuer{}, fmt.Errorf("self-signing issuer %s: %w", id, err)
+	}
+	is := ca.Issuer{ID: id, Type: t, Generation: generation, KeyRef: label, CertDER: der, CreatedAt: now}
+	detail := fmt.Appendf(nil, `{"type":%q,"generation":%d,"key":%q,"serial":%q}`, t, generation, label, serial.Hex())
+	if err := deps.Store.InsertIssuer(ctx, is, cfg.entry(now, "issuer.create", detail)); err != nil {
+		return ca.Issuer{}, fmt.Errorf("recording issuer %s: %w", id, err)
+	}
+	deps.Logger.Info("issuer created", "issuer", id, "key", label)
+	return is, nil
+}
+
+func createResponder(ctx context.Context, cfg Config, deps Deps, is ca.Issuer) (store.Responder, error) {
+	issuerCert, issuerKey, err := loadIssuerKey(ctx, deps.Keys, is)
+	if err != nil {
+		return store.Responder{}, err
+	}
+	now := deps.Clock().UTC().Truncate(time.Second)
+	id := fmt.Sprintf("ocsp-%s-%d", is.ID, now.Unix())
+	key, err := deps.Keys.GenerateKey(ctx, hsm.GenerateKeyRequest{Label: id, Algorithm: cfg.ResponderAlgorithm})
+	if err != nil {
+		return store.Responder{}, fmt.Errorf("generating key %s: %w", id, err)
+	}
+	serial, err := ca.NewSerial(deps.Rand)
+	if err != nil {
+		return store.Responder{}, err
+	}
+	notAfter := now.Add(cfg.ResponderValidity)
+	tmpl, err := ca.ResponderTemplate(ca.ResponderTemplateRequest{Type: is.Type, Serial: serial, NotBefore: now,
+		NotAfter: notAfter, PublicKey: key.Public(), IssuerCert: issuerCert})
+	if err != nil {
+		return store.Responder{}, err
+	}
+	der, err := x509.CreateCertificate(deps.Rand, tmpl, issuerCert, key.Public(), issuerKey)
+	if err != nil {
+		return store.Responder{}, fmt.Errorf("signing responder %s: %w", id, err)
+	}
+	r := store.Responder{ID: id, IssuerID: is.ID, KeyRef: id, CertDER: der, NotAfter: notAfter, CreatedAt: now}
+	detail := fmt.Appendf(nil, `{"issuer":%q,"algorithm":%q,"serial":%q}`, is.ID, cfg.ResponderAlgorithm, serial.Hex())
+	if err := deps.Store.InsertResponder(ctx, r, cfg.entry(now, "ocsp_responder.create", detail)); err != nil {
+		return store.Responder{}, fmt.Errorf("recording responder %s: %w", id, err)
+	}
+	deps.Logger.Info("OCSP responder created", "responder", id, "issuer", is.ID)
+	return r, nil
+}
+
+func createClientCA(ctx context.Context, cfg Config, deps Deps) (ca.Issuer, error) {
+	id := IssuerID(ca.Terminal, 1)
+	label := "client-ca-" + id
+	key, err := deps.Keys.GenerateKey(ctx, hsm.GenerateKeyRequest{Label: label, Algorithm: hsm.ECDSAP256})
+	if err != nil {
+		return ca.Issuer{}, fmt.Errorf("generating key %s: %w", label, err)
+	}
+	now := deps.Clock().UTC().Truncate(time.Second)
+	serial, err := ca.NewSerial(deps.Rand)
+	if err != nil {
+		return ca.Issuer{}, err
+	}
+	tmpl, err := ca.ClientCATemplate(ca.ClientCATemplateRequest{Serial: serial, NotBefore: now,
+		NotAfter: now.Add(cfg.ClientCAValidity), PublicKey: key.Public(), Name: "jpkica client CA"})
+	if err != nil {
+		return ca.Issuer{}, err
+	}
+	der, err := x509.CreateCertificate(deps.Rand, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		return ca.Issuer{}, fmt.Errorf("self-signing client CA: %w", err)
+	}
+	is := ca.Issuer{ID: id, Type: ca.Terminal, Generation: 1, KeyRef: label, CertDER: der, CreatedAt: now}
+	detail := fmt.Appendf(nil, `{"key":%q,"serial":%q}`, label, serial.Hex())
+	if err := deps.Store.InsertIssuer(ctx, is, cfg.entry(now, "client_ca.create", detail)); err != nil {
+		return ca.Issuer{}, fmt.Errorf("recording client CA: %w", err)
+	}
+	deps.Logger.Info("client CA created", "issuer", id)
+	return is, nil
+}
+
+// loadIssuerKey parses an issuer's certificate and finds its key, checking
+// that the two belong together.
+func loadIssuerKey(ctx context.Context, keys hsm.KeyStore, is ca.Issuer) (*x509.Certificate, crypto.Signer, error) {
+	cert, err := x509.ParseCertificate(is.CertDER)
+	if err != nil {
+		return nil, nil, fmt.Errorf("issuer %s certificate: %w", is.ID, err)
+	}
+	key, err := keys.Signer(ctx, is.KeyRef)
+	if err != nil {
+		return nil, nil, fmt.Errorf("issuer %s key %s: %w", is.ID, is.KeyRef, err)
+	}
+	if !samePublicKey(cert.PublicKey, key.Public()) {
+		return nil, nil, fmt.Errorf("%w: issuer %s: key %s does not match its certificate", ca.ErrInvalid, is.ID, is.KeyRef)
+	}
+	return cert, key, nil
+}
+
+func samePublicKey(a, b crypto.PublicKey) bool {
+	ea, ok := a.(interface{ Equal(crypto.PublicKey) bool })
+	return ok && ea.Equal(b)
+}

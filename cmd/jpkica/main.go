@@ -1,0 +1,88 @@
+// Command jpkica is the certificate authority daemon and its administration
+// commands. See API.md for the surface it implements.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+const usage = `usage: jpkica <command> [flags]
+
+commands:
+  serve     [--config FILE] [--role ca,ocsp,crl]   run the daemon
+  init      [--config FILE] [--new-generation]     key ceremony
+  dev seed  --certificates N [--revoked F] [--municipalities M]
+  audit verify [--config FILE]                     check the audit chain
+`
+
+// errUsage marks a command line that could not be understood.
+var errUsage = errors.New("usage")
+
+func main() {
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	err := run(ctx, os.Args[1:], os.Stdout, logger)
+	switch {
+	case err == nil:
+	case errors.Is(err, errUsage):
+		fmt.Fprintf(os.Stderr, "jpkica: %v\n\n%s", err, usage)
+		os.Exit(2)
+	default:
+		fmt.Fprintf(os.Stderr, "jpkica: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, stdout io.Writer, logger *slog.Logger) error {
+	if len(args) == 0 {
+		return fmt.Errorf("%w: no command", errUsage)
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "serve":
+		return cmdServe(ctx, rest, logger)
+	case "init":
+		return cmdInit(ctx, rest, stdout, logger)
+	case "dev":
+		if len(rest) == 0 || rest[0] != "seed" {
+			return fmt.Errorf("%w: dev has one subcommand, seed", errUsage)
+		}
+		return cmdSeed(ctx, rest[1:], stdout, logger)
+	case "audit":
+		if len(rest) == 0 || rest[0] != "verify" {
+			return fmt.Errorf("%w: audit has one subcommand, verify", errUsage)
+		}
+		return cmdAuditVerify(ctx, rest[1:], stdout)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	return fmt.Errorf("%w: unknown command %q", errUsage, cmd)
+}
+
+// newFlags makes a flag set that reports errors instead of exiting.
+func newFlags(name string) (*flag.FlagSet, *string) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	configPath := fs.String("config", "", "YAML configuration file (default: embedded development defaults)")
+	return fs, configPath
+}
+
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		return fmt.Errorf("%w: %s: %v", errUsage, fs.Name(), err)
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%w: %s: unexpected argument %q", errUsage, fs.Name(), fs.Arg(0))
+	}
+	return nil
+}

@@ -1,0 +1,131 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// roles are the parts of the daemon `serve --role` can run.
+var roles = map[string]bool{"ca": true, "ocsp": true, "crl": true}
+
+func parseRoles(s string) (map[string]bool, error) {
+	out := map[string]bool{}
+	for _, r := range strings.Split(s, ",") {
+		r = strings.TrimSpace(r)
+		if !roles[r] {
+			return nil, fmt.Errorf("%w: unknown role %q (want ca, ocsp, crl)", errUsage, r)
+		}
+		out[r] = true
+	}
+	return out, nil
+}
+
+func cmdServe(ctx context.Context, args []string, logger *slog.Logger) error {
+	fs, configPath := newFlags("serve")
+	roleFlag := fs.String("role", "ca,ocsp,crl", "comma-separated roles to run")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	run, err := parseRoles(*roleFlag)
+	if err != nil {
+		return err
+	}
+	cfg, err := loadConfig(*configPath, logger)
+	if err != nil {
+		return err
+	}
+	st, err := openStore(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	keys, err := openKeys(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer keys.Close()
+
+	if cfg.Embedded() {
+		if err := bootstrapEmbedded(ctx, cfg, st, keys, logger); err != nil {
+			return fmt.Errorf("first start on embedded defaults: %w", err)
+		}
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintln(w, "ok")
+	})
+	mux.Handle("GET /readyz", readyHandler(map[string]pinger{"database": st, "keys": keys}))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+
+	status := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      10 * time.Second,
+		IdleTimeout:       60 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+	}
+	ln, err := net.Listen("tcp", cfg.Listen.Status)
+	if err != nil {
+		return fmt.Errorf("status listener: %w", err)
+	}
+	logger.Info("serving", "status", ln.Addr().String(), "roles", *roleFlag)
+	_ = run // the ca, ocsp and crl roles mount their handlers here as they land
+
+	errc := make(chan error, 1)
+	go func() { errc <- status.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("status listener: %w", err)
+	case <-ctx.Done():
+	}
+	logger.Info("shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := status.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("shutting down status listener: %w", err)
+	}
+	return nil
+}
+
+// pinger is anything /readyz checks.
+type pinger interface {
+	Ping(ctx context.Context) error
+}
+
+// readyHandler answers 200 when every dependency answers a ping within a
+// second, else 503 naming the ones that did not.
+func readyHandler(deps map[string]pinger) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), time.Second)
+		defer cancel()
+		var down []string
+		for name, p := range deps {
+			if err := p.Ping(ctx); err != nil {
+				down = append(down, name)
+			}
+		}
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if len(down) > 0 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprintf(w, "not ready: %s unreachable\n", strings.Join(down, ", "))
+			return
+		}
+		fmt.Fprintln(w, "ready")
+	})
+}

@@ -1,0 +1,74 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+
+	"github.com/jpkica/jpkica/hsm"
+	"github.com/jpkica/jpkica/internal/config"
+	"github.com/jpkica/jpkica/store"
+)
+
+// loadConfig reads the file, or returns the embedded defaults for "".
+func loadConfig(path string, logger *slog.Logger) (*config.Config, error) {
+	if path == "" {
+		c, err := config.Default()
+		if err != nil {
+			return nil, err
+		}
+		logger.Warn("NO CONFIG FILE: running on embedded development defaults (SQLite and a SOFTWARE key store under " +
+			c.DataDir + ", listening on 127.0.0.1); NOT FOR PRODUCTION")
+		return c, nil
+	}
+	return config.Load(path)
+}
+
+// openStore opens the configured store, creating the data directory for the
+// embedded SQLite default.
+func openStore(ctx context.Context, cfg *config.Config) (*store.Store, error) {
+	if cfg.Embedded() {
+		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+			return nil, fmt.Errorf("creating data directory: %w", err)
+		}
+	}
+	st, err := store.Open(ctx, cfg.Store.DSN)
+	if err != nil {
+		return nil, fmt.Errorf("opening store: %w", err)
+	}
+	return st, nil
+}
+
+// openKeys opens the configured key store. The PIN is read here, from the
+// file or environment variable the configuration names, and handed to the
+// hsm package; it is never logged.
+func openKeys(ctx context.Context, cfg *config.Config, logger *slog.Logger) (hsm.KeyStore, error) {
+	switch cfg.Keys.Backend {
+	case "software":
+		logger.Warn("SOFTWARE KEY STORE: private keys are files on disk; for development only", "dir", cfg.Keys.SoftwareDir)
+		ks, err := hsm.OpenSoftware(cfg.Keys.SoftwareDir)
+		if err != nil {
+			return nil, fmt.Errorf("opening software key store: %w", err)
+		}
+		return ks, nil
+	case "pkcs11":
+		pin, err := cfg.PIN()
+		if err != nil {
+			return nil, err
+		}
+		p := cfg.Keys.PKCS11
+		ks, err := hsm.OpenPKCS11(ctx, hsm.PKCS11Config{
+			Module:         p.Module,
+			TokenLabel:     p.TokenLabel,
+			PIN:            pin,
+			MaxSessions:    p.MaxSessions,
+			AcquireTimeout: p.AcquireTimeout,
+		}, logger)
+		if err != nil {
+			return nil, fmt.Errorf("opening PKCS#11 token %q: %w", p.TokenLabel, err)
+		}
+		return ks, nil
+	}
+	return nil, fmt.Errorf("%w: key backend %q", config.ErrInvalid, cfg.Keys.Backend)
+}
