@@ -131,6 +131,8 @@ func OpenPKCS11(ctx context.Context, cfg PKCS11Config, logger *slog.Logger) (*PK
 	}
 	p.slot = slot
 	p.idle = []pkcs11.SessionHandle{sh}
+	p.okSinceReinit = true
+	p.backoff = p.minBackoff
 	logger.Info("hsm: PKCS#11 token opened", "config", cfg)
 	return &PKCS11{pool: p, acquireTimeout: cfg.AcquireTimeout, rand: rand.Reader}, nil
 }
@@ -196,7 +198,7 @@ func (k *PKCS11) Ping(ctx context.Context) error {
 // GenerateKey makes a key pair on the token: both halves token objects with
 // the label and one random CKA_ID; the private half sensitive, private,
 // not extractable, for signing only. It fails with ErrKeyExists if any key
-// object already has the label. Generation is not retried on a failure
+// object on the token already has the label. Generation is not retried on a failure
 // part-way (it may have created objects); the caller sees the error.
 func (k *PKCS11) GenerateKey(ctx context.Context, req GenerateKeyRequest) (crypto.Signer, error) {
 	if req.Label == "" {

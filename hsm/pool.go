@@ -51,8 +51,14 @@ type pool struct {
 	changed    chan struct{} // closed and replaced when state changes or inflight drains
 	lastErr    error         // why the pool is not up
 	recovering bool          // the recovery goroutine is running
+	// okSinceReinit: an operation succeeded since the last
+	// (re-)initialisation. If not, the module is flapping, and the next
+	// recovery backs off before its first attempt instead of retrying at once.
+	okSinceReinit bool
+	backoff       time.Duration // next wait between attempts
 
-	reinits atomic.Int64 // successful re-initialisations, for tests and metrics
+	reinits  atomic.Int64 // successful re-initialisations, for tests and metrics
+	attempts atomic.Int64 // re-initialisation attempts
 }
 
 // lease is one borrowed, logged-in session.
@@ -237,6 +243,9 @@ func (p *pool) release(l *lease, opErr error) failure {
 		// The module will be finalised; the session dies with it.
 	case class == failNone:
 		p.idle = append(p.idle, l.sh)
+		if opErr == nil {
+			p.okSinceReinit = true
+		}
 	case class == failModule || class == failLogin:
 		p.breakLocked(opErr)
 	}
@@ -281,10 +290,21 @@ func (p *pool) breakLocked(cause error) {
 }
 
 // recover re-initialises the module until it works, the PIN is refused, or
-// the pool is closed. Only one runs at a time (p.recovering).
+// the pool is closed. Only one runs at a time (p.recovering). The first
+// attempt is immediate if the module had worked since it was last
+// initialised; otherwise (it is flapping) and between failed attempts it
+// waits, doubling the wait from minBackoff up to maxBackoff.
 func (p *pool) recover() {
 	defer p.wg.Done()
-	backoff := p.minBackoff
+	p.mu.Lock()
+	if p.okSinceReinit {
+		p.backoff = p.minBackoff
+	} else if !p.sleepLocked() {
+		return
+	}
+	p.okSinceReinit = false
+	p.mu.Unlock()
+
 	for attempt := 1; ; attempt++ {
 		p.mu.Lock()
 		for p.inflight > 0 && p.state != stateClosed {
@@ -302,6 +322,7 @@ func (p *pool) recover() {
 		p.idle = nil
 		p.mu.Unlock()
 
+		p.attempts.Add(1)
 		slot, sh, err := p.connect(true)
 
 		p.mu.Lock()
@@ -322,37 +343,50 @@ func (p *pool) recover() {
 			p.logger.Info("hsm: module re-initialised", "token", p.tokenLabel, "attempt", attempt)
 			return
 		}
-		p.state = stateDown
 		p.lastErr = err
-		p.broadcastLocked()
 		if classify(err) == failLogin {
 			// Trying again could lock the PIN. Stay down until restarted.
+			p.state = stateDown
+			p.broadcastLocked()
 			p.recovering = false
 			p.mu.Unlock()
 			p.logger.Error("hsm: token refused the PIN, giving up re-initialisation", "token", p.tokenLabel, "err", err)
 			return
 		}
-		p.mu.Unlock()
-		p.logger.Warn("hsm: re-initialisation failed", "token", p.tokenLabel, "attempt", attempt, "retry_in", backoff, "err", err)
-
-		t := time.NewTimer(backoff)
-		select {
-		case <-t.C:
-		case <-p.stop:
-			t.Stop()
-			p.mu.Lock()
-			p.recovering = false
-			p.mu.Unlock()
+		p.logger.Warn("hsm: re-initialisation failed", "token", p.tokenLabel, "attempt", attempt, "retry_in", p.backoff, "err", err)
+		if !p.sleepLocked() {
 			return
-		}
-		backoff = min(2*backoff, p.maxBackoff)
-		p.mu.Lock()
-		if p.state == stateDown {
-			p.state = stateRecovering
-			p.broadcastLocked()
 		}
 		p.mu.Unlock()
 	}
+}
+
+// sleepLocked marks the pool down, so callers fail at once instead of
+// waiting, sleeps for p.backoff, doubles it, and marks the pool recovering
+// again. p.mu must be held; it is held again on return if sleepLocked
+// returns true. It returns false, with p.mu released and p.recovering
+// cleared, if the pool was closed meanwhile.
+func (p *pool) sleepLocked() bool {
+	p.state = stateDown
+	p.broadcastLocked()
+	wait := p.backoff
+	p.backoff = min(2*p.backoff, p.maxBackoff)
+	p.mu.Unlock()
+	t := time.NewTimer(wait)
+	select {
+	case <-t.C:
+	case <-p.stop:
+		t.Stop()
+	}
+	p.mu.Lock()
+	if p.state == stateClosed {
+		p.recovering = false
+		p.mu.Unlock()
+		return false
+	}
+	p.state = stateRecovering
+	p.broadcastLocked()
+	return true
 }
 
 // close stops recovery, waits for leases to come back, and finalises and

@@ -7,6 +7,8 @@ import (
 	"crypto/rsa"
 	"errors"
 	"fmt"
+	"os/exec"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -217,7 +219,12 @@ func TestPKCS11RecoversFromTokenOutage(t *testing.T) {
 	waitFor(t, "signatures before the outage", func() bool { return sl.ok.Load() >= 10 })
 
 	plugBack := tk.Unplug(t)
-	waitFor(t, "signatures to fail with ErrUnavailable", func() bool { return sl.unavailable.Load() >= 20 })
+	waitFor(t, "signatures to fail with ErrUnavailable", func() bool { return sl.unavailable.Load() >= 200 })
+	// One goroutine re-initialises, with backoff: the failing callers do
+	// not each hammer the module.
+	if a, u := k.pool.attempts.Load(), sl.unavailable.Load(); a*10 > u {
+		t.Errorf("%d re-initialisation attempts for %d failed signatures: callers are driving re-initialisation", a, u)
+	}
 	pctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 	if err := k.Ping(pctx); !errors.Is(err, ErrUnavailable) {
 		t.Errorf("Ping during the outage: got %v, want ErrUnavailable", err)
@@ -233,7 +240,7 @@ func TestPKCS11RecoversFromTokenOutage(t *testing.T) {
 	sl.okAfter.Store(0)
 	waitFor(t, "signatures after the token came back", func() bool { return sl.okAfter.Load() >= 20 })
 	sl.finish(t)
-	t.Logf("ok=%d unavailable=%d reinits=%d", sl.ok.Load(), sl.unavailable.Load(), k.pool.reinits.Load())
+	t.Logf("ok=%d unavailable=%d reinits=%d attempts=%d", sl.ok.Load(), sl.unavailable.Load(), k.pool.reinits.Load(), k.pool.attempts.Load())
 
 	for _, s := range signers {
 		d := digest256("after outage")
@@ -282,5 +289,41 @@ func TestPKCS11StaleSessionRetried(t *testing.T) {
 	_ = k.pool.mod.CloseSession(other)
 	if n := k.pool.reinits.Load(); n != 0 {
 		t.Errorf("a stale session caused %d module re-initialisations, want 0", n)
+	}
+}
+
+// TestPKCS11StopsOnRefusedPIN: if the token that comes back refuses the PIN
+// (here: a new token with the same label and another PIN), recovery stops
+// instead of trying again and again, which would lock a real token's PIN.
+func TestPKCS11StopsOnRefusedPIN(t *testing.T) {
+	k, tk := openToken(t, func(c *PKCS11Config) { c.MaxReinitBackoff = 100 * time.Millisecond })
+	s := generatePair(t, k)[1]
+	tk.Unplug(t)
+	out, err := exec.Command("softhsm2-util", "--init-token", "--free", "--label", tk.Label,
+		"--so-pin", tk.SOPIN, "--pin", "another-pin-0000").CombinedOutput()
+	if err != nil {
+		t.Fatalf("softhsm2-util --init-token: %v\n%s", err, out)
+	}
+	d := digest256("refused")
+	waitFor(t, "the pool to give up", func() bool {
+		_, err := s.Sign(nil, d, crypto.SHA256)
+		return errors.Is(err, ErrLogin)
+	})
+	_, err = s.Sign(nil, d, crypto.SHA256)
+	if !errors.Is(err, ErrUnavailable) || !errors.Is(err, ErrLogin) {
+		t.Fatalf("Sign: got %v, want ErrUnavailable and ErrLogin", err)
+	}
+	if strings.Contains(err.Error(), tk.PIN) {
+		t.Fatalf("error contains the PIN")
+	}
+	attempts := k.pool.attempts.Load()
+	for range 20 {
+		if _, err := s.Sign(nil, d, crypto.SHA256); !errors.Is(err, ErrLogin) {
+			t.Fatalf("Sign: got %v, want ErrLogin", err)
+		}
+	}
+	time.Sleep(300 * time.Millisecond) // three maximum backoffs: no attempt may happen
+	if n := k.pool.attempts.Load(); n != attempts {
+		t.Fatalf("re-initialisation went on after the PIN was refused: %d attempts, then %d", attempts, n)
 	}
 }

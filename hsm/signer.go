@@ -80,13 +80,12 @@ func (s *p11Signer) SignContext(ctx context.Context, digest []byte, opts crypto.
 		}
 		mod := s.store.pool.mod
 		if err := mod.SignInit(l.sh, mech, h); err != nil {
-			if classify(err) == failSession {
-				s.handle.CompareAndSwap(s.handle.Load(), nil)
-			}
+			s.forgetHandle(err)
 			return fmt.Errorf("C_SignInit: %w", err)
 		}
 		sig, err = mod.Sign(l.sh, input)
 		if err != nil {
+			s.forgetHandle(err)
 			return fmt.Errorf("C_Sign: %w", err)
 		}
 		return nil
@@ -98,6 +97,14 @@ func (s *p11Signer) SignContext(ctx context.Context, digest []byte, opts crypto.
 		return ecdsaDER(sig)
 	}
 	return sig, nil
+}
+
+// forgetHandle drops the cached key handle after an error that may mean it
+// is stale, so the next attempt finds the key again.
+func (s *p11Signer) forgetHandle(err error) {
+	if isCode(err, pkcs11.CKR_OBJECT_HANDLE_INVALID) || isCode(err, pkcs11.CKR_KEY_HANDLE_INVALID) {
+		s.handle.Store(nil)
+	}
 }
 
 // objectHandle returns the private key's handle for the lease's module

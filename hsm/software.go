@@ -207,6 +207,8 @@ func (s *Software) Labels() ([]string, error) {
 	return labels, nil
 }
 
+var _ Signer = (*softwareSigner)(nil)
+
 // softwareSigner hides the private key behind crypto.Signer, so callers
 // cannot type-assert their way to it, and applies the same option rules as
 // the PKCS #11 signer.
@@ -215,6 +217,16 @@ type softwareSigner struct {
 }
 
 func (s *softwareSigner) Public() crypto.PublicKey { return s.key.Public() }
+
+// SignContext is Sign with a context, so that software and PKCS #11 signers
+// both implement Signer. Signing in memory does not wait; ctx is only
+// checked before starting.
+func (s *softwareSigner) SignContext(ctx context.Context, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("signing: %w", err)
+	}
+	return s.Sign(rand.Reader, digest, opts)
+}
 
 func (s *softwareSigner) Sign(rnd io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
 	h, err := checkDigest(digest, opts)
