@@ -1,0 +1,368 @@
+package ca_test
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jpkica/jpkica/ca"
+	"github.com/jpkica/jpkica/ceremony"
+	"github.com/jpkica/jpkica/hsm"
+	"github.com/jpkica/jpkica/internal/softhsmtest"
+	"github.com/jpkica/jpkica/store"
+)
+
+// issueNow is the fixed issuance time of these tests: 2026-11-25 12:00 JST.
+var issueNow = time.Date(2026, 11, 25, 3, 0, 0, 0, time.UTC)
+
+type harness struct {
+	st    *store.Store
+	kr    *ceremony.Keyring
+	auth  *ca.Authority
+	roots *x509.CertPool
+}
+
+// newHarness runs the key ceremony into keys and a fresh SQLite store, and
+// builds an Authority on them.
+func newHarness(t testing.TB, keys hsm.KeyStore) *harness {
+	t.Helper()
+	ctx := context.Background()
+	st, err := store.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "ca.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	clock := func() time.Time { return issueNow.Add(-time.Hour) }
+	_, err = ceremony.Run(ctx, ceremony.Config{
+		IssuerValidity: 10 * 365 * 24 * time.Hour, ResponderValidity: 30 * 24 * time.Hour,
+		ResponderAlgorithm: hsm.ECDSAP256, ClientCAValidity: 24 * time.Hour,
+	}, ceremony.Deps{Store: st, Keys: keys, Clock: clock, Rand: rand.Reader, Logger: slog.New(slog.DiscardHandler)}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kr, err := ceremony.Load(ctx, st, keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	profiles, err := ca.NewProfiles(ca.ProfileConfig{
+		OCSPURL: "http://127.0.0.1:8080/ocsp", CRLBaseURL: "http://127.0.0.1:8080/crl",
+		SignatureCPSURL: "http://127.0.0.1:8080/cps.html", AuthenticationCPSURL: "http://127.0.0.1:8080/cps.html",
+		Municipalities: map[string]ca.Municipality{"302015": {Prefecture: "Wakayama-ken", Name: "Wakayama-shi"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	auth, err := ca.NewAuthority(ca.AuthorityConfig{RenewalWindowMonths: 3}, ca.AuthorityDeps{
+		Store: st, Profiles: profiles, Issuers: kr.Current, Clock: func() time.Time { return issueNow }, Rand: rand.Reader,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	for _, ik := range kr.Issuers {
+		roots.AddCert(ik.Cert)
+	}
+	return &harness{st: st, kr: kr, auth: auth, roots: roots}
+}
+
+var cardKey = sync.OnceValue(func() *rsa.PrivateKey {
+	k, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		panic(err)
+	}
+	return k
+})
+
+func wakayamaTaro() ca.Facts {
+	return ca.Facts{Name: "和歌山　太郎", BirthDate: ca.Date{Year: 1990, Month: time.May, Day: 2}, Sex: ca.Male,
+		Address: "和歌山県和歌山市七番丁２３番地"}
+}
+
+func request(typ ca.CertType, card string) ca.IssueRequest {
+	return ca.IssueRequest{
+		Type: typ, PublicKey: cardKey().Public(), CardID: card, CardExpires: ca.Date{Year: 2036, Month: time.May, Day: 2},
+		ResidentID: "R-" + card, Municipality: "302015", Facts: wakayamaTaro(), Actor: "counter:302015:test",
+	}
+}
+
+// check verifies an issued certificate the way a relying party would: Go's
+// verifier against the issuer roots, zlint, and the stored record.
+func (h *harness) check(t *testing.T, got ca.Issued) *x509.Certificate {
+	t.Helper()
+	cert, err := x509.ParseCertificate(got.Record.DER)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cert.Verify(x509.VerifyOptions{Roots: h.roots, CurrentTime: issueNow, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
+		t.Fatalf("chain does not verify: %v", err)
+	}
+	if err := ca.LintDER(got.Record.DER); err != nil {
+		t.Fatalf("zlint: %v", err)
+	}
+	if len(got.Chain) != 1 {
+		t.Fatalf("chain of %d certificates", len(got.Chain))
+	}
+	stored, err := h.st.Certificate(context.Background(), got.Record.Serial)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stored.Status != ca.Good || string(stored.DER) != string(got.Record.DER) {
+		t.Fatalf("stored record: status %v, same DER %v", stored.Status, string(stored.DER) == string(got.Record.DER))
+	}
+	return cert
+}
+
+func TestIssue(t *testing.T) {
+	keys, err := hsm.OpenSoftware(filepath.Join(t.TempDir(), "keys"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := newHarness(t, keys)
+	ctx := context.Background()
+
+	authn, err := h.auth.Issue(ctx, request(ca.Authentication, "CARD-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ac := h.check(t, authn)
+	// Born 05-02, issued 2026-11-25: the 5th birthday after is 2031-05-02.
+	if want := time.Date(2031, 5, 2, 14, 59, 59, 0, time.UTC); !ac.NotAfter.Equal(want) {
+		t.Fatalf("authentication notAfter %v, want %v", ac.NotAfter, want)
+	}
+	if len(ac.ExtKeyUsage) != 1 || ac.ExtKeyUsage[0] != x509.ExtKeyUsageClientAuth {
+		t.Fatalf("authentication EKU %v", ac.ExtKeyUsage)
+	}
+
+	sig, err := h.auth.Issue(ctx, request(ca.Signature, "CARD-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := h.check(t, sig)
+	if sc.NotAfter.After(ac.NotAfter) {
+		t.Fatalf("signature notAfter %v outlives the authentication certificate's %v", sc.NotAfter, ac.NotAfter)
+	}
+	if sc.Issuer.String() == ac.Issuer.String() {
+		t.Fatal("both types came from the same issuer")
+	}
+	if sum := sha256.Sum256(nil); string(sig.Record.FactsHash) == string(sum[:]) || len(sig.Record.FactsHash) == 0 {
+		t.Fatal("signature record carries no facts hash")
+	}
+
+	// A second signature certificate on the card supersedes the first.
+	again, err := h.auth.Issue(ctx, request(ca.Signature, "CARD-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(again.Superseded) != 1 || again.Superseded[0] != sig.Record.Serial {
+		t.Fatalf("superseded %v, want [%s]", again.Superseded, sig.Record.Serial)
+	}
+	old, err := h.st.Certificate(ctx, sig.Record.Serial)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if old.Status != ca.Revoked || old.Reason != ca.Superseded {
+		t.Fatalf("old signature certificate: %v %v, want revoked superseded", old.Status, old.Reason)
+	}
+	if a, _ := h.st.Certificate(ctx, authn.Record.Serial); a.Status != ca.Good {
+		t.Fatalf("authentication certificate became %v", a.Status)
+	}
+}
+
+func TestIssueOpenSSLVerifies(t *testing.T) {
+	if _, err := exec.LookPath("openssl"); err != nil {
+		t.Skip("OPENSSL NOT INSTALLED: skipping the independent verification (scripts/test installs it)")
+	}
+	keys, err := hsm.OpenSoftware(filepath.Join(t.TempDir(), "keys"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := newHarness(t, keys)
+	dir := t.TempDir()
+	for _, typ := range []ca.CertType{ca.Authentication, ca.Signature} {
+		got, err := h.auth.Issue(context.Background(), request(typ, "CARD-OSSL"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		leaf := writePEM(t, filepath.Join(dir, typ.String()+".pem"), got.Record.DER)
+		root := writePEM(t, filepath.Join(dir, typ.String()+"-ca.pem"), got.Chain[0])
+		out, err := exec.Command("openssl", "verify", "-attime", "1795600000", "-CAfile", root, leaf).CombinedOutput()
+		if err != nil {
+			t.Fatalf("openssl verify %v: %v\n%s", typ, err, out)
+		}
+	}
+}
+
+func writePEM(t *testing.T, path string, der []byte) string {
+	t.Helper()
+	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestIssueRefuses(t *testing.T) {
+	keys, err := hsm.OpenSoftware(filepath.Join(t.TempDir(), "keys"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := newHarness(t, keys)
+	ecKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	smallKey, _ := rsa.GenerateKey(rand.Reader, 1024)
+	tests := []struct {
+		name   string
+		mutate func(*ca.IssueRequest)
+		want   error
+	}{
+		{"signature under 15", func(r *ca.IssueRequest) { r.Facts.BirthDate = ca.Date{Year: 2012, Month: time.January, Day: 1} }, ca.ErrNotEligible},
+		{"signature under adult guardianship", func(r *ca.IssueRequest) { r.AdultGuardianship = true }, ca.ErrNotEligible},
+		{"ECDSA card key", func(r *ca.IssueRequest) { r.PublicKey = ecKey.Public() }, ca.ErrInvalid},
+		{"RSA-1024 card key", func(r *ca.IssueRequest) { r.PublicKey = smallKey.Public() }, ca.ErrInvalid},
+		{"name without full-width space", func(r *ca.IssueRequest) { r.Facts.Name = "和歌山太郎" }, ca.ErrInvalid},
+		{"card expired before issuance", func(r *ca.IssueRequest) { r.CardExpires = ca.Date{Year: 2026, Month: time.November, Day: 1} }, ca.ErrNotEligible},
+		{"unknown municipality", func(r *ca.IssueRequest) { r.Municipality = "131016" }, ca.ErrNotFound},
+		{"no card", func(r *ca.IssueRequest) { r.CardID = "" }, ca.ErrInvalid},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req := request(ca.Signature, "CARD-REFUSED")
+			tt.mutate(&req)
+			got, err := h.auth.Issue(context.Background(), req)
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("Issue = %v, want %v", err, tt.want)
+			}
+			if got.Record.DER != nil {
+				t.Fatal("a refused issuance returned a certificate")
+			}
+			if recs, err := h.st.CertificatesByCard(context.Background(), req.CardID); err != nil || len(recs) != 0 {
+				t.Fatalf("a refused issuance stored %d records (%v)", len(recs), err)
+			}
+		})
+	}
+}
+
+func TestIssueIdempotent(t *testing.T) {
+	keys, err := hsm.OpenSoftware(filepath.Join(t.TempDir(), "keys"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := newHarness(t, keys)
+	ctx := context.Background()
+	req := request(ca.Authentication, "CARD-IDEM")
+	req.ClientID, req.IdempotencyKey, req.RequestHash = "counter-1", "key-1", []byte("hash-a")
+	first, err := h.auth.Issue(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := h.auth.Issue(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !second.Replayed || second.Record.Serial != first.Record.Serial || string(second.Record.DER) != string(first.Record.DER) {
+		t.Fatalf("retry gave serial %s (replayed %v), want %s", second.Record.Serial, second.Replayed, first.Record.Serial)
+	}
+	other := req
+	other.RequestHash = []byte("hash-b")
+	if _, err := h.auth.Issue(ctx, other); !errors.Is(err, ca.ErrConflict) {
+		t.Fatalf("same key, other body: %v, want ErrConflict", err)
+	}
+	if recs, _ := h.st.CertificatesByCard(ctx, "CARD-IDEM"); len(recs) != 1 {
+		t.Fatalf("%d certificates on the card, want 1", len(recs))
+	}
+}
+
+// TestIssueStoreDown: a certificate signed but not stored is never handed out.
+func TestIssueStoreDown(t *testing.T) {
+	keys, err := hsm.OpenSoftware(filepath.Join(t.TempDir(), "keys"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := newHarness(t, keys)
+	h.st.Close()
+	got, err := h.auth.Issue(context.Background(), request(ca.Authentication, "CARD-DOWN"))
+	if err == nil || got.Record.DER != nil {
+		t.Fatalf("Issue with the database closed = %v, certificate %v", err, got.Record.DER != nil)
+	}
+	if !errors.Is(err, ca.ErrUnavailable) {
+		t.Fatalf("Issue with the database closed = %v, want ErrUnavailable", err)
+	}
+}
+
+func openSoftHSM(t testing.TB) hsm.KeyStore {
+	tok := softhsmtest.New(t)
+	keys, err := hsm.OpenPKCS11(context.Background(), hsm.PKCS11Config{Module: tok.Module, TokenLabel: tok.Label, PIN: tok.PIN, MaxSessions: 2}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { keys.Close() })
+	return keys
+}
+
+func TestIssueSoftHSM(t *testing.T) {
+	h := newHarness(t, openSoftHSM(t))
+	for _, typ := range []ca.CertType{ca.Authentication, ca.Signature} {
+		got, err := h.auth.Issue(context.Background(), request(typ, "CARD-HSM"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.check(t, got)
+	}
+}
+
+// BenchmarkIssue measures certificates built, linted, signed and stored per
+// second, with a software issuer key and with SoftHSM2.
+func BenchmarkIssue(b *testing.B) {
+	for _, bc := range []struct {
+		name string
+		keys func(testing.TB) hsm.KeyStore
+	}{
+		{"software", func(t testing.TB) hsm.KeyStore {
+			k, err := hsm.OpenSoftware(filepath.Join(t.TempDir(), "keys"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return k
+		}},
+		{"softhsm", openSoftHSM},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			h := newHarness(b, bc.keys(b))
+			ctx := context.Background()
+			b.ResetTimer()
+			i := 0
+			for b.Loop() {
+				i++
+				req := request(ca.Authentication, "BENCH-"+itoa(i))
+				if _, err := h.auth.Issue(ctx, req); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+func itoa(i int) string { return string(appendInt(nil, i)) }
+
+func appendInt(b []byte, i int) []byte {
+	if i >= 10 {
+		b = appendInt(b, i/10)
+	}
+	return append(b, byte('0'+i%10))
+}
+
+var _ crypto.Signer = (*rsa.PrivateKey)(nil)
+var _ io.Reader = rand.Reader
