@@ -514,9 +514,9 @@ func TestIssuerTemplate(t *testing.T) {
 
 func referenceCert(t *testing.T) *x509.Certificate {
 	t.Helper()
-	b, err := os.ReadFile("/work/shared/reference/jpki-user-auth-2019.pem")
+	b, err := os.ReadFile(filepath.Join("testdata", "jpki-user-auth-2019.pem"))
 	if err != nil {
-		t.Skipf("reference certificate: %v", err)
+		t.Fatal(err)
 	}
 	blk, _ := pem.Decode(b)
 	c, err := x509.ParseCertificate(blk.Bytes)
@@ -526,22 +526,38 @@ func referenceCert(t *testing.T) *x509.Certificate {
 	return c
 }
 
+// TestLintCardProfiles lints both profiles, with and without the CRL
+// directory name and with the EKUs a deployment may configure, at issuance
+// dates on both sides of zlint's date-gated lints (2026-03-15, 2027-03-15,
+// 2029-03-15).
 func TestLintCardProfiles(t *testing.T) {
 	f := newFixture(t)
-	for _, dirName := range []bool{true, false} {
+	for _, tc := range []struct {
+		dirName bool
+		eku     []string
+	}{
+		{true, nil}, {false, nil},
+		{true, []string{"1.3.6.1.5.5.7.3.4"}},
+		{true, []string{"1.3.6.1.5.5.7.3.2", "1.3.6.1.5.5.7.3.4"}},
+	} {
 		cfg := testProfileConfig()
-		cfg.CRLDirectoryName = dirName
+		cfg.CRLDirectoryName = tc.dirName
+		cfg.SignatureExtKeyUsage = tc.eku
 		p, err := NewProfiles(cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, typ := range []CertType{Signature, Authentication} {
-			tmpl, err := p.Template(f.request(typ))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := Lint(tmpl, f.issuers[typ]); err != nil {
-				t.Errorf("%v (directory name %v): %v", typ, dirName, err)
+		for _, issued := range []time.Time{t0, t0.AddDate(1, 0, 0), t0.AddDate(2, 0, 0), t0.AddDate(4, 0, 0), t0.AddDate(10, 0, 0)} {
+			for _, typ := range []CertType{Signature, Authentication} {
+				req := f.request(typ)
+				req.NotBefore, req.NotAfter = issued, issued.AddDate(6, 0, 0)
+				tmpl, err := p.Template(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := Lint(tmpl, f.issuers[typ]); err != nil {
+					t.Errorf("%v issued %v (directory name %v, EKU %v): %v", typ, issued.Format(time.DateOnly), tc.dirName, tc.eku, err)
+				}
 			}
 		}
 	}

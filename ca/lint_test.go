@@ -1,0 +1,65 @@
+package ca
+
+import (
+	"crypto/x509"
+	"errors"
+	"math/big"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/zmap/zlint/v3/lint"
+)
+
+func TestLintExceptionsDocumented(t *testing.T) {
+	for name, reason := range lintExceptions {
+		if reason == "" {
+			t.Errorf("lint exception %s has no reason", name)
+		}
+		if !slices.Contains(lint.GlobalRegistry().Names(), name) {
+			t.Errorf("lint exception %s is not a zlint lint", name)
+		}
+	}
+	if _, err := lintRegistry(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestLintCRL(t *testing.T) {
+	f := newFixture(t)
+	issuer := f.issuers[Authentication]
+	now := time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC)
+	tmpl := &x509.RevocationList{
+		Number:     big.NewInt(1),
+		ThisUpdate: now,
+		NextUpdate: now.Add(48 * time.Hour),
+		RevokedCertificateEntries: []x509.RevocationListEntry{
+			{SerialNumber: big.NewInt(12345), RevocationTime: now.Add(-time.Hour), ReasonCode: int(KeyCompromise)},
+			// The JPKI reasons outside the CA/B Forum's list (DOMAIN.md).
+			{SerialNumber: big.NewInt(12346), RevocationTime: now.Add(-time.Hour), ReasonCode: int(CertificateHold)},
+			{SerialNumber: big.NewInt(12347), RevocationTime: now.Add(-time.Hour), ReasonCode: int(AffiliationChanged)},
+			{SerialNumber: big.NewInt(12348), RevocationTime: now.Add(-time.Hour), ReasonCode: int(CACompromise)},
+		},
+	}
+	der, err := x509.CreateRevocationList(nil, tmpl, issuer, f.keys[Authentication])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := LintCRL(der); err != nil {
+		t.Errorf("LintCRL: %v", err)
+	}
+	// A revocation after thisUpdate: e_crl_revocation_time_after_this_update.
+	bad := *tmpl
+	bad.RevokedCertificateEntries = []x509.RevocationListEntry{{SerialNumber: big.NewInt(1), RevocationTime: now.Add(time.Hour)}}
+	der, err = x509.CreateRevocationList(nil, &bad, issuer, f.keys[Authentication])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := LintCRL(der); !errors.Is(err, ErrLint) || !strings.Contains(err.Error(), "e_crl_revocation_time_after_this_update") {
+		t.Errorf("LintCRL = %v, want ErrLint naming e_crl_revocation_time_after_this_update", err)
+	}
+	if err := LintCRL([]byte{0x30, 0}); !errors.Is(err, ErrLint) {
+		t.Errorf("LintCRL(garbage) = %v", err)
+	}
+}
