@@ -1,0 +1,37 @@
+// Package ca holds the JPKI rules and the certificate profiles of jpkica's
+// certificate authority, and the issuance that applies them (Authority).
+//
+// # What it implements
+//
+//   - Validity (NotAfter, RenewalOpens): notAfter is 23:59:59 JST on the
+//     holder's 5th birthday strictly after the issuance date in Japan, or the
+//     6th when issued inside the renewal window before the next birthday,
+//     capped by the card's expiry and, for a signature certificate, by the
+//     user-authentication certificate's notAfter. Born on 29 February: 28
+//     February in common years (BirthdayIn, the only place that decides it).
+//   - Eligibility (CheckEligibility): a signature certificate needs age 15
+//     (Japanese age rule, AgeOn) and no adult guardianship.
+//   - The 4 facts (Facts, EncodedFacts): the subjectAltName otherNames
+//     1.2.392.200149.8.5.5.1-6, with the substitute character 〓 and its map
+//     for characters outside JIS X 0208 levels 1-2 and JIS X 0212, and the
+//     era-digit birth date.
+//   - Profiles (NewProfiles, Profiles.Template, IssuerTemplate,
+//     ResponderTemplate, ClientCATemplate, ClientTemplate): x509.Certificate
+//     templates for x509.CreateCertificate, with the critical certificate
+//     policies and the otherNames that Go's x509 cannot write itself
+//     (RFC 5280 4.2.1.4, 4.2.1.6, 4.2.1.13; RFC 6960 4.2.2.2 for responders).
+//   - Serial numbers (NewSerial): 126 random bits, a positive 16-octet
+//     INTEGER (RFC 5280 4.1.2.2).
+//   - Pre-issuance linting (Lint, LintDER, LintCRL): zlint v3 on a copy
+//     signed with a throwaway key, minus the documented lintExceptions.
+//
+// # Time, randomness, concurrency
+//
+// No function here reads the clock: times come in through request structs.
+// Randomness comes in as an io.Reader, except the throwaway lint keys and
+// signatures, which never leave the process. The functions are pure and
+// Profiles is immutable once NewProfiles returns, so everything here is safe
+// for concurrent use. Errors wrap the package's sentinels (ErrInvalid,
+// ErrNotEligible and its reasons ErrUnderAge and ErrAdultGuardianship,
+// ErrNotFound, ErrLint); match them with errors.Is.
+package ca
