@@ -1,0 +1,240 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jpkica/jpkica/audit"
+	"github.com/jpkica/jpkica/hsm"
+	"github.com/jpkica/jpkica/ceremony"
+	"github.com/jpkica/jpkica/store"
+
+	_ "github.com/mattn/go-sqlite3"
+)
+
+// writeConfig writes a config for a scratch data directory and a free port.
+func writeConfig(t *testing.T) (path, statusAddr, dataDir string) {
+	t.Helper()
+	dir := t.TempDir()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	statusAddr = ln.Addr().String()
+	ln.Close()
+	dataDir = filepath.Join(dir, "data")
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	cfg := fmt.Sprintf(`data_dir: %[1]s
+store:
+  dsn: sqlite:%[1]s/jpkica.db
+keys:
+  backend: software
+  software_dir: %[1]s/keys
+listen:
+  status: %[2]s
+`, dataDir, statusAddr)
+	path = filepath.Join(dir, "jpkica.yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path, statusAddr, dataDir
+}
+
+func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+func TestInitRefusesToOverwrite(t *testing.T) {
+	cfg, _, _ := writeConfig(t)
+	ctx := context.Background()
+	var out bytes.Buffer
+	if err := run(ctx, []string{"init", "--config", cfg}, &out, quiet()); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"issuer signature-g1", "issuer authentication-g1", "client CA terminal-g1", "OCSP responder"} {
+		if !strings.Contains(out.String(), want) {
+			t.Fatalf("init output lacks %q:\n%s", want, out.String())
+		}
+	}
+	if err := run(ctx, []string{"init", "--config", cfg}, io.Discard, quiet()); !errors.Is(err, ceremony.ErrInitialised) {
+		t.Fatalf("second init = %v, want ErrInitialised", err)
+	}
+	out.Reset()
+	if err := run(ctx, []string{"init", "--config", cfg, "--new-generation"}, &out, quiet()); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "issuer signature-g2") || strings.Contains(out.String(), "client CA") {
+		t.Fatalf("new generation output:\n%s", out.String())
+	}
+	out.Reset()
+	if err := run(ctx, []string{"audit", "verify", "--config", cfg}, &out, quiet()); err != nil {
+		t.Fatal(err)
+	}
+	// Two issuers, two responders and the client CA, then two of each again.
+	if !strings.Contains(out.String(), "9 entries") {
+		t.Fatalf("audit verify: %s", out.String())
+	}
+}
+
+func TestAuditVerifyDetectsTampering(t *testing.T) {
+	cfg, _, dataDir := writeConfig(t)
+	ctx := context.Background()
+	if err := run(ctx, []string{"init", "--config", cfg}, io.Discard, quiet()); err != nil {
+		t.Fatal(err)
+	}
+	db := openSQLite(t, dataDir)
+	if _, err := db.ExecContext(ctx, "UPDATE audit_log SET actor = 'someone else' WHERE seq = 2"); err != nil {
+		t.Fatal(err)
+	}
+	err := run(ctx, []string{"audit", "verify", "--config", cfg}, io.Discard, quiet())
+	if !errors.Is(err, audit.ErrBroken) {
+		t.Fatalf("audit verify after an edit = %v, want ErrBroken", err)
+	}
+}
+
+func TestServeHealthAndShutdown(t *testing.T) {
+	cfg, addr, _ := writeConfig(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := run(ctx, []string{"init", "--config", cfg}, io.Discard, quiet()); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, []string{"serve", "--config", cfg}, io.Discard, quiet()) }()
+	base := "http://" + addr
+	var resp *http.Response
+	var err error
+	for i := 0; i < 100; i++ {
+		if resp, err = http.Get(base + "/healthz"); err == nil {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("serve never answered /healthz: %v", err)
+	}
+	resp.Body.Close()
+	for path, want := range map[string]int{"/healthz": 200, "/readyz": 200, "/metrics": 200, "/nope": 404} {
+		resp, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("GET %s = %d, want %d", path, resp.StatusCode, want)
+		}
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("serve after shutdown: %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("serve did not shut down")
+	}
+}
+
+func TestServeEmbeddedDefaultsFirstStart(t *testing.T) {
+	t.Chdir(t.TempDir())
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	st, err := os.Stat("jpkica-data")
+	if err == nil || st != nil {
+		t.Fatal("scratch directory not empty")
+	}
+	// The embedded defaults listen on 127.0.0.1:8080, which another process
+	// may hold; bootstrap alone is what this test is about.
+	if err := run(ctx, []string{"dev", "seed", "--certificates", "2000", "--municipalities", "3"}, io.Discard, quiet()); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"jpkica-data/jpkica.db", "jpkica-data/clients/dev-counter-302015.crt", "jpkica-data/clients/dev-admin.key"} {
+		if _, err := os.Stat(f); err != nil {
+			t.Errorf("first start did not write %s: %v", f, err)
+		}
+	}
+	info, err := os.Stat("jpkica-data/clients/dev-admin.key")
+	if err == nil && info.Mode().Perm() != 0o600 {
+		t.Errorf("client key mode %v, want 0600", info.Mode().Perm())
+	}
+}
+
+func TestSeed(t *testing.T) {
+	cfg, _, dataDir := writeConfig(t)
+	ctx := context.Background()
+	if err := run(ctx, []string{"dev", "seed", "--config", cfg, "--certificates", "100"}, io.Discard, quiet()); err == nil {
+		t.Fatal("seed without issuers succeeded")
+	}
+	if err := run(ctx, []string{"init", "--config", cfg}, io.Discard, quiet()); err != nil {
+		t.Fatal(err)
+	}
+	if err := run(ctx, []string{"dev", "seed", "--config", cfg, "--certificates", "25000", "--revoked", "0.2", "--municipalities", "10"}, io.Discard, quiet()); err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(ctx, "sqlite:"+dataDir+"/jpkica.db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	var total, revoked, held, synthetic, municipalities int
+	db := openSQLite(t, dataDir)
+	if err := db.QueryRowContext(ctx, `SELECT count(*), sum(status = 'revoked' AND reason <> 6), sum(status = 'revoked' AND reason = 6),
+		sum(synthetic), count(DISTINCT municipality) FROM certificates`).Scan(&total, &revoked, &held, &synthetic, &municipalities); err != nil {
+		t.Fatal(err)
+	}
+	if total != 25000 || synthetic != total || municipalities != 10 {
+		t.Fatalf("seeded %d (synthetic %d) over %d municipalities", total, synthetic, municipalities)
+	}
+	// 20% revoked or held, a tenth of those held: allow for chance.
+	if frac := float64(revoked+held) / float64(total); frac < 0.17 || frac > 0.23 || held == 0 {
+		t.Fatalf("revoked %d held %d of %d", revoked, held, total)
+	}
+
+	// A store that holds a real certificate is refused.
+	keys, err := hsm.OpenSoftware(dataDir + "/keys")
+	if err != nil {
+		t.Fatal(err)
+	}
+	kr, err := ceremony.Load(ctx, st, keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ceremony.IssueClient(ctx, st, kr, ceremony.ClientRequest{Role: "admin", Name: "real", Validity: time.Hour, Actor: "admin:test"}, time.Now(), rand.Reader); err != nil {
+		t.Fatal(err)
+	}
+	if err := run(ctx, []string{"dev", "seed", "--config", cfg, "--certificates", "10"}, io.Discard, quiet()); !errors.Is(err, errRealStore) {
+		t.Fatalf("seeding a real store = %v, want errRealStore", err)
+	}
+}
+
+// openSQLite opens the daemon's database file directly, as an attacker with
+// file access (or a curious test) would.
+func openSQLite(t *testing.T, dataDir string) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("sqlite3", filepath.Join(dataDir, "jpkica.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+func TestUsage(t *testing.T) {
+	for _, args := range [][]string{nil, {"frobnicate"}, {"dev"}, {"dev", "seed"}, {"serve", "--role", "dns"}, {"serve", "extra"}, {"audit"}} {
+		if err := run(context.Background(), args, io.Discard, quiet()); !errors.Is(err, errUsage) {
+			t.Errorf("run(%q) = %v, want a usage error", args, err)
+		}
+	}
+}
