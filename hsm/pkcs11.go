@@ -143,21 +143,18 @@ func (k *PKCS11) Close() error {
 	return k.pool.close()
 }
 
-// waitContext bounds ctx by the acquire timeout unless it already has a deadline.
-func (k *PKCS11) waitContext(ctx context.Context) (context.Context, context.CancelFunc) {
-	if _, ok := ctx.Deadline(); ok {
-		return ctx, func() {}
-	}
-	return context.WithTimeout(ctx, k.acquireTimeout)
-}
-
 // withSession runs fn on a borrowed session. If fn fails because the
 // session or module went bad, it is run once more on a fresh session
 // (after the module is re-initialised, if that is what it took), when retry
 // is true. Errors from a bad session or module wrap ErrUnavailable.
+//
+// Waiting (for a session, or for a re-initialisation) is bounded by ctx's
+// deadline, or by AcquireTimeout if ctx has none.
 func (k *PKCS11) withSession(ctx context.Context, retry bool, fn func(*lease) error) error {
+	w := waiter{ctx: ctx, timeout: k.acquireTimeout}
+	defer w.done()
 	for attempt := 0; ; attempt++ {
-		l, class, err := k.pool.acquireClass(ctx)
+		l, class, err := k.pool.acquireClass(&w)
 		if err != nil {
 			if retry && attempt == 0 && (class == failSession || class == failModule) {
 				continue
@@ -181,8 +178,6 @@ func (k *PKCS11) withSession(ctx context.Context, retry bool, fn func(*lease) er
 
 // Ping checks that a logged-in session can be had and the token answers.
 func (k *PKCS11) Ping(ctx context.Context) error {
-	ctx, cancel := k.waitContext(ctx)
-	defer cancel()
 	err := k.withSession(ctx, true, func(l *lease) error {
 		if _, err := k.pool.mod.GetTokenInfo(l.slot); err != nil {
 			return fmt.Errorf("reading token info: %w", err)
@@ -248,8 +243,6 @@ func (k *PKCS11) GenerateKey(ctx context.Context, req GenerateKeyRequest) (crypt
 
 	k.genMu.Lock()
 	defer k.genMu.Unlock()
-	ctx, cancel := k.waitContext(ctx)
-	defer cancel()
 	var s *p11Signer
 	// The existence check and the generation share one session; not retried.
 	err := k.withSession(ctx, false, func(l *lease) error {
@@ -285,8 +278,6 @@ func (k *PKCS11) Signer(ctx context.Context, label string) (crypto.Signer, error
 	if label == "" {
 		return nil, fmt.Errorf("finding key: %w: empty label", ErrInvalidRequest)
 	}
-	ctx, cancel := k.waitContext(ctx)
-	defer cancel()
 	var s *p11Signer
 	err := k.withSession(ctx, true, func(l *lease) error {
 		privs, err := k.findObjects(l, []*pkcs11.Attribute{

@@ -354,7 +354,7 @@ func TestPKCS11AcquireTimeout(t *testing.T) {
 		t.Fatalf("GenerateKey: %v", err)
 	}
 	// Hold the only session.
-	l, err := k.pool.acquire(ctx)
+	l, err := k.pool.acquire(ctx, time.Second)
 	if err != nil {
 		t.Fatalf("acquire: %v", err)
 	}

@@ -166,17 +166,50 @@ func unavailable(reason error) error {
 // re-initialisation in progress, but no longer than ctx allows; while the
 // module is down between attempts it fails at once. Every error wraps
 // ErrUnavailable.
-func (p *pool) acquire(ctx context.Context) (*lease, error) {
-	l, _, err := p.acquireClass(ctx)
+func (p *pool) acquire(ctx context.Context, timeout time.Duration) (*lease, error) {
+	w := waiter{ctx: ctx, timeout: timeout}
+	defer w.done()
+	l, _, err := p.acquireClass(&w)
 	return l, err
+}
+
+// waiter bounds the waits of one operation (including its retry): by the
+// context's deadline, or by timeout from the first wait if the context has
+// none. The timer is only made if the operation has to wait, which keeps
+// the fast path (a session is free) cheap.
+type waiter struct {
+	ctx     context.Context
+	timeout time.Duration
+	cancel  context.CancelFunc
+}
+
+func (w *waiter) context() context.Context {
+	if w.cancel == nil {
+		if _, ok := w.ctx.Deadline(); ok {
+			w.cancel = func() {}
+		} else {
+			w.ctx, w.cancel = context.WithTimeout(w.ctx, w.timeout)
+		}
+	}
+	return w.ctx
+}
+
+func (w *waiter) done() {
+	if w.cancel != nil {
+		w.cancel()
+	}
 }
 
 // acquireClass is acquire that also says, when opening a new session
 // failed, how it failed, so the caller can try again once.
-func (p *pool) acquireClass(ctx context.Context) (*lease, failure, error) {
+func (p *pool) acquireClass(w *waiter) (*lease, failure, error) {
+	if err := w.ctx.Err(); err != nil {
+		return nil, failNone, fmt.Errorf("waiting for a session: %w", unavailable(err))
+	}
 	select {
 	case p.permits <- struct{}{}:
 	default:
+		ctx := w.context()
 		select {
 		case p.permits <- struct{}{}:
 		case <-ctx.Done():
@@ -208,6 +241,7 @@ func (p *pool) acquireClass(ctx context.Context) (*lease, failure, error) {
 		case stateRecovering:
 			ch := p.changed
 			p.mu.Unlock()
+			ctx := w.context()
 			select {
 			case <-ch:
 				continue
