@@ -18,8 +18,8 @@ import (
 	"time"
 
 	"github.com/jpkica/jpkica/audit"
-	"github.com/jpkica/jpkica/hsm"
 	"github.com/jpkica/jpkica/ceremony"
+	"github.com/jpkica/jpkica/hsm"
 	"github.com/jpkica/jpkica/store"
 
 	_ "github.com/mattn/go-sqlite3"

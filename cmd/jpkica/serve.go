@@ -10,6 +10,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jpkica/jpkica/ceremony"
+	"github.com/jpkica/jpkica/hsm"
+	"github.com/jpkica/jpkica/internal/config"
+	"github.com/jpkica/jpkica/store"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -61,10 +65,26 @@ func cmdServe(ctx context.Context, args []string, logger *slog.Logger) error {
 		}
 	}
 
+	kr, err := ceremony.Load(ctx, st, keys)
+	if err != nil {
+		return fmt.Errorf("loading keys: %w", err)
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	mux := http.NewServeMux()
+	env := &serveEnv{cfg: cfg, store: st, keys: keys, keyring: kr, logger: logger, metrics: reg, clock: time.Now}
+	for _, role := range []struct {
+		name  string
+		mount func(context.Context, *serveEnv, *http.ServeMux) error
+	}{{"ca", mountCA}, {"ocsp", mountOCSP}, {"crl", mountCRL}} {
+		if !run[role.name] {
+			continue
+		}
+		if err := role.mount(ctx, env, mux); err != nil {
+			return fmt.Errorf("starting role %s: %w", role.name, err)
+		}
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintln(w, "ok")
@@ -85,7 +105,6 @@ func cmdServe(ctx context.Context, args []string, logger *slog.Logger) error {
 		return fmt.Errorf("status listener: %w", err)
 	}
 	logger.Info("serving", "status", ln.Addr().String(), "roles", *roleFlag)
-	_ = run // the ca, ocsp and crl roles mount their handlers here as they land
 
 	errc := make(chan error, 1)
 	go func() { errc <- status.Serve(ln) }()
@@ -101,6 +120,17 @@ func cmdServe(ctx context.Context, args []string, logger *slog.Logger) error {
 		return fmt.Errorf("shutting down status listener: %w", err)
 	}
 	return nil
+}
+
+// serveEnv is what every role of `serve` starts from.
+type serveEnv struct {
+	cfg     *config.Config
+	store   *store.Store
+	keys    hsm.KeyStore
+	keyring *ceremony.Keyring
+	logger  *slog.Logger
+	metrics *prometheus.Registry
+	clock   func() time.Time
 }
 
 // pinger is anything /readyz checks.
