@@ -35,6 +35,15 @@ type AuthorityDeps struct {
 	Issuers []IssuerKey
 	Clock   func() time.Time
 	Rand    io.Reader
+	// Listener, if set, learns of every certificate whose status changed,
+	// new ones included, once the change is committed (the OCSP pre-signer).
+	Listener StatusListener
+}
+
+// StatusListener learns of committed status changes: new certificates,
+// superseded, revoked and held ones. It must not block for long.
+type StatusListener interface {
+	StatusChanged(ctx context.Context, serials ...Serial)
 }
 
 // Authority issues the two card certificates under the JPKI rules. It is
@@ -46,6 +55,7 @@ type Authority struct {
 	clock    func() time.Time
 	rand     io.Reader
 	window   int
+	listener StatusListener
 }
 
 // NewAuthority checks its configuration and dependencies once.
@@ -57,7 +67,7 @@ func NewAuthority(cfg AuthorityConfig, deps AuthorityDeps) (*Authority, error) {
 		return nil, fmt.Errorf("%w: renewal window of %d months", ErrInvalid, cfg.RenewalWindowMonths)
 	}
 	a := &Authority{store: deps.Store, profiles: deps.Profiles, issuers: map[CertType]IssuerKey{},
-		clock: deps.Clock, rand: deps.Rand, window: cfg.RenewalWindowMonths}
+		clock: deps.Clock, rand: deps.Rand, window: cfg.RenewalWindowMonths, listener: deps.Listener}
 	for _, ik := range deps.Issuers {
 		if ik.Cert == nil || ik.Signer == nil {
 			return nil, fmt.Errorf("%w: issuer %s without certificate or signer", ErrInvalid, ik.Issuer.ID)
@@ -183,7 +193,14 @@ func (a *Authority) Issue(ctx context.Context, req IssueRequest) (Issued, error)
 		}
 		return Issued{}, fmt.Errorf("storing certificate %s: %w", serial, err)
 	}
+	a.notify(ctx, append([]Serial{serial}, superseded...)...)
 	return Issued{Record: rec, Chain: [][]byte{ik.Cert.Raw}, Superseded: superseded}, nil
+}
+
+func (a *Authority) notify(ctx context.Context, serials ...Serial) {
+	if a.listener != nil && len(serials) > 0 {
+		a.listener.StatusChanged(ctx, serials...)
+	}
 }
 
 // replay returns the certificate an idempotency key already produced, or
