@@ -50,6 +50,9 @@ func (c PKCS11Config) String() string {
 		c.Module, c.TokenLabel, c.MaxSessions, c.AcquireTimeout)
 }
 
+// GoString keeps the PIN out of %#v.
+func (c PKCS11Config) GoString() string { return "hsm." + c.String() }
+
 // LogValue keeps the PIN out of structured logs.
 func (c PKCS11Config) LogValue() slog.Value {
 	return slog.GroupValue(

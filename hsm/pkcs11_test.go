@@ -324,7 +324,8 @@ func TestPKCS11WrongPIN(t *testing.T) {
 	if strings.Contains(logs.String(), wrong) {
 		t.Errorf("log contains the PIN")
 	}
-	if s := fmt.Sprint(cfg) + fmt.Sprintf("%v %+v", cfg, cfg); strings.Contains(s, wrong) {
+	logger.Info("config", "cfg", cfg)
+	if s := fmt.Sprint(cfg) + fmt.Sprintf("%v %+v %#v %s", cfg, cfg, cfg, cfg) + logs.String(); strings.Contains(s, wrong) {
 		t.Errorf("formatted config contains the PIN: %s", s)
 	}
 	// The right PIN still works: the wrong one did not lock the token.
