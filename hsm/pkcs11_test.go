@@ -447,3 +447,55 @@ func TestPKCS11ConcurrentSigning(t *testing.T) {
 		t.Errorf("pool holds %d idle sessions and %d leases, want at most 2 and 0", idle, inflight)
 	}
 }
+
+// TestPKCS11CloseWakesWaiters: callers waiting for a session when Close is
+// called fail with ErrUnavailable instead of waiting out their deadline, and
+// Close waits for the signature in flight.
+func TestPKCS11CloseWakesWaiters(t *testing.T) {
+	tk := softhsmtest.New(t)
+	k, err := OpenPKCS11(context.Background(), PKCS11Config{Module: tk.Module, TokenLabel: tk.Label, PIN: tk.PIN, MaxSessions: 1}, nil)
+	if err != nil {
+		t.Fatalf("OpenPKCS11: %v", err)
+	}
+	s, err := k.GenerateKey(context.Background(), GenerateKeyRequest{Label: "k", Algorithm: ECDSAP256})
+	if err != nil {
+		t.Fatalf("GenerateKey: %v", err)
+	}
+	l, err := k.pool.acquire(context.Background(), time.Second) // the "signature in flight"
+	if err != nil {
+		t.Fatalf("acquire: %v", err)
+	}
+	waiterDone := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		_, err := s.(Signer).SignContext(ctx, digest256("x"), crypto.SHA256)
+		waiterDone <- err
+	}()
+	closeDone := make(chan error, 1)
+	time.Sleep(20 * time.Millisecond) // let the signer start waiting; the test holds either way
+	go func() { closeDone <- k.Close() }()
+
+	select {
+	case err := <-waiterDone:
+		if !errors.Is(err, ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("waiting signer: got %v, want ErrUnavailable, not a deadline", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Close did not wake the waiting signer")
+	}
+	select {
+	case <-closeDone:
+		t.Fatal("Close returned while a session was still borrowed")
+	default:
+	}
+	k.pool.release(l, nil)
+	select {
+	case err := <-closeDone:
+		if err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Close did not return after the session came back")
+	}
+}
