@@ -327,3 +327,32 @@ func TestPKCS11StopsOnRefusedPIN(t *testing.T) {
 		t.Fatalf("re-initialisation went on after the PIN was refused: %d attempts, then %d", attempts, n)
 	}
 }
+
+// TestPKCS11FlappingModuleBacksOff: when the module fails again before any
+// operation has succeeded since the last re-initialisation, recovery waits
+// out its backoff before the first attempt (callers fail fast meanwhile)
+// instead of re-initialising at once. A healthy module's first failure is
+// retried at once (TestPKCS11RecoversFromModuleFinalize sees no failures).
+func TestPKCS11FlappingModuleBacksOff(t *testing.T) {
+	k, _ := openToken(t, nil)
+	p := k.pool
+	before := p.reinits.Load()
+	p.mu.Lock()
+	p.okSinceReinit = false     // as if the last re-initialisation had not been followed by any success
+	p.backoff = 2 * time.Second // long enough that the Ping below surely comes first
+	p.breakLocked(pkcs11.Error(pkcs11.CKR_DEVICE_ERROR))
+	p.mu.Unlock()
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if err := k.Ping(ctx); !errors.Is(err, ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Ping during backoff: got %v, want ErrUnavailable at once", err)
+	}
+	if n := p.attempts.Load(); n != 0 {
+		t.Fatalf("%d re-initialisation attempts before the backoff ran out, want 0", n)
+	}
+	waitFor(t, "re-initialisation after the backoff", func() bool { return p.reinits.Load() > before })
+	if err := k.Ping(context.Background()); err != nil {
+		t.Fatalf("Ping after re-initialisation: %v", err)
+	}
+}

@@ -29,9 +29,10 @@ type p11Signer struct {
 	handle atomic.Pointer[keyHandle] // nil or stale after re-initialisation: find again
 }
 
-// Signer is what the PKCS #11 store hands out: a crypto.Signer whose Sign
-// waits for a session up to the store's AcquireTimeout, plus SignContext,
-// which waits no longer than ctx allows.
+// Signer is what both stores hand out (type-assert the crypto.Signer from
+// GenerateKey or Signer): a crypto.Signer plus SignContext. For the PKCS #11
+// store, Sign waits for a session up to AcquireTimeout and SignContext no
+// longer than ctx allows; the software store only checks ctx first.
 type Signer interface {
 	crypto.Signer
 	SignContext(ctx context.Context, digest []byte, opts crypto.SignerOpts) ([]byte, error)
