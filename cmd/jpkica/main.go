@@ -27,7 +27,7 @@ commands:
 var errUsage = errors.New("usage")
 
 func main() {
-	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	logger := newTextLogger(os.Stderr)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	err := run(ctx, os.Args[1:], os.Stdout, logger)
@@ -67,6 +67,10 @@ func run(ctx context.Context, args []string, stdout io.Writer, logger *slog.Logg
 		return nil
 	}
 	return fmt.Errorf("%w: unknown command %q", errUsage, cmd)
+}
+
+func newTextLogger(w io.Writer) *slog.Logger {
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelInfo}))
 }
 
 // newFlags makes a flag set that reports errors instead of exiting.
