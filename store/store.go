@@ -41,7 +41,8 @@ var _ ca.Store = (*Store)(nil)
 // Open connects to the database named by dsn and brings its schema up to
 // date. A dsn of the form postgres://... or postgresql://... is PostgreSQL
 // (through pgx); "sqlite:PATH" or a plain file path is SQLite, opened with
-// WAL, a 5 s busy timeout, foreign keys on and synchronous=NORMAL.
+// WAL, a 5 s busy timeout, foreign keys on, synchronous=NORMAL, IMMEDIATE
+// write transactions and a 64 MiB page cache per connection.
 func Open(ctx context.Context, dsn string) (*Store, error) {
 	var (
 		db      *sqlx.DB
@@ -93,6 +94,7 @@ func sqliteDSN(dsn string) (string, error) {
 		"_foreign_keys": "1",
 		"_synchronous":  "NORMAL",
 		"_txlock":       "immediate",
+		"_cache_size":   "-65536", // KiB: 64 MiB of page cache per connection
 	} {
 		if params.Get(k) == "" {
 			params.Set(k, v)
