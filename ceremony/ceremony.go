@@ -80,6 +80,24 @@ func Run(ctx context.Context, cfg Config, deps Deps, newGeneration bool) (Result
 			return Result{}, fmt.Errorf("%w: the store has issuers; run with --new-generation to add one", ErrInitialised)
 		}
 	}
+	// Check every label first, so that a clash stops the ceremony before
+	// anything is created.
+	labels := []string{}
+	for _, t := range cardTypes {
+		labels = append(labels, issuerLabel(IssuerID(t, gen[t]+1)))
+	}
+	if gen[ca.Terminal] == 0 {
+		labels = append(labels, clientCALabel)
+	}
+	for _, l := range labels {
+		_, err := deps.Keys.Signer(ctx, l)
+		switch {
+		case err == nil:
+			return Result{}, fmt.Errorf("%w: key %s is already in the key store; the ceremony will not overwrite it", hsm.ErrKeyExists, l)
+		case !errors.Is(err, hsm.ErrKeyNotFound):
+			return Result{}, fmt.Errorf("checking key %s: %w", l, err)
+		}
+	}
 	var res Result
 	for _, t := range cardTypes {
 		is, err := createIssuer(ctx, cfg, deps, t, gen[t]+1)
@@ -108,6 +126,11 @@ func IssuerID(t ca.CertType, generation int) string {
 	return fmt.Sprintf("%s-g%d", t, generation)
 }
 
+// Key labels in the key store.
+const clientCALabel = "client-ca-terminal-g1"
+
+func issuerLabel(issuerID string) string { return "issuer-" + issuerID }
+
 func (cfg Config) entry(now time.Time, action string, detail []byte) audit.Entry {
 	actor := cfg.Actor
 	if actor == "" {
@@ -118,7 +141,7 @@ func (cfg Config) entry(now time.Time, action string, detail []byte) audit.Entry
 
 func createIssuer(ctx context.Context, cfg Config, deps Deps, t ca.CertType, generation int) (ca.Issuer, error) {
 	id := IssuerID(t, generation)
-	label := "issuer-" + id
+	label := issuerLabel(id)
 	key, err := deps.Keys.GenerateKey(ctx, hsm.GenerateKeyRequest{Label: label, Algorithm: hsm.RSA2048})
 	if err != nil {
 		return ca.Issuer{}, fmt.Errorf("generating key %s: %w", label, err)
@@ -182,7 +205,7 @@ func createResponder(ctx context.Context, cfg Config, deps Deps, is ca.Issuer) (
 
 func createClientCA(ctx context.Context, cfg Config, deps Deps) (ca.Issuer, error) {
 	id := IssuerID(ca.Terminal, 1)
-	label := "client-ca-" + id
+	label := clientCALabel
 	key, err := deps.Keys.GenerateKey(ctx, hsm.GenerateKeyRequest{Label: label, Algorithm: hsm.ECDSAP256})
 	if err != nil {
 		return ca.Issuer{}, fmt.Errorf("generating key %s: %w", label, err)
