@@ -97,15 +97,7 @@ func Lint(tmpl, issuer *x509.Certificate) error {
 	if err != nil {
 		return err
 	}
-	zc, err := zx509.ParseCertificate(der)
-	if err != nil {
-		return fmt.Errorf("%w: zcrypto cannot parse the certificate: %v", ErrLint, err)
-	}
-	reg, err := lintRegistry()
-	if err != nil {
-		return fmt.Errorf("lint registry: %w", err)
-	}
-	return lintResult(zlint.LintCertificateEx(zc, reg))
+	return LintDER(der)
 }
 
 // lintSign signs tmpl with a throwaway key and returns the DER. For a
