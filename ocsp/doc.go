@@ -1,0 +1,56 @@
+// Package ocsp is jpkica's OCSP responder: request decoding, response
+// encoding, pre-signing, an in-memory response cache built for hundreds of
+// millions of certificates, and the HTTP responder.
+//
+// # What it implements
+//
+//   - RFC 6960 section 4.1 (OCSPRequest): decoded with cryptobyte by
+//     ParseRequest; CertIDs hashed with SHA-1 or SHA-256, up to
+//     Config.MaxCertsPerRequest per request; requestor names, request
+//     signatures and unknown extensions are ignored.
+//   - RFC 6960 section 4.2 (OCSPResponse, BasicOCSPResponse): encoded here,
+//     because golang.org/x/crypto/ocsp cannot write response extensions.
+//     ResponderID is byKey; each SingleResponse carries thisUpdate and
+//     nextUpdate; revoked answers carry the revocation time and CRLReason
+//     (certificateHold for a held certificate); serials this CA never issued
+//     are answered unknown. Responses are signed by the issuer's delegated
+//     responder (section 4.2.2.2, certificate included in the response) or by
+//     the issuer itself, with sha256WithRSAEncryption or ecdsa-with-SHA256.
+//   - RFC 6960 section 2.3 and appendix A.1, RFC 5019: GET with the base64
+//     request in the path (URL-escaped or not) and POST; HEAD; the
+//     unsuccessful statuses malformedRequest, unauthorized, tryLater and
+//     internalError; RFC 5019 section 6 cache headers and ETag/If-None-Match.
+//   - RFC 8954 nonces: ignored by default (pre-signed responses stay
+//     cacheable), or echoed in a freshly signed response (NonceEcho).
+//
+// An issuer is matched by key hash and name hash: all generations of an
+// issuer share one name and differ by key.
+//
+// # Pre-signing
+//
+// A Presigner keeps a signed response for every live certificate: it loads
+// every status from its Source at start (streamed, in pages), signs new
+// certificates and status changes at once (it is the Authority's
+// ca.StatusListener, and it polls the Source's change_seq every
+// Config.PollInterval, which also carries changes made by other nodes),
+// and re-signs every response between 1/2 and 3/4 of its validity, spread by
+// serial. Signing runs on Config.Workers goroutines; status changes go
+// before bulk work. A cache miss (a certificate issued elsewhere a moment
+// ago) reads the Source and signs on demand, once per serial at a time and at
+// most Config.MaxInFlight at once. When signing fails, a response still
+// within its nextUpdate keeps being served; with none, the answer is
+// tryLater. SHA-1 CertID responses (RFC 5019) are kept for every
+// certificate; SHA-256 ones from the first request that asks for them.
+//
+// # Concurrency
+//
+// Cache, Presigner and Responder are safe for concurrent use. A Presigner's
+// Run must be called once; Answer, Lookup and StatusChanged may be called
+// before, during and after it. StatusChanged never blocks. Signers are
+// called from several goroutines at once (crypto.Signer implementations of
+// the hsm package allow it; PKCS #11 signers are given the context through
+// SignContext).
+//
+// Only responder.go imports net/http. The clock and the random source are
+// injected; the package never reads the process clock to sign.
+package ocsp

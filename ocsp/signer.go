@@ -1,0 +1,182 @@
+package ocsp
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rsa"
+	"crypto/sha1"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/asn1"
+	"fmt"
+	"io"
+	"time"
+
+	"golang.org/x/crypto/cryptobyte"
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
+)
+
+// IssuerConfig is one issuer generation the responder answers for, with the
+// key that signs its responses.
+type IssuerConfig struct {
+	// ID is the issuer's ID in the store (ca.Issuer.ID, "signature-g1").
+	ID string
+	// Cert is the issuer's certificate.
+	Cert *x509.Certificate
+	// Signer signs the responses: the delegated responder's key, or the
+	// issuer's own key.
+	Signer crypto.Signer
+	// ResponderCert is the delegated responder certificate whose key is
+	// Signer (id-kp-OCSPSigning, RFC 6960 4.2.2.2); it is included in every
+	// response. Nil when the issuer signs its own responses.
+	ResponderCert *x509.Certificate
+}
+
+// contextSigner is what PKCS #11 signers add to crypto.Signer.
+type contextSigner interface {
+	SignContext(ctx context.Context, digest []byte, opts crypto.SignerOpts) ([]byte, error)
+}
+
+// authority is one served issuer, with everything its responses need
+// pre-encoded.
+type authority struct {
+	idx        uint8
+	id         string
+	nameHash   [2][]byte // by hashIndex
+	keyHash    [2][]byte
+	responder  []byte // encoded ResponderID byKey
+	sigAlg     []byte // encoded AlgorithmIdentifier
+	certs      []byte // encoded [0] EXPLICIT SEQUENCE OF Certificate, or nil
+	signer     crypto.Signer
+	ctxSigner  contextSigner
+	digest     crypto.Hash
+	notAfter   time.Time // of the responder certificate (or issuer)
+	signerDesc string
+}
+
+// hashIndex maps the two CertID hashes to 0 and 1.
+func hashIndex(h crypto.Hash) int {
+	if h == crypto.SHA256 {
+		return 1
+	}
+	return 0
+}
+
+var hashes = [2]crypto.Hash{crypto.SHA1, crypto.SHA256}
+
+func sum(h crypto.Hash, b []byte) []byte {
+	if h == crypto.SHA256 {
+		s := sha256.Sum256(b)
+		return s[:]
+	}
+	s := sha1.Sum(b)
+	return s[:]
+}
+
+// subjectKeyBits is the subjectPublicKey BIT STRING content (without the
+// unused-bits octet) of a certificate, which key hashes are computed over.
+func subjectKeyBits(cert *x509.Certificate) ([]byte, error) {
+	var spki struct {
+		Algorithm asn1.RawValue
+		PublicKey asn1.BitString
+	}
+	if _, err := asn1.Unmarshal(cert.RawSubjectPublicKeyInfo, &spki); err != nil {
+		return nil, fmt.Errorf("%w: subjectPublicKeyInfo: %v", ErrInvalid, err)
+	}
+	return spki.PublicKey.RightAlign(), nil
+}
+
+func newAuthority(idx int, c IssuerConfig) (*authority, error) {
+	if c.Cert == nil || c.Signer == nil || c.ID == "" {
+		return nil, fmt.Errorf("%w: issuer %q needs an ID, a certificate and a signer", ErrInvalid, c.ID)
+	}
+	key, err := subjectKeyBits(c.Cert)
+	if err != nil {
+		return nil, fmt.Errorf("issuer %s: %w", c.ID, err)
+	}
+	a := &authority{idx: uint8(idx), id: c.ID, signer: c.Signer, notAfter: c.Cert.NotAfter}
+	for i, h := range hashes {
+		a.nameHash[i] = sum(h, c.Cert.RawSubject)
+		a.keyHash[i] = sum(h, key)
+	}
+	signerCert := c.Cert
+	if c.ResponderCert != nil {
+		signerCert = c.ResponderCert
+		a.notAfter = c.ResponderCert.NotAfter
+		if !bytes.Equal(c.ResponderCert.RawIssuer, c.Cert.RawSubject) {
+			return nil, fmt.Errorf("%w: responder certificate of %s is not issued by it", ErrInvalid, c.ID)
+		}
+		if err := c.ResponderCert.CheckSignatureFrom(c.Cert); err != nil {
+			return nil, fmt.Errorf("%w: responder certificate of %s: %v", ErrInvalid, c.ID, err)
+		}
+		var b cryptobyte.Builder
+		b.AddASN1(cbasn1.Tag(0).ContextSpecific().Constructed(), func(b *cryptobyte.Builder) {
+			b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) { b.AddBytes(c.ResponderCert.Raw) })
+		})
+		if a.certs, err = b.Bytes(); err != nil {
+			return nil, err
+		}
+	}
+	if !samePublicKey(signerCert.PublicKey, c.Signer.Public()) {
+		return nil, fmt.Errorf("%w: the signer of %s does not match its certificate", ErrInvalid, c.ID)
+	}
+	signerKey, err := subjectKeyBits(signerCert)
+	if err != nil {
+		return nil, err
+	}
+	// ResponderID ::= CHOICE { byName [1], byKey [2] KeyHash } (SHA-1 of the key).
+	kh := sha1.Sum(signerKey)
+	a.responder = append([]byte{0xa2, 0x16, 0x04, 0x14}, kh[:]...)
+	switch pub := c.Signer.Public().(type) {
+	case *rsa.PublicKey:
+		a.digest = crypto.SHA256 // sha256WithRSAEncryption, NULL parameters
+		a.sigAlg = []byte{0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0b, 0x05, 0x00}
+	case *ecdsa.PublicKey:
+		switch pub.Curve {
+		case elliptic.P256():
+			a.digest = crypto.SHA256 // ecdsa-with-SHA256
+			a.sigAlg = []byte{0x30, 0x0a, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02}
+		case elliptic.P384():
+			a.digest = crypto.SHA384 // ecdsa-with-SHA384
+			a.sigAlg = []byte{0x30, 0x0a, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x03}
+		default:
+			return nil, fmt.Errorf("%w: responder key curve of %s", ErrInvalid, c.ID)
+		}
+	default:
+		return nil, fmt.Errorf("%w: responder key type %T of %s", ErrInvalid, pub, c.ID)
+	}
+	a.ctxSigner, _ = c.Signer.(contextSigner)
+	return a, nil
+}
+
+func samePublicKey(a, b crypto.PublicKey) bool {
+	type equaler interface{ Equal(crypto.PublicKey) bool }
+	e, ok := a.(equaler)
+	return ok && e.Equal(b)
+}
+
+// sign appends the signed part of a BasicOCSPResponse (tbsResponseData,
+// signatureAlgorithm, signature; no certs) for singles to dst.
+func (a *authority) sign(ctx context.Context, rand io.Reader, dst []byte, producedAt time.Time, singles []single, nonce []byte) ([]byte, error) {
+	start := len(dst)
+	dst, err := appendTBS(dst, a.responder, producedAt, singles, nonce)
+	if err != nil {
+		return nil, fmt.Errorf("encoding ResponseData: %w", err)
+	}
+	h := a.digest.New()
+	h.Write(dst[start:])
+	digest := h.Sum(nil)
+	var sig []byte
+	if a.ctxSigner != nil {
+		sig, err = a.ctxSigner.SignContext(ctx, digest, a.digest)
+	} else {
+		sig, err = a.signer.Sign(rand, digest, a.digest)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("signing OCSP response for %s: %w", a.id, err)
+	}
+	return appendSigned(dst, a.sigAlg, sig), nil
+}
