@@ -2,12 +2,54 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
 	"net/http"
+
+	"github.com/jpkica/jpkica/ocsp"
 )
 
-// mountOCSP starts the ocsp role of `serve`: its background work runs until ctx
-// ends, and its handlers go on mux (the status listener).
+// newOCSPPresigner builds the OCSP pre-signer of `serve` from the keyring:
+// every issuer generation, signed by its newest delegated responder. It is
+// the ca role's StatusListener when both roles run in one process.
+func newOCSPPresigner(env *serveEnv) (*ocsp.Presigner, error) {
+	var issuers []ocsp.IssuerConfig
+	for _, ik := range env.keyring.Issuers {
+		r, ok := env.keyring.Responders[ik.Issuer.ID]
+		if !ok {
+			return nil, fmt.Errorf("issuer %s has no delegated OCSP responder", ik.Issuer.ID)
+		}
+		issuers = append(issuers, ocsp.IssuerConfig{ID: ik.Issuer.ID, Cert: ik.Cert, Signer: r.Signer, ResponderCert: r.Cert})
+	}
+	return ocsp.NewPresigner(ocsp.Config{}, ocsp.Deps{
+		Issuers: issuers, Source: env.store, Clock: env.clock, Rand: rand.Reader,
+		Metrics: env.metrics, Logger: env.logger,
+	})
+}
+
+// mountOCSP starts the ocsp role of `serve`: the pre-signer loads and follows
+// the store until ctx ends, and the responder answers POST /ocsp and
+// GET/HEAD /ocsp/{base64 request}.
 func mountOCSP(ctx context.Context, env *serveEnv, mux *http.ServeMux) error {
-	env.logger.Warn("role ocsp is not implemented yet in this build")
+	p, err := newOCSPPresigner(env)
+	if err != nil {
+		return fmt.Errorf("building the OCSP pre-signer: %w", err)
+	}
+	go func() {
+		if err := p.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+			env.logger.Error("ocsp pre-signer stopped", "err", err)
+		}
+	}()
+	go func() {
+		select {
+		case <-p.Warmed():
+			env.logger.Info("ocsp: every live certificate queued for pre-signing", "cached", p.Cache().Len())
+		case <-ctx.Done():
+		}
+	}()
+	h := ocsp.NewResponder(p, "/ocsp/")
+	mux.Handle("/ocsp", h)
+	mux.Handle("/ocsp/", h)
 	return nil
 }
