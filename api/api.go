@@ -1,0 +1,631 @@
+package api
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/csv"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
+
+	"github.com/jpkica/jpkica/audit"
+	"github.com/jpkica/jpkica/ca"
+)
+
+// Store is what the API reads and writes through: the lifecycle store and a
+// paged read of the audit log. store.Store satisfies it.
+type Store interface {
+	ca.LifecycleStore
+	AuditPage(ctx context.Context, after int64, limit int) ([]audit.Entry, error)
+}
+
+// Config holds the API's tunables. Zero values take the defaults.
+type Config struct {
+	// MaxBodyBytes bounds a request body (64 KiB); larger ones are 413.
+	MaxBodyBytes int64
+	// RateLimit and RateBurst bound each client's requests (20/s, burst
+	// 40). rate.Inf turns the limit off.
+	RateLimit rate.Limit
+	RateBurst int
+	// IdentityCacheTTL is how long a client certificate's check (chain and
+	// status in the store) is reused (5 s). A terminal revoked elsewhere is
+	// refused within this time; one revoked through this API at once.
+	IdentityCacheTTL time.Duration
+	// RenewalWindowMonths is how long before expiry renewal opens (3).
+	RenewalWindowMonths int
+}
+
+// Deps are what the API works with.
+type Deps struct {
+	Authority *ca.Authority
+	Store     Store
+	// ClientCAs verifies terminal certificates (jpkica's client CA).
+	ClientCAs *x509.CertPool
+	Clock     func() time.Time
+	Rand      io.Reader
+	Logger    *slog.Logger
+	// Metrics, if set, gets the API's request counters and latencies.
+	Metrics prometheus.Registerer
+	// Listener, if set, learns of lifecycle status changes (default: the
+	// Authority's listener).
+	Listener ca.StatusListener
+}
+
+// API is the /v1 HTTP API (an http.Handler). Serve it over TLS with
+// TLSConfig: it identifies callers by their client certificates. It is safe
+// for concurrent use.
+type API struct {
+	cfg       Config
+	auth      *ca.Authority
+	lifecycle *ca.Lifecycle
+	store     Store
+	ids       *identities
+	logger    *slog.Logger
+	mux       *http.ServeMux
+
+	limMu    sync.Mutex
+	limiters map[string]*rate.Limiter
+
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+}
+
+// New checks its configuration and dependencies once and builds the API.
+func New(cfg Config, deps Deps) (*API, error) {
+	if deps.Authority == nil || deps.Store == nil || deps.ClientCAs == nil || deps.Clock == nil || deps.Rand == nil {
+		return nil, fmt.Errorf("%w: the API needs an authority, a store, the client CAs, a clock and a random source", ca.ErrInvalid)
+	}
+	if cfg.MaxBodyBytes == 0 {
+		cfg.MaxBodyBytes = 64 << 10
+	}
+	if cfg.RateLimit == 0 {
+		cfg.RateLimit = 20
+	}
+	if cfg.RateBurst == 0 {
+		cfg.RateBurst = 40
+	}
+	if cfg.IdentityCacheTTL == 0 {
+		cfg.IdentityCacheTTL = 5 * time.Second
+	}
+	if cfg.RenewalWindowMonths == 0 {
+		cfg.RenewalWindowMonths = ca.DefaultRenewalWindowMonths
+	}
+	if cfg.MaxBodyBytes < 0 || cfg.RateLimit < 0 || cfg.RateBurst < 0 || cfg.IdentityCacheTTL < 0 {
+		return nil, fmt.Errorf("%w: negative API limit", ca.ErrInvalid)
+	}
+	lc, err := ca.NewLifecycle(ca.LifecycleConfig{RenewalWindowMonths: cfg.RenewalWindowMonths}, ca.LifecycleDeps{
+		Store: deps.Store, Authority: deps.Authority, Clock: deps.Clock, Rand: deps.Rand, Listener: deps.Listener})
+	if err != nil {
+		return nil, err
+	}
+	logger := deps.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	a := &API{
+		cfg: cfg, auth: deps.Authority, lifecycle: lc, store: deps.Store, logger: logger,
+		ids: &identities{roots: deps.ClientCAs, store: deps.Store, clock: deps.Clock, ttl: cfg.IdentityCacheTTL,
+			cache: map[[32]byte]cachedIdentity{}},
+		limiters: map[string]*rate.Limiter{},
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "jpkica_api_requests_total",
+			Help: "API requests by call and HTTP status."}, []string{"call", "code"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "jpkica_api_request_seconds",
+			Help: "API request latency by call.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)}, []string{"call"}),
+	}
+	if deps.Metrics != nil {
+		if err := deps.Metrics.Register(a.requests); err != nil {
+			return nil, fmt.Errorf("registering API metrics: %w", err)
+		}
+		if err := deps.Metrics.Register(a.latency); err != nil {
+			return nil, fmt.Errorf("registering API metrics: %w", err)
+		}
+	}
+	a.mux = http.NewServeMux()
+	a.route("POST /v1/certificates", "issue", actIssue, a.issue)
+	a.route("GET /v1/certificates", "list", actRead, a.list)
+	a.route("GET /v1/certificates/{serial}", "read", actRead, a.read)
+	a.route("POST /v1/certificates/{serial}/revoke", "revoke", actRevoke, a.revoke)
+	a.route("POST /v1/cards/{id}/hold", "hold", actHold, a.hold)
+	a.route("POST /v1/residents/{id}/events", "event", actEvent, a.event)
+	a.route("POST /v1/proxy-applications", "proxy", actProxy, a.proxy)
+	a.route("GET /v1/renewal-notices", "notices", actNotices, a.notices)
+	a.route("GET /v1/audit", "audit", actAudit, a.auditLog)
+	a.mux.HandleFunc("/", a.notFound)
+	return a, nil
+}
+
+// ServeHTTP answers one API call.
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.mux.ServeHTTP(w, r) }
+
+// notFound answers paths no call has (404) and known paths with another
+// method (405), as JSON.
+func (a *API) notFound(w http.ResponseWriter, r *http.Request) {
+	var allow []string
+	for _, m := range []string{http.MethodGet, http.MethodPost} {
+		r2 := r.Clone(r.Context())
+		r2.Method = m
+		if _, pat := a.mux.Handler(r2); pat != "/" {
+			allow = append(allow, m)
+		}
+	}
+	if len(allow) > 0 {
+		w.Header().Set("Allow", strings.Join(allow, ", "))
+		a.writeError(w, r, fail(http.StatusMethodNotAllowed, CodeMethodNotAllowed, r.Method+" is not allowed on "+r.URL.Path))
+		return
+	}
+	a.writeError(w, r, fail(http.StatusNotFound, CodeRouteNotFound, "no such call: "+r.Method+" "+r.URL.Path))
+}
+
+type handler func(w http.ResponseWriter, r *http.Request, id Identity) error
+
+// statusWriter remembers the status for the metrics.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	if s.status == 0 {
+		s.status = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusWriter) Write(b []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+// route mounts a call behind identification, the role table and the rate
+// limit. Wrong methods on a known path are 405 through the mux; those
+// answers are rewritten as JSON by methodNotAllowed.
+func (a *API) route(pattern, call string, act action, h handler) {
+	a.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w}
+		defer func() {
+			a.requests.WithLabelValues(call, strconv.Itoa(sw.status)).Inc()
+			a.latency.WithLabelValues(call).Observe(time.Since(start).Seconds())
+		}()
+		r.Body = http.MaxBytesReader(sw, r.Body, a.cfg.MaxBodyBytes)
+		id, aerr := a.ids.identify(r)
+		if aerr != nil {
+			a.writeError(sw, r, aerr)
+			return
+		}
+		if !permissions[act][id.Role] {
+			a.writeError(sw, r, fail(http.StatusForbidden, CodeRoleForbidden,
+				fmt.Sprintf("role %s may not %s", id.Role, call)))
+			return
+		}
+		if wait, ok := a.allow(id.ClientID()); !ok {
+			sw.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
+			a.writeError(sw, r, fail(http.StatusTooManyRequests, CodeRateLimited, "too many requests from this client"))
+			return
+		}
+		if err := h(sw, r, id); err != nil {
+			a.writeError(sw, r, err)
+		}
+	})
+}
+
+// allow takes a token from the client's bucket, or says how long to wait.
+func (a *API) allow(client string) (time.Duration, bool) {
+	if a.cfg.RateLimit == rate.Inf {
+		return 0, true
+	}
+	a.limMu.Lock()
+	lim, ok := a.limiters[client]
+	if !ok {
+		lim = rate.NewLimiter(a.cfg.RateLimit, a.cfg.RateBurst)
+		a.limiters[client] = lim
+	}
+	a.limMu.Unlock()
+	res := lim.Reserve()
+	if d := res.Delay(); d > 0 {
+		res.Cancel()
+		return max(d, time.Second), false
+	}
+	return 0, true
+}
+
+func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	ae := classify(err, CodeConflict)
+	if ae.status >= 500 {
+		a.logger.ErrorContext(r.Context(), "api call failed", "method", r.Method, "path", r.URL.Path, "status", ae.status, "err", err)
+	}
+	writeJSON(w, ae.status, ErrorBody{Error: Error{Code: ae.code, Message: ae.msg}})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) error {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	return json.NewEncoder(w).Encode(v)
+}
+
+// ownMunicipality refuses a counter acting outside its municipality.
+func ownMunicipality(id Identity, municipality string) error {
+	if id.Role == RoleCounter && id.Municipality != municipality {
+		return fail(http.StatusForbidden, CodeWrongMunicipality,
+			fmt.Sprintf("counter of %s may not act for municipality %s", id.Municipality, municipality))
+	}
+	return nil
+}
+
+// issue: POST /v1/certificates.
+func (a *API) issue(w http.ResponseWriter, r *http.Request, id Identity) error {
+	key := r.Header.Get("Idempotency-Key")
+	if !idemKeyPattern.MatchString(key) {
+		return fail(http.StatusBadRequest, CodeIdempotencyKeyRequired, "an Idempotency-Key header of 1 to 128 visible ASCII characters is required")
+	}
+	var body IssueRequest
+	if err := decodeJSON(r, &body); err != nil {
+		return err
+	}
+	typ, err := parseType(body.Type)
+	if err != nil {
+		return err
+	}
+	res, err := body.Resident.validate()
+	if err != nil {
+		return err
+	}
+	if err := ownMunicipality(id, res.municipality); err != nil {
+		return err
+	}
+	cardID, cardExpires, err := body.Card.validate()
+	if err != nil {
+		return err
+	}
+	csr, err := parseCSR(body.CSR)
+	if err != nil {
+		return err
+	}
+	var proxy *ca.ProxyAnswer
+	if body.Proxy != nil {
+		if !appIDPattern.MatchString(body.Proxy.ApplicationID) || !answerPattern.MatchString(body.Proxy.AnswerCode) {
+			return fail(http.StatusBadRequest, CodeInvalidRequest, "proxy: malformed application ID or answer code")
+		}
+		proxy = &ca.ProxyAnswer{ApplicationID: body.Proxy.ApplicationID, AnswerCode: body.Proxy.AnswerCode}
+	}
+	// The canonical body: the decoded request encoded again, so whitespace
+	// and key order do not make a retry a different request.
+	canon, _ := json.Marshal(body)
+	hash := sha256.Sum256(canon)
+	got, err := a.lifecycle.Issue(r.Context(), ca.IssueRequest{
+		Type: typ, PublicKey: csr.PublicKey, CardID: cardID, CardExpires: cardExpires,
+		ResidentID: res.id, Municipality: res.municipality, Facts: res.facts, AdultGuardianship: res.guardianship,
+		Actor: id.Actor(), ClientID: id.ClientID(), IdempotencyKey: key, RequestHash: hash[:],
+	}, proxy)
+	if err != nil {
+		if errors.Is(err, ca.ErrProxyAnswerUsed) {
+			return classify(err, CodeProxyAnswerUsed)
+		}
+		return classify(err, CodeIdempotencyKeyReused)
+	}
+	out := Issued{
+		Serial: got.Record.Serial.Hex(), Type: got.Record.Type.String(),
+		NotBefore: timeString(got.Record.NotBefore), NotAfter: timeString(got.Record.NotAfter),
+		Certificate: pemCert(got.Record.DER), Chain: make([]string, 0, len(got.Chain)),
+	}
+	for _, c := range got.Chain {
+		out.Chain = append(out.Chain, pemCert(c))
+	}
+	for _, s := range got.Superseded {
+		out.Superseded = append(out.Superseded, s.Hex())
+	}
+	if got.Replayed {
+		w.Header().Set("Idempotent-Replayed", "true")
+	}
+	return writeJSON(w, http.StatusCreated, out)
+}
+
+func parseSerial(s string) (ca.Serial, error) {
+	sn, err := ca.ParseSerial(s)
+	if err != nil {
+		return ca.Serial{}, fail(http.StatusBadRequest, CodeInvalidSerial, fmt.Sprintf("serial %q: want hexadecimal", s))
+	}
+	return sn, nil
+}
+
+// readable fetches a record the caller may see: a counter sees the card
+// certificates of its own municipality only.
+func (a *API) readable(ctx context.Context, id Identity, sn ca.Serial) (ca.Record, error) {
+	rec, err := a.store.Certificate(ctx, sn)
+	if err != nil {
+		return ca.Record{}, err
+	}
+	if id.Role == RoleCounter && rec.Type == ca.Terminal {
+		return ca.Record{}, fail(http.StatusForbidden, CodeRoleForbidden, "a counter may not read or revoke terminal certificates")
+	}
+	if err := ownMunicipality(id, rec.Municipality); err != nil {
+		return ca.Record{}, err
+	}
+	return rec, nil
+}
+
+// read: GET /v1/certificates/{serial}.
+func (a *API) read(w http.ResponseWriter, r *http.Request, id Identity) error {
+	sn, err := parseSerial(r.PathValue("serial"))
+	if err != nil {
+		return err
+	}
+	rec, err := a.readable(r.Context(), id, sn)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, certificateOf(rec))
+}
+
+// list: GET /v1/certificates?card=ID or ?resident=ID.
+func (a *API) list(w http.ResponseWriter, r *http.Request, id Identity) error {
+	q := r.URL.Query()
+	card, res := q.Get("card"), q.Get("resident")
+	if (card == "") == (res == "") || len(q) != 1 {
+		return fail(http.StatusBadRequest, CodeInvalidQuery, "give exactly one of card= and resident=")
+	}
+	var (
+		recs []ca.Record
+		err  error
+	)
+	if card != "" {
+		if err := checkID("card", card); err != nil {
+			return err
+		}
+		recs, err = a.store.CertificatesByCard(r.Context(), card)
+	} else {
+		if err := checkID("resident", res); err != nil {
+			return err
+		}
+		recs, err = a.store.CertificatesByResident(r.Context(), res)
+	}
+	if err != nil {
+		return err
+	}
+	if id.Role == RoleCounter {
+		mine := recs[:0:0]
+		for _, rec := range recs {
+			if rec.Municipality == id.Municipality && rec.Type != ca.Terminal {
+				mine = append(mine, rec)
+			}
+		}
+		if len(recs) > 0 && len(mine) == 0 {
+			return fail(http.StatusForbidden, CodeWrongMunicipality, "these certificates belong to another municipality")
+		}
+		recs = mine
+	}
+	return writeJSON(w, http.StatusOK, certificatesOf(recs))
+}
+
+// revoke: POST /v1/certificates/{serial}/revoke.
+func (a *API) revoke(w http.ResponseWriter, r *http.Request, id Identity) error {
+	sn, err := parseSerial(r.PathValue("serial"))
+	if err != nil {
+		return err
+	}
+	var body RevokeRequest
+	if err := decodeJSON(r, &body); err != nil {
+		return err
+	}
+	reason, err := ca.ParseReason(body.Reason)
+	if err != nil || reason == ca.CertificateHold || reason == ca.RemoveFromCRL {
+		return fail(http.StatusBadRequest, CodeInvalidReason,
+			fmt.Sprintf("reason %q: want an RFC 5280 revocation reason (a hold is POST /v1/cards/{id}/hold)", body.Reason))
+	}
+	if id.Role == RoleCounter && !counterReasons[reason] {
+		return fail(http.StatusForbidden, CodeReasonForbidden, "only admin may revoke with reason "+reason.String())
+	}
+	if _, err := a.readable(r.Context(), id, sn); err != nil {
+		return err
+	}
+	rec, err := a.lifecycle.Revoke(r.Context(), ca.RevokeRequest{Serial: sn, Reason: reason, Actor: id.Actor()})
+	if err != nil {
+		return classify(err, CodeAlreadyRevoked)
+	}
+	a.ids.forget(sn)
+	return writeJSON(w, http.StatusOK, certificateOf(rec))
+}
+
+// hold: POST /v1/cards/{id}/hold.
+func (a *API) hold(w http.ResponseWriter, r *http.Request, id Identity) error {
+	card := r.PathValue("id")
+	if err := checkID("card", card); err != nil {
+		return err
+	}
+	if r.ContentLength != 0 {
+		var empty struct{}
+		if err := decodeJSON(r, &empty); err != nil {
+			return err
+		}
+	}
+	recs, err := a.lifecycle.HoldCard(r.Context(), ca.HoldRequest{CardID: card, Actor: id.Actor()})
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, certificatesOf(recs))
+}
+
+// event: POST /v1/residents/{id}/events.
+func (a *API) event(w http.ResponseWriter, r *http.Request, id Identity) error {
+	res := r.PathValue("id")
+	if err := checkID("resident", res); err != nil {
+		return err
+	}
+	var body EventRequest
+	if err := decodeJSON(r, &body); err != nil {
+		return err
+	}
+	kind, err := ca.ParseEventKind(body.Kind)
+	if err != nil {
+		return fail(http.StatusBadRequest, CodeInvalidEventKind, err.Error())
+	}
+	eff, err := parseDate("effective", body.Effective)
+	if err != nil {
+		return err
+	}
+	recs, err := a.lifecycle.ResidentEvent(r.Context(), ca.ResidentEventRequest{ResidentID: res, Kind: kind,
+		Effective: eff, Actor: id.Actor()})
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, certificatesOf(recs))
+}
+
+// proxy: POST /v1/proxy-applications.
+func (a *API) proxy(w http.ResponseWriter, r *http.Request, id Identity) error {
+	var body ProxyApplicationRequest
+	if err := decodeJSON(r, &body); err != nil {
+		return err
+	}
+	res, err := body.Resident.validate()
+	if err != nil {
+		return err
+	}
+	if err := ownMunicipality(id, res.municipality); err != nil {
+		return err
+	}
+	cardID, _, err := body.Card.validate()
+	if err != nil {
+		return err
+	}
+	if len(body.Types) == 0 || len(body.Types) > 2 {
+		return fail(http.StatusBadRequest, CodeInvalidType, "types: want signature, authentication or both")
+	}
+	types := make([]ca.CertType, 0, len(body.Types))
+	now := a.ids.clock()
+	for _, s := range body.Types {
+		t, err := parseType(s)
+		if err != nil {
+			return err
+		}
+		if err := ca.CheckEligibility(ca.EligibilityRequest{Type: t, BirthDate: res.facts.BirthDate, IssuedAt: now,
+			AdultGuardianship: res.guardianship}); err != nil {
+			return err
+		}
+		types = append(types, t)
+	}
+	app, code, err := a.lifecycle.OpenProxyApplication(r.Context(), ca.ProxyRequest{ResidentID: res.id,
+		Municipality: res.municipality, CardID: cardID, Types: types, Actor: id.Actor()})
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusCreated, ProxyApplicationResponse{ApplicationID: app.ID, InquiryCode: code,
+		NotBefore: timeString(app.NotBefore)})
+}
+
+// notices: GET /v1/renewal-notices?municipality=CODE&on=DATE.
+func (a *API) notices(w http.ResponseWriter, r *http.Request, id Identity) error {
+	q := r.URL.Query()
+	m := q.Get("municipality")
+	if !ca.ValidMunicipalityCode(m) {
+		return fail(http.StatusBadRequest, CodeInvalidMunicipality, fmt.Sprintf("municipality %q is not a local government code", m))
+	}
+	if err := ownMunicipality(id, m); err != nil {
+		return err
+	}
+	on, err := parseDate("on", q.Get("on"))
+	if err != nil {
+		return err
+	}
+	ns, err := a.lifecycle.RenewalNotices(r.Context(), m, on)
+	if err != nil {
+		return err
+	}
+	out := RenewalNoticesOf(ns)
+	if wantsCSV(r.Header.Get("Accept")) {
+		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store")
+		w.WriteHeader(http.StatusOK)
+		return WriteRenewalCSV(w, out)
+	}
+	return writeJSON(w, http.StatusOK, out)
+}
+
+// RenewalNoticesOf converts the lifecycle's notices for the wire (the
+// API and `jpkica renewals` write the same).
+func RenewalNoticesOf(ns []ca.RenewalNotice) RenewalNotices {
+	out := RenewalNotices{Notices: make([]RenewalNotice, 0, len(ns))}
+	for _, n := range ns {
+		out.Notices = append(out.Notices, RenewalNotice{
+			Serial: n.Record.Serial.Hex(), Type: n.Record.Type.String(), ResidentID: n.Record.ResidentID,
+			CardID: n.Record.CardID, Municipality: n.Record.Municipality, NotAfter: timeString(n.Record.NotAfter),
+			WindowOpens: n.WindowOpens.String(),
+		})
+	}
+	return out
+}
+
+// RenewalCSVHeader is the first line of the mail house's CSV.
+var RenewalCSVHeader = []string{"serial", "type", "resident_id", "card_id", "municipality", "not_after", "window_opens"}
+
+// WriteRenewalCSV writes the notices as CSV with a header line.
+func WriteRenewalCSV(w io.Writer, ns RenewalNotices) error {
+	cw := csv.NewWriter(w)
+	if err := cw.Write(RenewalCSVHeader); err != nil {
+		return err
+	}
+	for _, n := range ns.Notices {
+		if err := cw.Write([]string{n.Serial, n.Type, n.ResidentID, n.CardID, n.Municipality, n.NotAfter, n.WindowOpens}); err != nil {
+			return err
+		}
+	}
+	cw.Flush()
+	return cw.Error()
+}
+
+func wantsCSV(accept string) bool {
+	for part := range strings.SplitSeq(accept, ",") {
+		mt, _, _ := strings.Cut(part, ";")
+		if strings.EqualFold(strings.TrimSpace(mt), "text/csv") {
+			return true
+		}
+	}
+	return false
+}
+
+// auditLog: GET /v1/audit?after=SEQ&limit=N (admin).
+func (a *API) auditLog(w http.ResponseWriter, r *http.Request, _ Identity) error {
+	q := r.URL.Query()
+	after, limit := int64(0), 100
+	if s := q.Get("after"); s != "" {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || n < 0 {
+			return fail(http.StatusBadRequest, CodeInvalidQuery, "after: want a sequence number")
+		}
+		after = n
+	}
+	if s := q.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > 1000 {
+			return fail(http.StatusBadRequest, CodeInvalidQuery, "limit: want 1 to 1000")
+		}
+		limit = n
+	}
+	es, err := a.store.AuditPage(r.Context(), after, limit)
+	if err != nil {
+		return err
+	}
+	out := AuditPage{Entries: make([]AuditEntry, 0, len(es)), Next: after}
+	for _, e := range es {
+		out.Entries = append(out.Entries, AuditEntry{Seq: e.Seq, Time: e.Time.UTC().Format(time.RFC3339Nano), Actor: e.Actor,
+			Action: e.Action, Subject: e.Subject, Detail: e.Detail, Prev: hex.EncodeToString(e.Prev), Hash: hex.EncodeToString(e.Hash)})
+		out.Next = e.Seq
+	}
+	return writeJSON(w, http.StatusOK, out)
+}

@@ -1,0 +1,562 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"math/big"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jpkica/jpkica/api"
+	"github.com/jpkica/jpkica/api/apitest"
+	"github.com/jpkica/jpkica/audit"
+	"github.com/jpkica/jpkica/ca"
+	"golang.org/x/time/rate"
+)
+
+var cardKey = sync.OnceValue(func() *rsa.PrivateKey {
+	k, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		panic(err)
+	}
+	return k
+})
+
+func csrPEM(t testing.TB, key any) string {
+	t.Helper()
+	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "card"}}, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}))
+}
+
+var goodCSR = sync.OnceValue(func() string { return csrPEM(&testing.T{}, cardKey()) })
+
+func resident(id, municipality string) api.Resident {
+	return api.Resident{ID: id, Municipality: municipality, Name: "和歌山　太郎", BirthDate: "1990-05-02", Sex: "male",
+		Address: "和歌山県和歌山市七番丁２３番地"}
+}
+
+func issueBody(typ, card, res, municipality string) api.IssueRequest {
+	return api.IssueRequest{Type: typ, CSR: goodCSR(), Card: api.Card{ID: card, Expires: "2036-05-02"},
+		Resident: resident(res, municipality)}
+}
+
+type caller struct {
+	t      testing.TB
+	s      *apitest.Server
+	client *http.Client
+}
+
+type answer struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+func (a answer) code() string {
+	var e api.ErrorBody
+	json.Unmarshal(a.body, &e)
+	return e.Error.Code
+}
+
+func (c caller) do(method, path string, body any, header ...string) answer {
+	c.t.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case []byte:
+		rd = bytes.NewReader(b)
+	case string:
+		rd = strings.NewReader(b)
+	default:
+		j, err := json.Marshal(b)
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		rd = bytes.NewReader(j)
+	}
+	req, err := http.NewRequest(method, c.s.URL+path, rd)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if rd != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := c.client.Do(req)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return answer{status: resp.StatusCode, header: resp.Header, body: b}
+}
+
+func (c caller) issue(body api.IssueRequest, key string) (answer, api.Issued) {
+	c.t.Helper()
+	a := c.do("POST", "/v1/certificates", body, "Idempotency-Key", key)
+	var out api.Issued
+	if a.status == http.StatusCreated {
+		if err := json.Unmarshal(a.body, &out); err != nil {
+			c.t.Fatal(err)
+		}
+	}
+	return a, out
+}
+
+type env struct {
+	s        *apitest.Server
+	counter  caller // 302015
+	other    caller // counter of 131016
+	register caller
+	lossline caller
+	admin    caller
+	anon     caller
+}
+
+func newEnv(t testing.TB, opts apitest.Options) *env {
+	s := apitest.New(t, opts)
+	mk := func(role, m string) caller {
+		cert, _ := s.Enrol(t, role, m, "t-"+role+m, 365*24*time.Hour)
+		return caller{t: t, s: s, client: s.Client(&cert)}
+	}
+	return &env{s: s, counter: mk("counter", "302015"), other: mk("counter", "131016"), register: mk("register", ""),
+		lossline: mk("lossline", ""), admin: mk("admin", ""), anon: caller{t: t, s: s, client: s.Client(nil)}}
+}
+
+func auditCount(t testing.TB, s *apitest.Server) int64 {
+	var v audit.Verifier
+	if err := s.Store.AuditEntries(context.Background(), v.Next); err != nil {
+		t.Fatalf("audit chain: %v", err)
+	}
+	return v.Count()
+}
+
+// TestRoles runs every call as every role: allowed ones succeed, the others
+// are refused with the documented status and code and change nothing.
+func TestRoles(t *testing.T) {
+	e := newEnv(t, apitest.Options{})
+	n := 0
+	// fresh issues both certificates for a new resident of 302015 directly
+	// through the Authority and returns the resident, card and serials.
+	fresh := func() (res, card string, sig, auth string) {
+		n++
+		res, card = fmt.Sprintf("R%d", n), fmt.Sprintf("C%d", n)
+		for _, typ := range []ca.CertType{ca.Authentication, ca.Signature} {
+			got, err := e.s.Auth.Issue(context.Background(), ca.IssueRequest{Type: typ, PublicKey: cardKey().Public(),
+				CardID: card, CardExpires: ca.Date{Year: 2036, Month: 5, Day: 2}, ResidentID: res, Municipality: "302015",
+				Facts: ca.Facts{Name: "和歌山　太郎", BirthDate: ca.Date{Year: 1990, Month: 5, Day: 2}, Sex: ca.Male,
+					Address: "和歌山県和歌山市七番丁２３番地"}, Actor: "admin:test"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if typ == ca.Signature {
+				sig = got.Record.Serial.Hex()
+			} else {
+				auth = got.Record.Serial.Hex()
+			}
+		}
+		return
+	}
+	type call struct {
+		name string
+		run  func(c caller) answer
+		ok   int
+		who  []string // roles allowed
+	}
+	calls := []call{
+		{"issue", func(c caller) answer {
+			res, card, _, _ := fresh()
+			a, _ := c.issue(issueBody("signature", card, res, "302015"), "k-"+res)
+			return a
+		}, 201, []string{"counter", "admin"}},
+		{"read", func(c caller) answer { _, _, sig, _ := fresh(); return c.do("GET", "/v1/certificates/"+sig, nil) }, 200,
+			[]string{"counter", "admin"}},
+		{"list by card", func(c caller) answer {
+			_, card, _, _ := fresh()
+			return c.do("GET", "/v1/certificates?card="+card, nil)
+		},
+			200, []string{"counter", "admin"}},
+		{"list by resident", func(c caller) answer {
+			res, _, _, _ := fresh()
+			return c.do("GET", "/v1/certificates?resident="+res, nil)
+		}, 200, []string{"counter", "admin"}},
+		{"revoke", func(c caller) answer {
+			_, _, sig, _ := fresh()
+			return c.do("POST", "/v1/certificates/"+sig+"/revoke", map[string]string{"reason": "keyCompromise"})
+		}, 200, []string{"counter", "admin"}},
+		{"hold", func(c caller) answer { _, card, _, _ := fresh(); return c.do("POST", "/v1/cards/"+card+"/hold", nil) }, 200,
+			[]string{"lossline", "admin"}},
+		{"event", func(c caller) answer {
+			res, _, _, _ := fresh()
+			return c.do("POST", "/v1/residents/"+res+"/events", map[string]string{"kind": "facts_changed", "effective": "2026-11-25"})
+		}, 200, []string{"register", "admin"}},
+		{"proxy application", func(c caller) answer {
+			res, card, _, _ := fresh()
+			return c.do("POST", "/v1/proxy-applications", map[string]any{"resident": resident(res, "302015"),
+				"card": api.Card{ID: card, Expires: "2036-05-02"}, "types": []string{"signature"}})
+		}, 201, []string{"counter", "admin"}},
+		{"renewal notices", func(c caller) answer {
+			return c.do("GET", "/v1/renewal-notices?municipality=302015&on=2031-02-02", nil)
+		}, 200, []string{"counter", "admin"}},
+		{"audit", func(c caller) answer { return c.do("GET", "/v1/audit?limit=5", nil) }, 200, []string{"admin"}},
+	}
+	roles := []struct {
+		name   string
+		c      caller
+		status int
+		code   string
+	}{
+		{"counter", e.counter, 0, ""},
+		{"counter-131016", e.other, 403, api.CodeWrongMunicipality},
+		{"register", e.register, 0, ""},
+		{"lossline", e.lossline, 0, ""},
+		{"admin", e.admin, 0, ""},
+		{"no certificate", e.anon, 401, api.CodeClientCertRequired},
+	}
+	for _, cl := range calls {
+		for _, r := range roles {
+			t.Run(cl.name+"/"+r.name, func(t *testing.T) {
+				allowed := false
+				for _, w := range cl.who {
+					allowed = allowed || w == r.name || (w == "counter" && r.name == "counter-131016")
+				}
+				wantStatus, wantCode := cl.ok, ""
+				switch {
+				case r.name == "no certificate":
+					wantStatus, wantCode = 401, api.CodeClientCertRequired
+				case !allowed:
+					wantStatus, wantCode = 403, api.CodeRoleForbidden
+				case r.status != 0:
+					wantStatus, wantCode = r.status, r.code
+				}
+				before := int64(-1)
+				if wantStatus >= 400 {
+					before = auditCount(t, e.s)
+				}
+				r.c.t = t
+				got := cl.run(r.c)
+				if got.status != wantStatus || got.code() != wantCode {
+					t.Fatalf("%s as %s: %d %.300s, want %d %q", cl.name, r.name, got.status, got.body, wantStatus, wantCode)
+				}
+				if before >= 0 {
+					// fresh() wrote two issuances (and their audit entries) before the call.
+					if after := auditCount(t, e.s); after != before+2 && after != before {
+						t.Fatalf("a refused call wrote to the audit log: %d entries, then %d", before, after)
+					}
+				}
+			})
+		}
+	}
+}
+
+func TestIdempotency(t *testing.T) {
+	e := newEnv(t, apitest.Options{})
+	body := issueBody("authentication", "CARD-I", "RES-I", "302015")
+	a1, got1 := e.counter.issue(body, "key-1")
+	if a1.status != 201 {
+		t.Fatalf("first: %d %s", a1.status, a1.body)
+	}
+	a2, got2 := e.counter.issue(body, "key-1")
+	if a2.status != 201 || got2.Serial != got1.Serial || a2.header.Get("Idempotent-Replayed") != "true" {
+		t.Fatalf("retry: %d serial %s (first %s)", a2.status, got2.Serial, got1.Serial)
+	}
+	// The same body with whitespace is the same request.
+	raw, _ := json.MarshalIndent(body, "", "   ")
+	a3 := e.counter.do("POST", "/v1/certificates", raw, "Idempotency-Key", "key-1")
+	if a3.status != 201 || !bytes.Contains(a3.body, []byte(got1.Serial)) {
+		t.Fatalf("reformatted retry: %d %s", a3.status, a3.body)
+	}
+	other := body
+	other.Card.Expires = "2035-05-02"
+	if a, _ := e.counter.issue(other, "key-1"); a.status != 409 || a.code() != api.CodeIdempotencyKeyReused {
+		t.Fatalf("other body, same key: %d %s", a.status, a.body)
+	}
+	recs, _ := e.s.Store.CertificatesByCard(context.Background(), "CARD-I")
+	if len(recs) != 1 {
+		t.Fatalf("%d certificates on the card, want 1", len(recs))
+	}
+	if a := e.counter.do("POST", "/v1/certificates", body); a.status != 400 || a.code() != api.CodeIdempotencyKeyRequired {
+		t.Fatalf("no key: %d %s", a.status, a.body)
+	}
+}
+
+// TestStrictInput: each malformed request gets its status and code and
+// writes nothing.
+func TestStrictInput(t *testing.T) {
+	e := newEnv(t, apitest.Options{Config: api.Config{MaxBodyBytes: 8 << 10}})
+	ec, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	small, _ := rsa.GenerateKey(rand.Reader, 1024)
+	badSig := func() string {
+		block, _ := pem.Decode([]byte(goodCSR()))
+		der := bytes.Clone(block.Bytes)
+		der[len(der)-5] ^= 0xff
+		return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}))
+	}()
+	good := issueBody("signature", "CARD-S", "RES-S", "302015")
+	mod := func(f func(b *api.IssueRequest)) api.IssueRequest { b := good; f(&b); return b }
+	cases := []struct {
+		name   string
+		body   any
+		status int
+		code   string
+	}{
+		{"unknown field", strings.Replace(mustJSON(good), `"type"`, `"colour":"red","type"`, 1), 400, api.CodeUnknownField},
+		{"not an object", `["signature"]`, 400, api.CodeMalformedJSON},
+		{"trailing data", mustJSON(good) + `{}`, 400, api.CodeMalformedJSON},
+		{"wrong field type", strings.Replace(mustJSON(good), `"adult_guardianship":false`, `"adult_guardianship":"no"`, 1), 400, api.CodeMalformedJSON},
+		{"bad type", mod(func(b *api.IssueRequest) { b.Type = "terminal" }), 400, api.CodeInvalidType},
+		{"bad birth date", mod(func(b *api.IssueRequest) { b.Resident.BirthDate = "1990-02-30" }), 400, api.CodeInvalidDate},
+		{"bad card expiry", mod(func(b *api.IssueRequest) { b.Card.Expires = "2036/05/02" }), 400, api.CodeInvalidDate},
+		{"half-width name", mod(func(b *api.IssueRequest) { b.Resident.Name = "Taro Wakayama" }), 400, api.CodeInvalidFacts},
+		{"address too long", mod(func(b *api.IssueRequest) { b.Resident.Address = strings.Repeat("和", 201) }), 400, api.CodeInvalidFacts},
+		{"bad sex", mod(func(b *api.IssueRequest) { b.Resident.Sex = "m" }), 400, api.CodeInvalidFacts},
+		{"bad municipality", mod(func(b *api.IssueRequest) { b.Resident.Municipality = "302016" }), 400, api.CodeInvalidMunicipality},
+		{"not a CSR", mod(func(b *api.IssueRequest) { b.CSR = "hello" }), 400, api.CodeInvalidCSR},
+		{"CSR signature", mod(func(b *api.IssueRequest) { b.CSR = badSig }), 400, api.CodeCSRSignature},
+		{"ECDSA key", mod(func(b *api.IssueRequest) { b.CSR = csrPEM(t, ec) }), 400, api.CodeInvalidCardKey},
+		{"RSA-1024 key", mod(func(b *api.IssueRequest) { b.CSR = csrPEM(t, small) }), 400, api.CodeInvalidCardKey},
+		{"too large", mod(func(b *api.IssueRequest) { b.Resident.Address = strings.Repeat("和", 4000) }), 413, api.CodeBodyTooLarge},
+		{"under 15 signature", mod(func(b *api.IssueRequest) { b.Resident.BirthDate = "2015-01-01" }), 422, api.CodeNotEligible},
+		{"card expired", mod(func(b *api.IssueRequest) { b.Card.Expires = "2025-01-01" }), 422, api.CodeNotEligible},
+		{"other municipality", mod(func(b *api.IssueRequest) { b.Resident.Municipality = "131016" }), 403, api.CodeWrongMunicipality},
+	}
+	for i, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			before := auditCount(t, e.s)
+			body := c.body
+			if s, ok := body.(string); ok {
+				body = []byte(s)
+			}
+			e.counter.t = t
+			a := e.counter.do("POST", "/v1/certificates", body, "Idempotency-Key", fmt.Sprintf("strict-%d", i))
+			if a.status != c.status || a.code() != c.code {
+				t.Fatalf("%d %s, want %d %s", a.status, a.body, c.status, c.code)
+			}
+			var eb api.ErrorBody
+			if err := json.Unmarshal(a.body, &eb); err != nil || eb.Error.Message == "" {
+				t.Fatalf("error body %s", a.body)
+			}
+			if after := auditCount(t, e.s); after != before {
+				t.Fatalf("audit log grew from %d to %d", before, after)
+			}
+		})
+	}
+	if a := e.counter.do("POST", "/v1/certificates", []byte(mustJSON(good)), "Idempotency-Key", "x", "Content-Type", "text/plain"); a.status != 415 {
+		t.Fatalf("text/plain body: %d %s", a.status, a.body)
+	}
+	if a := e.counter.do("DELETE", "/v1/certificates", nil); a.status != 405 || a.code() != api.CodeMethodNotAllowed {
+		t.Fatalf("DELETE: %d %s", a.status, a.body)
+	}
+	if a := e.counter.do("GET", "/v2/x", nil); a.status != 404 || a.code() != api.CodeRouteNotFound {
+		t.Fatalf("unknown path: %d %s", a.status, a.body)
+	}
+	if a := e.counter.do("GET", "/v1/certificates/zz", nil); a.status != 400 || a.code() != api.CodeInvalidSerial {
+		t.Fatalf("bad serial: %d %s", a.status, a.body)
+	}
+	if a := e.counter.do("GET", "/v1/certificates/0abc", nil); a.status != 404 || a.code() != api.CodeNotFound {
+		t.Fatalf("unknown serial: %d %s", a.status, a.body)
+	}
+	if a := e.register.do("POST", "/v1/residents/R1/events", map[string]string{"kind": "moved", "effective": "2026-11-25"}); a.status != 400 || a.code() != api.CodeInvalidEventKind {
+		t.Fatalf("bad event kind: %d %s", a.status, a.body)
+	}
+	if a := e.register.do("POST", "/v1/residents/R1/events", map[string]string{"kind": "deceased", "effective": "2026-12-25"}); a.status != 422 {
+		t.Fatalf("future event: %d %s", a.status, a.body)
+	}
+}
+
+func mustJSON(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
+}
+
+// TestTerminalCertificates: unknown issuer, revoked, held and expired
+// terminal certificates are refused with 401.
+func TestTerminalCertificates(t *testing.T) {
+	e := newEnv(t, apitest.Options{})
+	path := "/v1/renewal-notices?municipality=302015&on=2026-11-25"
+
+	// A certificate from a CA of its own, with the right names.
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{Organization: []string{"counter"},
+		OrganizationalUnit: []string{"302015"}, CommonName: "rogue"}, NotBefore: apitest.Start.Add(-time.Hour),
+		NotAfter: apitest.Start.Add(time.Hour), ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+	der, _ := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	rogue := tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+	if a := (caller{t: t, s: e.s, client: e.s.Client(&rogue)}).do("GET", path, nil); a.status != 401 || a.code() != api.CodeUnknownClient {
+		t.Fatalf("rogue: %d %s", a.status, a.body)
+	}
+
+	cert, serial := e.s.Enrol(t, "counter", "302015", "soon-revoked", 24*time.Hour)
+	c := caller{t: t, s: e.s, client: e.s.Client(&cert)}
+	if a := c.do("GET", path, nil); a.status != 200 {
+		t.Fatalf("before revocation: %d %s", a.status, a.body)
+	}
+	if a := e.admin.do("POST", "/v1/certificates/"+serial.Hex()+"/revoke", map[string]string{"reason": "keyCompromise"}); a.status != 200 {
+		t.Fatalf("admin revoking a terminal: %d %s", a.status, a.body)
+	}
+	if a := c.do("GET", path, nil); a.status != 401 || a.code() != api.CodeClientRevoked {
+		t.Fatalf("revoked terminal: %d %s", a.status, a.body)
+	}
+
+	cert2, _ := e.s.Enrol(t, "counter", "302015", "short-lived", 2*time.Hour)
+	c2 := caller{t: t, s: e.s, client: e.s.Client(&cert2)}
+	e.s.Clock.Set(apitest.Start.Add(3 * time.Hour))
+	if a := c2.do("GET", path, nil); a.status != 401 || a.code() != api.CodeClientExpired {
+		t.Fatalf("expired terminal: %d %s", a.status, a.body)
+	}
+	// A counter may not revoke terminal certificates.
+	_, s3 := e.s.Enrol(t, "counter", "302015", "third", 24*time.Hour)
+	if a := e.counter.do("POST", "/v1/certificates/"+s3.Hex()+"/revoke", map[string]string{"reason": "keyCompromise"}); a.status != 403 {
+		t.Fatalf("counter revoking a terminal: %d %s", a.status, a.body)
+	}
+	// A counter may not use the reasons reserved to admin.
+	e.s.Clock.Set(apitest.Start)
+	_, got := e.counter.issue(issueBody("authentication", "CARD-T", "RES-T", "302015"), "t-1")
+	if a := e.counter.do("POST", "/v1/certificates/"+got.Serial+"/revoke", map[string]string{"reason": "cACompromise"}); a.status != 403 || a.code() != api.CodeReasonForbidden {
+		t.Fatalf("counter with cACompromise: %d %s", a.status, a.body)
+	}
+	if a := e.counter.do("POST", "/v1/certificates/"+got.Serial+"/revoke", map[string]string{"reason": "certificateHold"}); a.status != 400 || a.code() != api.CodeInvalidReason {
+		t.Fatalf("revoke with certificateHold: %d %s", a.status, a.body)
+	}
+	if a := e.counter.do("POST", "/v1/certificates/"+got.Serial+"/revoke", map[string]string{"reason": "unspecified"}); a.status != 200 {
+		t.Fatalf("revoke: %d %s", a.status, a.body)
+	}
+	if a := e.counter.do("POST", "/v1/certificates/"+got.Serial+"/revoke", map[string]string{"reason": "unspecified"}); a.status != 409 || a.code() != api.CodeAlreadyRevoked {
+		t.Fatalf("revoke twice: %d %s", a.status, a.body)
+	}
+}
+
+func TestRateLimit(t *testing.T) {
+	e := newEnv(t, apitest.Options{Config: api.Config{RateLimit: rate.Every(time.Hour), RateBurst: 2}})
+	path := "/v1/renewal-notices?municipality=302015&on=2026-11-25"
+	for i := range 2 {
+		if a := e.counter.do("GET", path, nil); a.status != 200 {
+			t.Fatalf("request %d: %d", i, a.status)
+		}
+	}
+	a := e.counter.do("GET", path, nil)
+	if a.status != 429 || a.code() != api.CodeRateLimited || a.header.Get("Retry-After") == "" {
+		t.Fatalf("third request: %d %s Retry-After %q", a.status, a.body, a.header.Get("Retry-After"))
+	}
+	// Another client has its own bucket.
+	if a := e.admin.do("GET", path, nil); a.status != 200 {
+		t.Fatalf("admin: %d", a.status)
+	}
+}
+
+func TestProxyApplication(t *testing.T) {
+	e := newEnv(t, apitest.Options{})
+	res := resident("RES-P", "302015")
+	a := e.counter.do("POST", "/v1/proxy-applications", map[string]any{"resident": res,
+		"card": api.Card{ID: "CARD-P", Expires: "2036-05-02"}, "types": []string{"signature", "authentication"}})
+	if a.status != 201 {
+		t.Fatalf("open: %d %s", a.status, a.body)
+	}
+	var app api.ProxyApplicationResponse
+	json.Unmarshal(a.body, &app)
+	if app.NotBefore != "2026-11-25T15:00:00Z" { // 2026-11-26 00:00 JST
+		t.Fatalf("not_before %s", app.NotBefore)
+	}
+	body := issueBody("signature", "CARD-P", "RES-P", "302015")
+	body.Proxy = &api.ProxyAnswer{ApplicationID: app.ApplicationID, AnswerCode: app.InquiryCode}
+	if a, _ := e.counter.issue(body, "p-1"); a.status != 422 || a.code() != api.CodeNotEligible {
+		t.Fatalf("same day: %d %s", a.status, a.body)
+	}
+	e.s.Clock.Set(apitest.Start.Add(24 * time.Hour))
+	wrong := body
+	wrong.Proxy = &api.ProxyAnswer{ApplicationID: app.ApplicationID, AnswerCode: "WRONG"}
+	if a, _ := e.counter.issue(wrong, "p-2"); a.status != 422 {
+		t.Fatalf("wrong answer: %d %s", a.status, a.body)
+	}
+	otherCard := body
+	otherCard.Card.ID = "CARD-X"
+	if a, _ := e.counter.issue(otherCard, "p-3"); a.status != 422 {
+		t.Fatalf("another card: %d %s", a.status, a.body)
+	}
+	a1, got := e.counter.issue(body, "p-4")
+	if a1.status != 201 {
+		t.Fatalf("next day: %d %s", a1.status, a1.body)
+	}
+	if a, again := e.counter.issue(body, "p-4"); a.status != 201 || again.Serial != got.Serial {
+		t.Fatalf("retry: %d %s", a.status, a.body)
+	}
+	if a, _ := e.counter.issue(body, "p-5"); a.status != 409 || a.code() != api.CodeProxyAnswerUsed {
+		t.Fatalf("second use: %d %s", a.status, a.body)
+	}
+	// The other type of the same application is still open.
+	auth := body
+	auth.Type = "authentication"
+	if a, _ := e.counter.issue(auth, "p-6"); a.status != 201 {
+		t.Fatalf("authentication by proxy: %d %s", a.status, a.body)
+	}
+}
+
+func TestRenewalNotices(t *testing.T) {
+	e := newEnv(t, apitest.Options{})
+	_, got := e.counter.issue(issueBody("authentication", "CARD-N", "RES-N", "302015"), "n-1")
+	// Expires 2031-05-02 23:59:59 JST: the window opens on 2031-02-02.
+	for _, c := range []struct {
+		on   string
+		want int
+	}{{"2031-02-01", 0}, {"2031-02-02", 1}, {"2031-05-02", 1}, {"2031-05-03", 0}} {
+		a := e.counter.do("GET", "/v1/renewal-notices?municipality=302015&on="+c.on, nil)
+		var ns api.RenewalNotices
+		json.Unmarshal(a.body, &ns)
+		if a.status != 200 || len(ns.Notices) != c.want {
+			t.Fatalf("on %s: %d %s, want %d notices", c.on, a.status, a.body, c.want)
+		}
+		if c.want == 1 && (ns.Notices[0].Serial != got.Serial || ns.Notices[0].WindowOpens != "2031-02-02") {
+			t.Fatalf("notice %+v", ns.Notices[0])
+		}
+	}
+	a := e.counter.do("GET", "/v1/renewal-notices?municipality=302015&on=2031-03-01", nil, "Accept", "text/csv")
+	if a.status != 200 || !strings.HasPrefix(a.header.Get("Content-Type"), "text/csv") {
+		t.Fatalf("csv: %d %s", a.status, a.header.Get("Content-Type"))
+	}
+	lines := strings.Split(strings.TrimSpace(string(a.body)), "\n")
+	if len(lines) != 2 || lines[0] != strings.Join(api.RenewalCSVHeader, ",") || !strings.HasPrefix(lines[1], got.Serial+",authentication,RES-N,CARD-N,302015,") {
+		t.Fatalf("csv body:\n%s", a.body)
+	}
+	if a := e.other.do("GET", "/v1/renewal-notices?municipality=302015&on=2031-03-01", nil); a.status != 403 {
+		t.Fatalf("other counter: %d", a.status)
+	}
+}
+
+func TestAuditRead(t *testing.T) {
+	e := newEnv(t, apitest.Options{})
+	e.counter.issue(issueBody("authentication", "CARD-A", "RES-A", "302015"), "a-1")
+	a := e.admin.do("GET", "/v1/audit?after=0&limit=1000", nil)
+	var page api.AuditPage
+	if err := json.Unmarshal(a.body, &page); err != nil || a.status != 200 {
+		t.Fatalf("%d %s", a.status, a.body)
+	}
+	last := page.Entries[len(page.Entries)-1]
+	if last.Action != "certificate.issue" || last.Actor != "counter:302015:t-counter302015" || page.Next != last.Seq {
+		t.Fatalf("last entry %+v", last)
+	}
+	if bytes.Contains(a.body, []byte("和歌山")) {
+		t.Fatal("the audit log carries personal data")
+	}
+}

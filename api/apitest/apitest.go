@@ -1,0 +1,171 @@
+// Package apitest starts a real jpkica API for tests: a fresh SQLite store,
+// the key ceremony in the key store the test gives, an Authority and the
+// API behind httptest's TLS server, and client certificates for every role
+// made by ceremony.IssueClient. The clock is the test's to move.
+package apitest
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/jpkica/jpkica/api"
+	"github.com/jpkica/jpkica/ca"
+	"github.com/jpkica/jpkica/ceremony"
+	"github.com/jpkica/jpkica/hsm"
+	"github.com/jpkica/jpkica/store"
+)
+
+// Clock is a settable clock, safe for concurrent use.
+type Clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+// Now returns the clock's time.
+func (c *Clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+
+// Set moves the clock.
+func (c *Clock) Set(t time.Time) { c.mu.Lock(); defer c.mu.Unlock(); c.t = t }
+
+// Start is the clock's first reading: 2026-11-25 12:00 JST.
+var Start = time.Date(2026, 11, 25, 3, 0, 0, 0, time.UTC)
+
+// Options tune the server.
+type Options struct {
+	// Keys holds the issuer keys; nil means a software key store in a
+	// temporary directory.
+	Keys   hsm.KeyStore
+	Config api.Config
+	// Listener, if set, is the Authority's StatusListener.
+	Listener ca.StatusListener
+}
+
+// Server is a running API with its parts.
+type Server struct {
+	URL      string
+	HTTP     *httptest.Server
+	API      *api.API
+	Store    *store.Store
+	Keyring  *ceremony.Keyring
+	Auth     *ca.Authority
+	Clock    *Clock
+	Roots    *x509.CertPool // the card issuers, for verifying issued certificates
+	ServerCA *x509.CertPool // the client CA, which also signs the server certificate
+}
+
+// Municipalities are the profiles' municipalities.
+var Municipalities = map[string]ca.Municipality{
+	"302015": {Prefecture: "Wakayama-ken", Name: "Wakayama-shi"},
+	"131016": {Prefecture: "Tokyo-to", Name: "Chiyoda-ku"},
+}
+
+// New starts a server; it stops when the test ends.
+func New(t testing.TB, opts Options) *Server {
+	t.Helper()
+	ctx := context.Background()
+	keys := opts.Keys
+	if keys == nil {
+		var err error
+		if keys, err = hsm.OpenSoftware(filepath.Join(t.TempDir(), "keys")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st, err := store.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "ca.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	clock := &Clock{t: Start}
+	_, err = ceremony.Run(ctx, ceremony.Config{
+		IssuerValidity: 20 * 365 * 24 * time.Hour, ResponderValidity: 30 * 24 * time.Hour,
+		ResponderAlgorithm: hsm.ECDSAP256, ClientCAValidity: 20 * 365 * 24 * time.Hour, Actor: "admin:test",
+	}, ceremony.Deps{Store: st, Keys: keys, Clock: func() time.Time { return Start.Add(-time.Hour) }, Rand: rand.Reader,
+		Logger: slog.New(slog.DiscardHandler)}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kr, err := ceremony.Load(ctx, st, keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	profiles, err := ca.NewProfiles(ca.ProfileConfig{
+		OCSPURL: "http://127.0.0.1:8080/ocsp", CRLBaseURL: "http://127.0.0.1:8080/crl",
+		SignatureCPSURL: "http://127.0.0.1:8080/cps.html", AuthenticationCPSURL: "http://127.0.0.1:8080/cps.html",
+		Municipalities: Municipalities,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	auth, err := ca.NewAuthority(ca.AuthorityConfig{RenewalWindowMonths: 3}, ca.AuthorityDeps{
+		Store: st, Profiles: profiles, Issuers: kr.Current, Clock: clock.Now, Rand: rand.Reader, Listener: opts.Listener,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clientCAs := x509.NewCertPool()
+	clientCAs.AddCert(kr.ClientCA.Cert)
+	cfg := opts.Config
+	if cfg.RateLimit == 0 {
+		cfg.RateLimit = rate.Inf
+	}
+	if cfg.IdentityCacheTTL == 0 {
+		cfg.IdentityCacheTTL = time.Nanosecond
+	}
+	a, err := api.New(cfg, api.Deps{Authority: auth, Store: st, ClientCAs: clientCAs, Clock: clock.Now, Rand: rand.Reader})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := api.ServerCertificate(api.ServerCertRequest{ClientCA: kr.ClientCA, Hosts: []string{"127.0.0.1", "localhost"},
+		Now: time.Now(), Validity: 24 * time.Hour, Rand: rand.Reader})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(a)
+	srv.TLS = api.TLSConfig(cert)
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	roots := x509.NewCertPool()
+	for _, ik := range kr.Issuers {
+		roots.AddCert(ik.Cert)
+	}
+	return &Server{URL: srv.URL, HTTP: srv, API: a, Store: st, Keyring: kr, Auth: auth, Clock: clock, Roots: roots,
+		ServerCA: clientCAs}
+}
+
+// Enrol issues a terminal certificate (valid from the clock's time for
+// validity) and returns it as a TLS client certificate.
+func (s *Server) Enrol(t testing.TB, role, municipality, name string, validity time.Duration) (tls.Certificate, ca.Serial) {
+	t.Helper()
+	c, err := ceremony.IssueClient(context.Background(), s.Store, s.Keyring, ceremony.ClientRequest{
+		Role: role, Municipality: municipality, Name: name, Validity: validity, Actor: "admin:test",
+	}, s.Clock.Now(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pair, err := tls.X509KeyPair(c.CertPEM, c.KeyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pair, c.Serial
+}
+
+// Client is an HTTPS client for the server presenting cert (none when
+// cert is nil).
+func (s *Server) Client(cert *tls.Certificate) *http.Client {
+	cfg := &tls.Config{RootCAs: s.ServerCA, MinVersion: tls.VersionTLS12}
+	if cert != nil {
+		cfg.Certificates = []tls.Certificate{*cert}
+	}
+	return &http.Client{Transport: &http.Transport{TLSClientConfig: cfg, MaxIdleConnsPerHost: 64}, Timeout: 60 * time.Second}
+}

@@ -1,0 +1,34 @@
+// Package api is jpkica's counter-facing /v1 HTTP API (API.md): issuance,
+// reads, revocation, loss holds, resident register events, proxy
+// applications, renewal notices and, for admin, the audit log.
+//
+// # Identities
+//
+// Every call is made over TLS with a client certificate signed by jpkica's
+// client CA. Its subject Organization names the role (counter, register,
+// lossline, admin) and, for a counter, OrganizationalUnit its six-digit
+// municipality code. The API verifies the chain at its own clock and looks
+// the certificate up in the store (type terminal): a missing, unknown,
+// expired, revoked or held certificate is 401, a role or municipality that
+// may not make the call 403, and nothing changes. The check is cached per
+// certificate for Config.IdentityCacheTTL.
+//
+// # Errors
+//
+// Errors are {"error": {"code": "...", "message": "..."}} with the Code*
+// constants; this package is the only one that turns the ca and hsm
+// sentinels into HTTP statuses (see classify).
+//
+// # Input
+//
+// Bodies are one JSON object, no unknown fields, at most Config.MaxBodyBytes
+// (413 above). Issuance needs an Idempotency-Key header; the request hash is
+// SHA-256 over the decoded body encoded again, so the same key and body
+// return the same certificate and the same key with another body is 409.
+//
+// # Concurrency
+//
+// An *API is safe for concurrent use. Every state change is committed by the
+// store with its audit entries in one transaction, then told to the
+// StatusListener (the OCSP pre-signer).
+package api

@@ -1,0 +1,191 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+
+	"github.com/jpkica/jpkica/audit"
+	"github.com/jpkica/jpkica/ca"
+)
+
+var _ ca.LifecycleStore = (*Store)(nil)
+
+// InsertProxyApplication stores a proxy application with its audit entry in
+// one transaction. An ID already used is ca.ErrConflict.
+func (s *Store) InsertProxyApplication(ctx context.Context, app ca.ProxyApplication, e audit.Entry) error {
+	if app.ID == "" || len(app.AnswerCodeHash) == 0 || len(app.Types) == 0 || app.NotBefore.IsZero() || app.CreatedAt.IsZero() {
+		return fmt.Errorf("inserting proxy application: %w: incomplete application", ca.ErrInvalid)
+	}
+	names := make([]string, len(app.Types))
+	for i, t := range app.Types {
+		n, ok := certTypeName(t)
+		if !ok || t == ca.Terminal {
+			return fmt.Errorf("inserting proxy application: %w: type %v", ca.ErrInvalid, t)
+		}
+		names[i] = n
+	}
+	if e.Subject == "" {
+		e.Subject = app.ID
+	}
+	return s.writeAudited(ctx, "inserting proxy application "+app.ID, func(tx *sqlx.Tx, c *chain) error {
+		_, err := tx.ExecContext(ctx, s.q(`INSERT INTO proxy_applications
+(id, resident_id, municipality, card_id, cert_types, answer_code_hash, not_before, created_at, created_by)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`), app.ID, app.ResidentID, app.Municipality, app.CardID, strings.Join(names, ","),
+			app.AnswerCodeHash, dbTime(app.NotBefore), dbTime(app.CreatedAt), app.CreatedBy)
+		if err != nil {
+			return fmt.Errorf("inserting row: %w", s.classify(err))
+		}
+		return c.add(e)
+	})
+}
+
+// ProxyApplication finds a proxy application: ca.ErrNotFound if none.
+func (s *Store) ProxyApplication(ctx context.Context, id string) (ca.ProxyApplication, error) {
+	var row struct {
+		ID           string    `db:"id"`
+		ResidentID   string    `db:"resident_id"`
+		Municipality string    `db:"municipality"`
+		CardID       string    `db:"card_id"`
+		Types        string    `db:"cert_types"`
+		Hash         []byte    `db:"answer_code_hash"`
+		NotBefore    time.Time `db:"not_before"`
+		CreatedAt    time.Time `db:"created_at"`
+		CreatedBy    string    `db:"created_by"`
+	}
+	err := sqlx.GetContext(ctx, s.db, &row, s.q(`SELECT id, resident_id, municipality, card_id, cert_types, answer_code_hash,
+not_before, created_at, created_by FROM proxy_applications WHERE id = ?`), id)
+	if err != nil {
+		return ca.ProxyApplication{}, s.fail("reading proxy application "+id, err)
+	}
+	app := ca.ProxyApplication{ID: row.ID, ResidentID: row.ResidentID, Municipality: row.Municipality, CardID: row.CardID,
+		AnswerCodeHash: row.Hash, NotBefore: row.NotBefore.UTC(), CreatedAt: row.CreatedAt.UTC(), CreatedBy: row.CreatedBy}
+	for n := range strings.SplitSeq(row.Types, ",") {
+		t, err := ca.ParseCertType(n)
+		if err != nil {
+			return ca.ProxyApplication{}, fmt.Errorf("proxy application %s: %w", id, err)
+		}
+		app.Types = append(app.Types, t)
+	}
+	return app, nil
+}
+
+// useKey is how a reservation remembers who made it: the client and its
+// idempotency key (empty when the request had none, which no retry can
+// match).
+func useKey(u ca.ProxyUse) string {
+	if u.IdempotencyKey == "" {
+		return ""
+	}
+	return u.ClientID + "\x00" + u.IdempotencyKey
+}
+
+// ReserveProxyUse marks one certificate type of a proxy application used,
+// with its audit entry. The same client retrying with the same idempotency
+// key gets created=false and no error; anybody else ca.ErrConflict.
+func (s *Store) ReserveProxyUse(ctx context.Context, u ca.ProxyUse) (bool, error) {
+	typ, ok := certTypeName(u.Type)
+	if !ok || u.ApplicationID == "" || u.At.IsZero() {
+		return false, fmt.Errorf("reserving proxy answer: %w: incomplete reservation", ca.ErrInvalid)
+	}
+	created := false
+	err := s.writeAudited(ctx, "reserving proxy answer "+u.ApplicationID, func(tx *sqlx.Tx, c *chain) error {
+		created = false
+		var by string
+		err := tx.QueryRowContext(ctx, s.q("SELECT used_by FROM proxy_application_uses WHERE application_id = ? AND cert_type = ?"),
+			u.ApplicationID, typ).Scan(&by)
+		switch {
+		case err == nil:
+			if k := useKey(u); k != "" && k == by {
+				return nil
+			}
+			return fmt.Errorf("%w: the answer to proxy application %s was already used for a %s certificate",
+				ca.ErrConflict, u.ApplicationID, typ)
+		case !errors.Is(err, sql.ErrNoRows):
+			return s.classify(err)
+		}
+		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO proxy_application_uses (application_id, cert_type, used_at, used_by)
+VALUES (?, ?, ?, ?)`), u.ApplicationID, typ, dbTime(u.At), useKey(u)); err != nil {
+			return fmt.Errorf("inserting use: %w", s.classify(err))
+		}
+		created = true
+		e := u.Audit
+		if e.Subject == "" {
+			e.Subject = u.ApplicationID
+		}
+		return c.add(e)
+	})
+	return created, err
+}
+
+// ReleaseProxyUse removes a reservation (its issuance failed), with its
+// audit entry.
+func (s *Store) ReleaseProxyUse(ctx context.Context, u ca.ProxyUse) error {
+	typ, ok := certTypeName(u.Type)
+	if !ok {
+		return fmt.Errorf("releasing proxy answer: %w: type %v", ca.ErrInvalid, u.Type)
+	}
+	return s.writeAudited(ctx, "releasing proxy answer "+u.ApplicationID, func(tx *sqlx.Tx, c *chain) error {
+		res, err := tx.ExecContext(ctx, s.q("DELETE FROM proxy_application_uses WHERE application_id = ? AND cert_type = ? AND used_by = ?"),
+			u.ApplicationID, typ, useKey(u))
+		if err != nil {
+			return s.classify(err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return nil
+		}
+		e := u.Audit
+		if e.Subject == "" {
+			e.Subject = u.ApplicationID
+		}
+		return c.add(e)
+	})
+}
+
+// GoodCertificatesExpiring lists a municipality's good signature and
+// authentication certificates with from < notAfter <= to, by notAfter then
+// serial: the candidates for expiry notices.
+func (s *Store) GoodCertificatesExpiring(ctx context.Context, municipality string, from, to time.Time) ([]ca.Record, error) {
+	return s.selectRecords(ctx, s.db, "listing expiring certificates",
+		`municipality = ? AND status = 'good' AND cert_type IN ('signature', 'authentication') AND expiry > ? AND expiry <= ?
+ORDER BY expiry, serial_hex`, municipality, dbTime(from), dbTime(to))
+}
+
+// AuditPage returns up to limit audit entries with seq > after, in seq
+// order: the API's paged read of the log.
+func (s *Store) AuditPage(ctx context.Context, after int64, limit int) ([]audit.Entry, error) {
+	if limit <= 0 || limit > 1000 {
+		return nil, fmt.Errorf("reading audit log: %w: limit %d out of 1..1000", ca.ErrInvalid, limit)
+	}
+	rows, err := s.db.QueryContext(ctx, s.q(`SELECT seq, time, actor, action, subject, detail, prev, hash FROM audit_log
+WHERE seq > ? ORDER BY seq LIMIT ?`), after, limit)
+	if err != nil {
+		return nil, s.fail("reading audit log", err)
+	}
+	defer rows.Close()
+	out := []audit.Entry{}
+	for rows.Next() {
+		var (
+			e      audit.Entry
+			t      time.Time
+			detail []byte
+		)
+		if err := rows.Scan(&e.Seq, &t, &e.Actor, &e.Action, &e.Subject, &detail, &e.Prev, &e.Hash); err != nil {
+			return nil, s.fail("reading audit entry", err)
+		}
+		e.Time = t.UTC()
+		if len(detail) > 0 {
+			e.Detail = detail
+		}
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, s.fail("reading audit log", err)
+	}
+	return out, nil
+}
