@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"embed"
 	"fmt"
 	"io/fs"
@@ -76,7 +77,13 @@ func (s *Store) migrate(ctx context.Context) error {
 		if _, err := conn.ExecContext(ctx, "SELECT pg_advisory_lock($1)", int64(migrationLockKey)); err != nil {
 			return s.fail("taking migration lock", err)
 		}
-		defer conn.ExecContext(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1)", int64(migrationLockKey))
+		defer func() {
+			// A connection that still holds the lock must not go back to the
+			// pool: mark it bad so database/sql closes it (which releases it).
+			if _, err := conn.ExecContext(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1)", int64(migrationLockKey)); err != nil {
+				conn.Raw(func(any) error { return driver.ErrBadConn })
+			}
+		}()
 	}
 	const create = `CREATE TABLE IF NOT EXISTS schema_migrations (
   version    integer PRIMARY KEY,
