@@ -48,6 +48,7 @@ type Store interface {
 	CertificatesByCard(ctx context.Context, cardID string) ([]Record, error)
 	CertificatesByResident(ctx context.Context, residentID string) ([]Record, error)
 	// ChangeStatus applies a status change; a serial that is not good (or
-	// held, for a revocation) is left as it is and not returned.
+	// held, for a revocation) is left as it is and not returned. An unknown
+	// serial fails the whole change with ErrNotFound and changes nothing.
 	ChangeStatus(ctx context.Context, ch StatusChange) (changed []Serial, err error)
 }
