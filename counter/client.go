@@ -1,0 +1,280 @@
+// Package counter is the counter terminal's side of jpkica: the API client
+// over mutual TLS, the My Number Card as PKCS#11 tokens (keys generated on
+// the card, certificates written back to it, PINs set under the card's
+// rules), the fee quote, and the workflows that tie them together.
+//
+// A Client is safe for concurrent use; a Card serialises its calls.
+package counter
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jpkica/jpkica/api"
+	"github.com/jpkica/jpkica/ca"
+)
+
+// APIError is an error answer of the API.
+type APIError struct {
+	Status  int
+	Code    string // one of api.Code*
+	Message string
+	// RetryAfter is set on 429 and 503 answers that carry Retry-After.
+	RetryAfter time.Duration
+}
+
+func (e *APIError) Error() string {
+	return fmt.Sprintf("API %d %s: %s", e.Status, e.Code, e.Message)
+}
+
+// Temporary reports whether retrying the same request may succeed.
+func (e *APIError) Temporary() bool {
+	return e.Status == http.StatusTooManyRequests || e.Status == http.StatusServiceUnavailable
+}
+
+// ClientConfig reaches the API.
+type ClientConfig struct {
+	// BaseURL is https://host:port of the API listener.
+	BaseURL string
+	// Certificate is the terminal's client certificate and key.
+	Certificate tls.Certificate
+	// ServerCAs verifies the API's server certificate (jpkica's client CA
+	// when the server certificate was made at start).
+	ServerCAs *x509.CertPool
+	Timeout   time.Duration // per request; 30 s by default
+}
+
+// Client calls the /v1 API.
+type Client struct {
+	base string
+	hc   *http.Client
+}
+
+// NewClient makes a client; it does not connect yet.
+func NewClient(cfg ClientConfig) (*Client, error) {
+	u, err := url.Parse(cfg.BaseURL)
+	if err != nil || u.Scheme != "https" || u.Host == "" {
+		return nil, fmt.Errorf("%w: API URL %q: want https://host:port", ca.ErrInvalid, cfg.BaseURL)
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = 30 * time.Second
+	}
+	tr := &http.Transport{
+		TLSClientConfig: &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: cfg.ServerCAs,
+			Certificates: []tls.Certificate{cfg.Certificate}},
+		MaxIdleConnsPerHost: 16,
+		ForceAttemptHTTP2:   true,
+	}
+	return &Client{base: strings.TrimRight(cfg.BaseURL, "/"), hc: &http.Client{Transport: tr, Timeout: cfg.Timeout}}, nil
+}
+
+func (c *Client) do(ctx context.Context, method, path string, body any, out any, header ...string) error {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
+	if err != nil {
+		return err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Accept", "application/json")
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return fmt.Errorf("%s %s: reading answer: %w", method, path, err)
+	}
+	if resp.StatusCode >= 300 {
+		var eb api.ErrorBody
+		_ = json.Unmarshal(data, &eb)
+		ae := &APIError{Status: resp.StatusCode, Code: eb.Error.Code, Message: eb.Error.Message}
+		if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil {
+			ae.RetryAfter = time.Duration(s) * time.Second
+		}
+		return ae
+	}
+	if raw, ok := out.(*[]byte); ok {
+		*raw = data
+		return nil
+	}
+	if err := json.Unmarshal(data, out); err != nil {
+		return fmt.Errorf("%s %s: decoding answer: %w", method, path, err)
+	}
+	return nil
+}
+
+// Issue asks for one certificate. The same idempotencyKey and request
+// return the same certificate, so a request whose answer was lost can be
+// sent again with the same key.
+func (c *Client) Issue(ctx context.Context, idempotencyKey string, req api.IssueRequest) (api.Issued, error) {
+	var out api.Issued
+	err := c.do(ctx, http.MethodPost, "/v1/certificates", req, &out, "Idempotency-Key", idempotencyKey)
+	return out, err
+}
+
+// Certificate reads one record.
+func (c *Client) Certificate(ctx context.Context, serial string) (api.Certificate, error) {
+	var out api.Certificate
+	err := c.do(ctx, http.MethodGet, "/v1/certificates/"+url.PathEscape(serial), nil, &out)
+	return out, err
+}
+
+// CertificatesByCard lists a card's certificates, newest first.
+func (c *Client) CertificatesByCard(ctx context.Context, card string) ([]api.Certificate, error) {
+	var out api.Certificates
+	err := c.do(ctx, http.MethodGet, "/v1/certificates?card="+url.QueryEscape(card), nil, &out)
+	return out.Certificates, err
+}
+
+// CertificatesByResident lists a resident's certificates, newest first.
+func (c *Client) CertificatesByResident(ctx context.Context, resident string) ([]api.Certificate, error) {
+	var out api.Certificates
+	err := c.do(ctx, http.MethodGet, "/v1/certificates?resident="+url.QueryEscape(resident), nil, &out)
+	return out.Certificates, err
+}
+
+// Revoke revokes a certificate with an RFC 5280 reason name.
+func (c *Client) Revoke(ctx context.Context, serial, reason string) (api.Certificate, error) {
+	var out api.Certificate
+	err := c.do(ctx, http.MethodPost, "/v1/certificates/"+url.PathEscape(serial)+"/revoke", api.RevokeRequest{Reason: reason}, &out)
+	return out, err
+}
+
+// Hold puts a card's certificates on hold (loss line, admin).
+func (c *Client) Hold(ctx context.Context, card string) ([]api.Certificate, error) {
+	var out api.Certificates
+	err := c.do(ctx, http.MethodPost, "/v1/cards/"+url.PathEscape(card)+"/hold", nil, &out)
+	return out.Certificates, err
+}
+
+// ResidentEvent posts a register event (register, admin).
+func (c *Client) ResidentEvent(ctx context.Context, resident string, ev api.EventRequest) ([]api.Certificate, error) {
+	var out api.Certificates
+	err := c.do(ctx, http.MethodPost, "/v1/residents/"+url.PathEscape(resident)+"/events", ev, &out)
+	return out.Certificates, err
+}
+
+// OpenProxyApplication opens a proxy application.
+func (c *Client) OpenProxyApplication(ctx context.Context, req api.ProxyApplicationRequest) (api.ProxyApplicationResponse, error) {
+	var out api.ProxyApplicationResponse
+	err := c.do(ctx, http.MethodPost, "/v1/proxy-applications", req, &out)
+	return out, err
+}
+
+// RenewalNotices lists the certificates due for an expiry notice on day.
+func (c *Client) RenewalNotices(ctx context.Context, municipality string, day ca.Date) (api.RenewalNotices, error) {
+	var out api.RenewalNotices
+	err := c.do(ctx, http.MethodGet, "/v1/renewal-notices?municipality="+url.QueryEscape(municipality)+"&on="+day.String(), nil, &out)
+	return out, err
+}
+
+// RenewalNoticesCSV is RenewalNotices as the mail house's CSV.
+func (c *Client) RenewalNoticesCSV(ctx context.Context, municipality string, day ca.Date) ([]byte, error) {
+	var out []byte
+	err := c.do(ctx, http.MethodGet, "/v1/renewal-notices?municipality="+url.QueryEscape(municipality)+"&on="+day.String(), nil, &out,
+		"Accept", "text/csv")
+	return out, err
+}
+
+// CSR makes a PKCS#10 request signed by the card key (PEM).
+func CSR(key crypto.Signer) (string, error) {
+	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{
+		Subject: pkix.Name{Country: []string{"JP"}}, SignatureAlgorithm: x509.SHA256WithRSA}, key)
+	if err != nil {
+		return "", fmt.Errorf("making the CSR on the card: %w", err)
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der})), nil
+}
+
+// IssueJob is one visit's issuance onto a card.
+type IssueJob struct {
+	// Types to issue; the user-authentication certificate goes first,
+	// since it caps the signature certificate's validity.
+	Types    []ca.CertType
+	Card     api.Card
+	Resident api.Resident
+	Proxy    *api.ProxyAnswer
+	// IdempotencyKey is the visit's key; each type uses key + "-" + type.
+	IdempotencyKey string
+}
+
+// IssueOnto runs the counter's issuance: for each type, a new key on the
+// card, a CSR signed by it, the API call, and the certificate written back
+// onto the card. The card's tokens must be logged in. A call that fails
+// for a temporary reason (429, 503) is sent again with the same key, up to
+// three times.
+func IssueOnto(ctx context.Context, c *Client, card *Card, job IssueJob) ([]api.Issued, error) {
+	if job.IdempotencyKey == "" {
+		return nil, fmt.Errorf("%w: an issuance needs an idempotency key", ca.ErrInvalid)
+	}
+	types := job.Types
+	if len(types) == 0 {
+		types = []ca.CertType{ca.Authentication, ca.Signature}
+	}
+	var out []api.Issued
+	for _, t := range types {
+		key, err := card.GenerateKey(t)
+		if err != nil {
+			return out, err
+		}
+		csr, err := CSR(key)
+		if err != nil {
+			return out, err
+		}
+		req := api.IssueRequest{Type: t.String(), CSR: csr, Card: job.Card, Resident: job.Resident, Proxy: job.Proxy}
+		var got api.Issued
+		for attempt := 0; ; attempt++ {
+			got, err = c.Issue(ctx, job.IdempotencyKey+"-"+t.String(), req)
+			var ae *APIError
+			if err == nil || !errors.As(err, &ae) || !ae.Temporary() || attempt == 2 {
+				break
+			}
+			wait := max(ae.RetryAfter, 200*time.Millisecond)
+			select {
+			case <-ctx.Done():
+				return out, ctx.Err()
+			case <-time.After(wait):
+			}
+		}
+		if err != nil {
+			return out, fmt.Errorf("issuing the %v certificate: %w", t, err)
+		}
+		block, _ := pem.Decode([]byte(got.Certificate))
+		if block == nil {
+			return out, fmt.Errorf("issuing the %v certificate: the answer holds no certificate", t)
+		}
+		if err := card.WriteCertificate(t, block.Bytes); err != nil {
+			return out, fmt.Errorf("writing the %v certificate onto the card: %w", t, err)
+		}
+		out = append(out, got)
+	}
+	return out, nil
+}
