@@ -154,6 +154,69 @@ func TestEncodeMatchesCryptoX509(t *testing.T) {
 			if err := rl.CheckSignatureFrom(issuer); err != nil {
 				t.Fatal(err)
 			}
+			var got []Entry
+			p, err := ReadBack(bytes.NewReader(out.Bytes()), issuer, func(e Entry) error {
+				got = append(got, e)
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p.Number.Cmp(tc.spec.Number) != 0 || p.IDP != tc.spec.IDP || p.OnlyUserCerts != (tc.spec.IDP != "") ||
+				p.FreshestCRL != tc.spec.FreshestCRL || !p.ThisUpdate.Equal(tc.spec.ThisUpdate) ||
+				!p.NextUpdate.Equal(tc.spec.NextUpdate) || p.Size != int64(out.Len()) ||
+				!p.ExpiredCertsOnCRL.Equal(tc.spec.ExpiredCertsOnCRL.Truncate(time.Second)) ||
+				(p.DeltaBase == nil) != (tc.spec.DeltaBase == nil) || p.DeltaBase != nil && p.DeltaBase.Cmp(tc.spec.DeltaBase) != 0 {
+				t.Errorf("read back %+v for %+v", p, tc.spec)
+			}
+			if len(got) != len(tc.entries) {
+				t.Fatalf("read back %d entries, want %d", len(got), len(tc.entries))
+			}
+			for i, e := range got {
+				w := tc.entries[i]
+				if e.Serial != w.Serial || !e.RevokedAt.Equal(w.RevokedAt.Truncate(time.Second)) || e.Reason != w.Reason {
+					t.Errorf("entry %d = %+v, want %+v", i, e, w)
+				}
+			}
+		})
+	}
+}
+
+func TestReadBackRejectsTampering(t *testing.T) {
+	key := testRSAKey()
+	issuer := testIssuer(t, key)
+	spec := Spec{Issuer: issuer, Number: big.NewInt(9), ThisUpdate: testNow, NextUpdate: testNow.Add(time.Hour),
+		IDP: "http://127.0.0.1/crl/x/302015.crl"}
+	var out bytes.Buffer
+	if _, err := Encode(context.Background(), spec, key, SliceSource(entriesN(50)), &out, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	good := out.Bytes()
+	if _, err := ReadBack(bytes.NewReader(good), issuer, nil); err != nil {
+		t.Fatal(err)
+	}
+	ecKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	stranger := testIssuer(t, ecKey)
+	flip := func(i int) []byte {
+		b := bytes.Clone(good)
+		b[i] ^= 1
+		return b
+	}
+	for _, tc := range []struct {
+		name   string
+		der    []byte
+		issuer *x509.Certificate
+	}{
+		{"entry byte flipped", flip(len(good) / 2), issuer},
+		{"signature byte flipped", flip(len(good) - 3), issuer},
+		{"truncated", good[:len(good)-1], issuer},
+		{"trailing data", append(bytes.Clone(good), 0), issuer},
+		{"other issuer", good, stranger},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := ReadBack(bytes.NewReader(tc.der), tc.issuer, nil); !errors.Is(err, ErrMalformed) {
+				t.Fatalf("err = %v, want ErrMalformed", err)
+			}
 		})
 	}
 }

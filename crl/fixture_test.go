@@ -1,0 +1,199 @@
+package crl_test
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jpkica/jpkica/ca"
+	"github.com/jpkica/jpkica/ceremony"
+	"github.com/jpkica/jpkica/crl"
+	"github.com/jpkica/jpkica/hsm"
+	"github.com/jpkica/jpkica/store"
+)
+
+// issueNow is when the fixture issues: 2026-11-25 12:00 JST.
+var issueNow = time.Date(2026, 11, 25, 3, 0, 0, 0, time.UTC)
+
+// crlNow is when the fixture's CRLs are made: ten days later, after the
+// short-lived certificates expired.
+var crlNow = issueNow.Add(10 * 24 * time.Hour)
+
+const baseURL = "http://127.0.0.1:8080/crl"
+
+var municipalities = map[string]ca.Municipality{
+	"302015": {Prefecture: "Wakayama-ken", Name: "Wakayama-shi"},
+	"082201": {Prefecture: "Ibaraki-ken", Name: "Tsukuba-shi"},
+}
+
+// fixedClock is a clock tests move.
+type fixedClock struct{ t atomic.Int64 }
+
+func newClock(t time.Time) *fixedClock {
+	c := &fixedClock{}
+	c.set(t)
+	return c
+}
+func (c *fixedClock) set(t time.Time)     { c.t.Store(t.UnixNano()) }
+func (c *fixedClock) now() time.Time      { return time.Unix(0, c.t.Load()).UTC() }
+func (c *fixedClock) add(d time.Duration) { c.set(c.now().Add(d)) }
+
+// want is a certificate's status as jpkica sees it at crlNow.
+type want string
+
+const (
+	wantGood    want = "good"
+	wantRevoked want = "revoked"
+	wantHeld    want = "held"
+	wantExpired want = "expired"
+)
+
+type fixtureCert struct {
+	rec    ca.Record
+	cert   *x509.Certificate
+	issuer ca.IssuerKey
+	want   want
+}
+
+type fixture struct {
+	st       *store.Store
+	kr       *ceremony.Keyring
+	profiles *ca.Profiles
+	certs    []fixtureCert
+	dir      string
+}
+
+var cardKey = sync.OnceValue(func() *rsa.PrivateKey {
+	k, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		panic(err)
+	}
+	return k
+})
+
+// newFixture makes two issuer generations in a software key store and a
+// fresh store at dsn, and issues from each generation certificates of both
+// types in two municipalities: good, revoked (keyCompromise), held, and
+// revoked but expired by crlNow.
+func newFixture(t testing.TB, dsn string) *fixture {
+	t.Helper()
+	ctx := context.Background()
+	keys, err := hsm.OpenSoftware(filepath.Join(t.TempDir(), "keys"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	profiles, err := ca.NewProfiles(ca.ProfileConfig{
+		OCSPURL: "http://127.0.0.1:8080/ocsp", CRLBaseURL: baseURL,
+		SignatureCPSURL: "http://127.0.0.1:8080/cps.html", AuthenticationCPSURL: "http://127.0.0.1:8080/cps.html",
+		Municipalities: municipalities,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{st: st, profiles: profiles, dir: t.TempDir()}
+	cfg := ceremony.Config{
+		IssuerValidity: 10 * 365 * 24 * time.Hour, ResponderValidity: 30 * 24 * time.Hour,
+		ResponderAlgorithm: hsm.ECDSAP256, ClientCAValidity: 24 * time.Hour,
+	}
+	for gen := 1; gen <= 2; gen++ {
+		clock := func() time.Time { return issueNow.Add(-time.Duration(3-gen) * time.Hour) }
+		if _, err := ceremony.Run(ctx, cfg, ceremony.Deps{Store: st, Keys: keys, Clock: clock, Rand: rand.Reader,
+			Logger: slog.New(slog.DiscardHandler)}, gen == 2); err != nil {
+			t.Fatal(err)
+		}
+		kr, err := ceremony.Load(ctx, st, keys)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.kr = kr
+		auth, err := ca.NewAuthority(ca.AuthorityConfig{RenewalWindowMonths: 3}, ca.AuthorityDeps{
+			Store: st, Profiles: profiles, Issuers: kr.Current, Clock: func() time.Time { return issueNow }, Rand: rand.Reader,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, typ := range []ca.CertType{ca.Signature, ca.Authentication} {
+			for _, muni := range []string{"302015", "082201"} {
+				for _, w := range []want{wantGood, wantRevoked, wantHeld, wantExpired} {
+					card := fmt.Sprintf("G%d-%s-%s-%s", gen, typ, muni, w)
+					expires := ca.Date{Year: 2036, Month: time.May, Day: 2}
+					if w == wantExpired {
+						expires = ca.Date{Year: 2026, Month: time.November, Day: 28}
+					}
+					got, err := auth.Issue(ctx, ca.IssueRequest{
+						Type: typ, PublicKey: cardKey().Public(), CardID: card, CardExpires: expires,
+						ResidentID: "R-" + card, Municipality: muni, Actor: "counter:" + muni + ":test",
+						Facts: ca.Facts{Name: "和歌山　太郎", BirthDate: ca.Date{Year: 1990, Month: time.May, Day: 2}, Sex: ca.Male,
+							Address: "和歌山県和歌山市七番丁２３番地"},
+					})
+					if err != nil {
+						t.Fatalf("issuing %s: %v", card, err)
+					}
+					cert, err := x509.ParseCertificate(got.Record.DER)
+					if err != nil {
+						t.Fatal(err)
+					}
+					var ik ca.IssuerKey
+					for _, cur := range kr.Current {
+						if cur.Issuer.ID == got.Record.IssuerID {
+							ik = cur
+						}
+					}
+					f.certs = append(f.certs, fixtureCert{rec: got.Record, cert: cert, issuer: ik, want: w})
+				}
+			}
+		}
+	}
+	for _, c := range f.certs {
+		var ch ca.StatusChange
+		switch c.want {
+		case wantRevoked, wantExpired:
+			ch = ca.StatusChange{Status: ca.Revoked, Reason: ca.KeyCompromise}
+		case wantHeld:
+			ch = ca.StatusChange{Status: ca.OnHold, Reason: ca.CertificateHold}
+		default:
+			continue
+		}
+		ch.Serials, ch.At = []ca.Serial{c.rec.Serial}, issueNow.Add(time.Hour)
+		ch.Audit.Actor, ch.Audit.Action = "admin:test", "certificate.revoke"
+		if _, err := st.ChangeStatus(ctx, ch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return f
+}
+
+// updater builds an Updater over the fixture publishing into dir.
+func (f *fixture) updater(t testing.TB, clock *fixedClock, cfg crl.Config, edit func(*crl.Deps)) *crl.Updater {
+	t.Helper()
+	if cfg.BaseURL == "" {
+		cfg.BaseURL = baseURL
+	}
+	if cfg.Dir == "" {
+		cfg.Dir = f.dir
+	}
+	deps := crl.Deps{Store: f.st, Issuers: f.kr.Issuers, Clock: clock.now, Logger: slog.New(slog.DiscardHandler)}
+	if edit != nil {
+		edit(&deps)
+	}
+	u, err := crl.NewUpdater(cfg, deps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+func sqliteDSN(t testing.TB) string { return "sqlite:" + filepath.Join(t.TempDir(), "jpkica.db") }
