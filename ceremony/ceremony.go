@@ -139,34 +139,66 @@ func (cfg Config) entry(now time.Time, action string, detail []byte) audit.Entry
 	return audit.Entry{Time: now, Actor: actor, Action: action, Detail: detail}
 }
 
-func createIssuer(ctx context.Context, cfg Config, deps Deps, t ca.CertType, generation int) (ca.Issuer, error) {
-	id := IssuerID(t, generation)
-	label := issuerLabel(id)
-	key, err := deps.Keys.GenerateKey(ctx, hsm.GenerateKeyRequest{Label: label, Algorithm: hsm.RSA2048})
+// root describes one self-signed CA the ceremony creates.
+type root struct {
+	issuer    ca.Issuer // ID, Type, Generation and KeyRef set
+	algorithm hsm.Algorithm
+	action    string
+	template  func(serial ca.Serial, now time.Time, pub crypto.PublicKey) (*x509.Certificate, error)
+}
+
+// createRoot makes a key in the key store, self-signs its certificate and
+// records it with its audit entry.
+func createRoot(ctx context.Context, cfg Config, deps Deps, r root) (ca.Issuer, error) {
+	is := r.issuer
+	key, err := deps.Keys.GenerateKey(ctx, hsm.GenerateKeyRequest{Label: is.KeyRef, Algorithm: r.algorithm})
 	if err != nil {
-		return ca.Issuer{}, fmt.Errorf("generating key %s: %w", label, err)
+		return ca.Issuer{}, fmt.Errorf("generating key %s: %w", is.KeyRef, err)
 	}
 	now := deps.Clock().UTC().Truncate(time.Second)
 	serial, err := ca.NewSerial(deps.Rand)
 	if err != nil {
 		return ca.Issuer{}, err
 	}
-	tmpl, err := ca.IssuerTemplate(ca.IssuerTemplateRequest{Type: t, Serial: serial, NotBefore: now,
-		NotAfter: now.Add(cfg.IssuerValidity), PublicKey: key.Public()})
+	tmpl, err := r.template(serial, now, key.Public())
 	if err != nil {
 		return ca.Issuer{}, err
 	}
-	der, err := x509.CreateCertificate(deps.Rand, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		return ca.Issuer{}, fmt.Errorf("self-signing issuer %s: %w", id, err)
+	if is.CertDER, err = x509.CreateCertificate(deps.Rand, tmpl, tmpl, key.Public(), key); err != nil {
+		return ca.Issuer{}, fmt.Errorf("self-signing %s: %w", is.ID, err)
 	}
-	is := ca.Issuer{ID: id, Type: t, Generation: generation, KeyRef: label, CertDER: der, CreatedAt: now}
-	detail := fmt.Appendf(nil, `{"type":%q,"generation":%d,"key":%q,"serial":%q}`, t, generation, label, serial.Hex())
-	if err := deps.Store.InsertIssuer(ctx, is, cfg.entry(now, "issuer.create", detail)); err != nil {
-		return ca.Issuer{}, fmt.Errorf("recording issuer %s: %w", id, err)
+	is.CreatedAt = now
+	detail := fmt.Appendf(nil, `{"type":%q,"generation":%d,"key":%q,"serial":%q}`, is.Type, is.Generation, is.KeyRef, serial.Hex())
+	if err := deps.Store.InsertIssuer(ctx, is, cfg.entry(now, r.action, detail)); err != nil {
+		return ca.Issuer{}, fmt.Errorf("recording %s: %w", is.ID, err)
 	}
-	deps.Logger.Info("issuer created", "issuer", id, "key", label)
+	deps.Logger.Info("CA created", "issuer", is.ID, "key", is.KeyRef)
 	return is, nil
+}
+
+func createIssuer(ctx context.Context, cfg Config, deps Deps, t ca.CertType, generation int) (ca.Issuer, error) {
+	id := IssuerID(t, generation)
+	return createRoot(ctx, cfg, deps, root{
+		issuer:    ca.Issuer{ID: id, Type: t, Generation: generation, KeyRef: issuerLabel(id)},
+		algorithm: hsm.RSA2048,
+		action:    "issuer.create",
+		template: func(serial ca.Serial, now time.Time, pub crypto.PublicKey) (*x509.Certificate, error) {
+			return ca.IssuerTemplate(ca.IssuerTemplateRequest{Type: t, Serial: serial, NotBefore: now,
+				NotAfter: now.Add(cfg.IssuerValidity), PublicKey: pub})
+		},
+	})
+}
+
+func createClientCA(ctx context.Context, cfg Config, deps Deps) (ca.Issuer, error) {
+	return createRoot(ctx, cfg, deps, root{
+		issuer:    ca.Issuer{ID: IssuerID(ca.Terminal, 1), Type: ca.Terminal, Generation: 1, KeyRef: clientCALabel},
+		algorithm: hsm.ECDSAP256,
+		action:    "client_ca.create",
+		template: func(serial ca.Serial, now time.Time, pub crypto.PublicKey) (*x509.Certificate, error) {
+			return ca.ClientCATemplate(ca.ClientCATemplateRequest{Serial: serial, NotBefore: now,
+				NotAfter: now.Add(cfg.ClientCAValidity), PublicKey: pub, Name: "jpkica client CA"})
+		},
+	})
 }
 
 func createResponder(ctx context.Context, cfg Config, deps Deps, is ca.Issuer) (store.Responder, error) {
@@ -201,36 +233,6 @@ func createResponder(ctx context.Context, cfg Config, deps Deps, is ca.Issuer) (
 	}
 	deps.Logger.Info("OCSP responder created", "responder", id, "issuer", is.ID)
 	return r, nil
-}
-
-func createClientCA(ctx context.Context, cfg Config, deps Deps) (ca.Issuer, error) {
-	id := IssuerID(ca.Terminal, 1)
-	label := clientCALabel
-	key, err := deps.Keys.GenerateKey(ctx, hsm.GenerateKeyRequest{Label: label, Algorithm: hsm.ECDSAP256})
-	if err != nil {
-		return ca.Issuer{}, fmt.Errorf("generating key %s: %w", label, err)
-	}
-	now := deps.Clock().UTC().Truncate(time.Second)
-	serial, err := ca.NewSerial(deps.Rand)
-	if err != nil {
-		return ca.Issuer{}, err
-	}
-	tmpl, err := ca.ClientCATemplate(ca.ClientCATemplateRequest{Serial: serial, NotBefore: now,
-		NotAfter: now.Add(cfg.ClientCAValidity), PublicKey: key.Public(), Name: "jpkica client CA"})
-	if err != nil {
-		return ca.Issuer{}, err
-	}
-	der, err := x509.CreateCertificate(deps.Rand, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		return ca.Issuer{}, fmt.Errorf("self-signing client CA: %w", err)
-	}
-	is := ca.Issuer{ID: id, Type: ca.Terminal, Generation: 1, KeyRef: label, CertDER: der, CreatedAt: now}
-	detail := fmt.Appendf(nil, `{"key":%q,"serial":%q}`, label, serial.Hex())
-	if err := deps.Store.InsertIssuer(ctx, is, cfg.entry(now, "client_ca.create", detail)); err != nil {
-		return ca.Issuer{}, fmt.Errorf("recording client CA: %w", err)
-	}
-	deps.Logger.Info("client CA created", "issuer", id)
-	return is, nil
 }
 
 // loadIssuerKey parses an issuer's certificate and finds its key, checking
