@@ -23,21 +23,12 @@ func cmdInit(ctx context.Context, args []string, stdout io.Writer, logger *slog.
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	cfg, err := loadConfig(*configPath, logger)
+	d, err := openDeployment(ctx, *configPath, logger)
 	if err != nil {
 		return err
 	}
-	st, err := openStore(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	keys, err := openKeys(ctx, cfg, logger)
-	if err != nil {
-		return err
-	}
-	defer keys.Close()
-	res, err := ceremony.Run(ctx, ceremonyConfig(cfg, "admin:init"), ceremonyDeps(st, keys, logger), *newGen)
+	defer d.Close()
+	res, err := ceremony.Run(ctx, ceremonyConfig(d.cfg, "admin:init"), ceremonyDeps(d.store, d.keys, logger), *newGen)
 	if err != nil {
 		return err
 	}

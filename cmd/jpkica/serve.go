@@ -44,20 +44,12 @@ func cmdServe(ctx context.Context, args []string, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	cfg, err := loadConfig(*configPath, logger)
+	d, err := openDeployment(ctx, *configPath, logger)
 	if err != nil {
 		return err
 	}
-	st, err := openStore(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	keys, err := openKeys(ctx, cfg, logger)
-	if err != nil {
-		return err
-	}
-	defer keys.Close()
+	defer d.Close()
+	cfg, st, keys := d.cfg, d.store, d.keys
 
 	if cfg.Embedded() {
 		if err := bootstrapEmbedded(ctx, cfg, st, keys, logger); err != nil {

@@ -72,3 +72,34 @@ func openKeys(ctx context.Context, cfg *config.Config, logger *slog.Logger) (hsm
 	}
 	return nil, fmt.Errorf("%w: key backend %q", config.ErrInvalid, cfg.Keys.Backend)
 }
+
+// deployment is a configuration with its store and key store open.
+type deployment struct {
+	cfg   *config.Config
+	store *store.Store
+	keys  hsm.KeyStore
+}
+
+// openDeployment loads the configuration and opens the store and the key
+// store it names. Close releases both.
+func openDeployment(ctx context.Context, configPath string, logger *slog.Logger) (*deployment, error) {
+	cfg, err := loadConfig(configPath, logger)
+	if err != nil {
+		return nil, err
+	}
+	st, err := openStore(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	keys, err := openKeys(ctx, cfg, logger)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	return &deployment{cfg: cfg, store: st, keys: keys}, nil
+}
+
+func (d *deployment) Close() {
+	d.keys.Close()
+	d.store.Close()
+}
