@@ -2,12 +2,107 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
 	"net/http"
+	"time"
+
+	"github.com/jpkica/jpkica/api"
+	"github.com/jpkica/jpkica/ca"
+	"github.com/jpkica/jpkica/internal/config"
 )
 
-// mountCA starts the ca role of `serve`: its background work runs until ctx
-// ends, and its handlers go on mux (the status listener).
+// caStatusListener is the ca role's StatusListener: it learns of every
+// committed issuance and status change (the OCSP pre-signer, so responses
+// are re-signed at once). nil means none: OCSP nodes then catch up by
+// following the store's change_seq. The lead wires it, e.g. by building the
+// pre-signer once in serve and returning it here.
+var caStatusListener = func(env *serveEnv) ca.StatusListener { return nil }
+
+// apiServerCertValidity is the lifetime of the API server certificate made
+// at start.
+const apiServerCertValidity = 30 * 24 * time.Hour
+
+// profileConfig is the certificate profiles of the configuration.
+func profileConfig(cfg *config.Config) ca.ProfileConfig {
+	ms := make(map[string]ca.Municipality, len(cfg.Municipalities))
+	for code, m := range cfg.Municipalities {
+		ms[code] = ca.Municipality{Prefecture: m.Prefecture, Name: m.Name}
+	}
+	return ca.ProfileConfig{
+		OCSPURL: cfg.URLs.OCSP, CRLBaseURL: cfg.URLs.CRLBase,
+		SignatureCPSURL: cfg.URLs.CPSSignature, AuthenticationCPSURL: cfg.URLs.CPSAuthentication,
+		SignatureExtKeyUsage: cfg.Issuance.SignatureExtKeyUsage, Municipalities: ms,
+	}
+}
+
+// mountCA starts the ca role of `serve`: the /v1 API over mutual TLS on
+// cfg.Listen.API, until ctx ends (then it shuts down gracefully, waiting up
+// to ten seconds for calls in flight). The API's metrics go on the shared
+// registry; nothing goes on mux.
+//
+// The server certificate is made at every start: a fresh ECDSA P-256 key in
+// memory, certified by the client CA for the listener's host (and
+// 127.0.0.1, localhost), valid for 30 days. Counters already trust the
+// client CA (their -ca.crt file), so they verify the server with it.
 func mountCA(ctx context.Context, env *serveEnv, mux *http.ServeMux) error {
-	env.logger.Warn("role ca is not implemented yet in this build")
+	profiles, err := ca.NewProfiles(profileConfig(env.cfg))
+	if err != nil {
+		return fmt.Errorf("certificate profiles: %w", err)
+	}
+	listener := caStatusListener(env)
+	auth, err := ca.NewAuthority(ca.AuthorityConfig{RenewalWindowMonths: env.cfg.Issuance.RenewalWindowMonths}, ca.AuthorityDeps{
+		Store: env.store, Profiles: profiles, Issuers: env.keyring.Current, Clock: env.clock, Rand: rand.Reader, Listener: listener,
+	})
+	if err != nil {
+		return fmt.Errorf("authority: %w", err)
+	}
+	clientCAs := x509.NewCertPool()
+	clientCAs.AddCert(env.keyring.ClientCA.Cert)
+	h, err := api.New(api.Config{RenewalWindowMonths: env.cfg.Issuance.RenewalWindowMonths}, api.Deps{
+		Authority: auth, Store: env.store, ClientCAs: clientCAs, Clock: env.clock, Rand: rand.Reader,
+		Logger: env.logger, Metrics: env.metrics,
+	})
+	if err != nil {
+		return fmt.Errorf("API: %w", err)
+	}
+	host, _, err := net.SplitHostPort(env.cfg.Listen.API)
+	if err != nil {
+		return fmt.Errorf("listen.api: %w", err)
+	}
+	hosts := []string{"127.0.0.1", "localhost"}
+	if host != "" && host != "127.0.0.1" && host != "localhost" && host != "0.0.0.0" && host != "::" {
+		hosts = append(hosts, host)
+	}
+	cert, err := api.ServerCertificate(api.ServerCertRequest{ClientCA: env.keyring.ClientCA, Hosts: hosts,
+		Now: env.clock(), Validity: apiServerCertValidity, Rand: rand.Reader})
+	if err != nil {
+		return fmt.Errorf("API server certificate: %w", err)
+	}
+	tlsCfg := api.TLSConfig(cert)
+	ln, err := net.Listen("tcp", env.cfg.Listen.API)
+	if err != nil {
+		return fmt.Errorf("API listener: %w", err)
+	}
+	srv := api.NewServer(h, tlsCfg, env.logger)
+	env.logger.Info("serving the /v1 API over mutual TLS", "addr", ln.Addr().String(),
+		"server_certificate", "made at start, signed by the client CA", "hosts", hosts)
+	go func() {
+		if err := srv.Serve(tls.NewListener(ln, tlsCfg)); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			env.logger.Error("API listener stopped", "err", err)
+		}
+	}()
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(sctx); err != nil {
+			env.logger.Error("shutting down the API listener", "err", err)
+		}
+	}()
 	return nil
 }

@@ -1,0 +1,60 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/jpkica/jpkica/api"
+	"github.com/jpkica/jpkica/ca"
+)
+
+// cmdRenewals runs `jpkica renewals --municipality CODE --on DATE [--format
+// csv|json]`: the certificates of a municipality due for an expiry notice
+// on DATE (their renewal window has opened and they were not renewed), in
+// the same form as GET /v1/renewal-notices.
+func cmdRenewals(ctx context.Context, args []string, stdout io.Writer, logger *slog.Logger) error {
+	fs, configPath := newFlags("renewals")
+	municipality := fs.String("municipality", "", "six-digit local government code")
+	on := fs.String("on", "", "date YYYY-MM-DD")
+	format := fs.String("format", "csv", "csv or json")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *municipality == "" || *on == "" || (*format != "csv" && *format != "json") {
+		return fmt.Errorf("%w: renewals --municipality CODE --on DATE [--format csv|json]", errUsage)
+	}
+	day, err := ca.ParseDate(*on)
+	if err != nil {
+		return err
+	}
+	cfg, err := loadConfig(*configPath, logger)
+	if err != nil {
+		return err
+	}
+	st, err := openStore(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	lc, err := ca.NewLifecycle(ca.LifecycleConfig{RenewalWindowMonths: cfg.Issuance.RenewalWindowMonths},
+		ca.LifecycleDeps{Store: st, Clock: time.Now, Rand: rand.Reader})
+	if err != nil {
+		return err
+	}
+	ns, err := lc.RenewalNotices(ctx, *municipality, day)
+	if err != nil {
+		return err
+	}
+	out := api.RenewalNoticesOf(ns)
+	if *format == "json" {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(out)
+	}
+	return api.WriteRenewalCSV(stdout, out)
+}
