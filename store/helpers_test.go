@@ -8,25 +8,18 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"fmt"
 	"math/big"
-	"net/url"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/jmoiron/sqlx"
 
 	"github.com/jpkica/jpkica/audit"
 	"github.com/jpkica/jpkica/ca"
+	"github.com/jpkica/jpkica/internal/pgtest"
 )
-
-// postgresEnv names the PostgreSQL DSN the tests use, e.g.
-// postgres://postgres@127.0.0.1:5432/test?sslmode=disable.
-const postgresEnv = "JPKICA_TEST_POSTGRES_DSN"
 
 // t0 is the tests' fixed clock.
 var t0 = time.Date(2026, 5, 1, 10, 0, 0, 123456000, time.UTC)
@@ -38,40 +31,8 @@ func sqliteDSNs(t testing.TB) string {
 	return "sqlite:" + filepath.Join(t.TempDir(), "jpkica.db")
 }
 
-// postgresDSNs gives each test its own schema (dropped afterwards), so tests
-// run in parallel and repeatedly on one database. Without JPKICA_TEST_POSTGRES_DSN
-// the test is skipped, loudly.
-func postgresDSNs(t testing.TB) string {
-	base := os.Getenv(postgresEnv)
-	if base == "" {
-		t.Skipf("!!! %s is not set: SKIPPING the PostgreSQL store tests. Set it, e.g. %s='postgres://postgres@127.0.0.1:5432/test?sslmode=disable' !!!", postgresEnv, postgresEnv)
-	}
-	var b [6]byte
-	rand.Read(b[:])
-	schema := fmt.Sprintf("jpkica_test_%x", b)
-	admin, err := sqlx.Open("pgx", base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := admin.Exec("CREATE SCHEMA " + schema); err != nil {
-		admin.Close()
-		t.Fatalf("creating test schema: %v", err)
-	}
-	t.Cleanup(func() {
-		defer admin.Close()
-		if _, err := admin.Exec("DROP SCHEMA " + schema + " CASCADE"); err != nil {
-			t.Errorf("dropping test schema %s: %v", schema, err)
-		}
-	})
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("options", "-csearch_path="+schema)
-	u.RawQuery = q.Encode()
-	return u.String()
-}
+// postgresDSNs gives each test its own schema (see internal/pgtest).
+func postgresDSNs(t testing.TB) string { return pgtest.DSN(t) }
 
 func mustOpen(t testing.TB, dsn string) *Store {
 	t.Helper()
