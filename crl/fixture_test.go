@@ -197,3 +197,5 @@ func (f *fixture) updater(t testing.TB, clock *fixedClock, cfg crl.Config, edit 
 }
 
 func sqliteDSN(t testing.TB) string { return "sqlite:" + filepath.Join(t.TempDir(), "jpkica.db") }
+
+func openStore(dsn string) (*store.Store, error) { return store.Open(context.Background(), dsn) }
