@@ -36,7 +36,7 @@ const (
 	maxKey       = 1 + 20 // kind octet and serial
 	recFixed     = 2 + 1 + 8 + 4 + 4 + 4 + 4 + 1 + 1
 	minChunk     = 16 << 10
-	maxChunk     = 1 << 20
+	maxChunk     = 256 << 10
 	maxRecord    = 0xffff
 	maxLoadNum   = 3 // grow past 3/4 full
 	maxLoadDenom = 4

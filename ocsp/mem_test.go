@@ -112,8 +112,13 @@ type memPKI struct {
 }
 
 var testPKI = sync.OnceValue(func() memPKI {
-	ik, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	rk, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	return newPKI(rk)
+})
+
+// newPKI makes an issuer and a delegated responder with key rk.
+func newPKI(rk crypto.Signer) memPKI {
+	ik, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	now := time.Now()
 	it := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{Country: []string{"JP"}, CommonName: "Test issuer"},
 		NotBefore: now.Add(-time.Hour), NotAfter: now.AddDate(5, 0, 0), IsCA: true, BasicConstraintsValid: true,
@@ -126,13 +131,13 @@ var testPKI = sync.OnceValue(func() memPKI {
 	rt := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{Country: []string{"JP"}, CommonName: "Test responder"},
 		NotBefore: now.Add(-time.Hour), NotAfter: now.AddDate(1, 0, 0), KeyUsage: x509.KeyUsageDigitalSignature,
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageOCSPSigning}}
-	der, err = x509.CreateCertificate(rand.Reader, rt, iss, &rk.PublicKey, ik)
+	der, err = x509.CreateCertificate(rand.Reader, rt, iss, rk.Public(), ik)
 	if err != nil {
 		panic(err)
 	}
 	resp, _ := x509.ParseCertificate(der)
 	return memPKI{issuer: iss, responder: resp, signer: &flakySigner{Signer: rk}}
-})
+}
 
 func (m memPKI) issuers() []ocsp.IssuerConfig {
 	return []ocsp.IssuerConfig{{ID: "test-g1", Cert: m.issuer, Signer: m.signer, ResponderCert: m.responder}}
@@ -146,3 +151,8 @@ func (m memPKI) leaf(t testing.TB, serial int64) (ca.Record, *x509.Certificate) 
 			NotAfter: time.Now().AddDate(1, 0, 0)},
 		&x509.Certificate{SerialNumber: big.NewInt(serial), RawIssuer: m.issuer.RawSubject}
 }
+
+var (
+	timeNow    = time.Now
+	randReader = rand.Reader
+)
