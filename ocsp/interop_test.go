@@ -210,3 +210,31 @@ func httpDo(t testing.TB, method, u string, body []byte) []byte {
 	}
 	return b
 }
+
+// TestNonce: in NonceEcho mode OpenSSL's nonce comes back in a freshly
+// signed response (openssl checks it and warns when it is missing); in the
+// default mode the pre-signed response is served without it.
+func TestNonce(t *testing.T) {
+	f := newFixture(t, "", hsm.ECDSAP256)
+	rec := f.issue(t, 2, ca.Authentication, "CARD-N")
+	dir := t.TempDir()
+	certPath, issPath := filepath.Join(dir, "c.pem"), filepath.Join(dir, "i.pem")
+	writePEM(t, certPath, rec.DER)
+	writePEM(t, issPath, f.issuerCert(rec.IssuerID).Raw)
+	for _, tc := range []struct {
+		mode      ocsp.NonceMode
+		wantNonce bool
+	}{{ocsp.NonceEcho, true}, {ocsp.NonceIgnore, false}} {
+		p := startPresigner(t, f.st, f.issuers(), ocsp.Config{Nonce: tc.mode})
+		srv := httptest.NewServer(ocsp.NewResponder(p, "/ocsp/"))
+		out := openSSL(t, "-issuer", issPath, "-cert", certPath, "-url", srv.URL+"/ocsp", "-CAfile", issPath, "-nonce", "-resp_text")
+		srv.Close()
+		mustContain(t, out, certPath+": good")
+		if got := strings.Contains(out, "OCSP Nonce"); got != tc.wantNonce {
+			t.Fatalf("mode %d: nonce in response %v, want %v:\n%s", tc.mode, got, tc.wantNonce, out)
+		}
+		if tc.wantNonce && strings.Contains(out, "WARNING: no nonce") {
+			t.Fatalf("nonce not echoed:\n%s", out)
+		}
+	}
+}
