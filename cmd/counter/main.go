@@ -1,0 +1,270 @@
+// Command counter is the municipal counter terminal's CLI over package
+// counter: issue both certificates onto a card, renew, revoke, open a proxy
+// application, list renewal notices, quote the fee.
+//
+//	counter [connection flags] issue   --resident FILE.json --card-id ID --card-expires DATE [card flags] [--proxy-app ID --answer CODE]
+//	counter [connection flags] renew   (same as issue: the new certificates supersede the old ones)
+//	counter [connection flags] revoke  --serial HEX --reason REASON
+//	counter [connection flags] proxy   --resident FILE.json --card-id ID --card-expires DATE [--types signature,authentication]
+//	counter [connection flags] notices --municipality CODE --on DATE [--csv]
+//	counter fee [--signature] [--authentication] [--my-number-card] [--own-loss]
+//
+// Connection flags: --api https://127.0.0.1:8443 --cert PREFIX.crt --key
+// PREFIX.key --ca PREFIX-ca.crt. Card flags: --module, --sig-token,
+// --auth-token; the transport PINs come from the environment
+// (COUNTER_SIG_TRANSPORT_PIN, COUNTER_AUTH_TRANSPORT_PIN) and the
+// resident's new PINs from COUNTER_SIG_PIN and COUNTER_AUTH_PIN, never from
+// flags, so they stay out of shell history and process lists.
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+
+	"github.com/jpkica/jpkica/api"
+	"github.com/jpkica/jpkica/ca"
+	"github.com/jpkica/jpkica/counter"
+)
+
+var errUsage = errors.New("usage")
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Getenv); err != nil {
+		fmt.Fprintf(os.Stderr, "counter: %v\n", err)
+		if errors.Is(err, errUsage) {
+			os.Exit(2)
+		}
+		os.Exit(1)
+	}
+}
+
+type flags struct {
+	fs                          *flag.FlagSet
+	apiURL, cert, key, caFile   *string
+	module, sigToken, authToken *string
+}
+
+func newFlags(name string) flags {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	return flags{fs: fs,
+		apiURL: fs.String("api", "https://127.0.0.1:8443", "API base URL"),
+		cert:   fs.String("cert", "", "terminal certificate (PEM)"), key: fs.String("key", "", "terminal key (PEM)"),
+		caFile:    fs.String("ca", "", "CA that certifies the API server (PEM)"),
+		module:    fs.String("module", "", "PKCS#11 module of the card reader"),
+		sigToken:  fs.String("sig-token", "", "token label of the card's signature area"),
+		authToken: fs.String("auth-token", "", "token label of the card's user-authentication area"),
+	}
+}
+
+func (f flags) client() (*counter.Client, error) {
+	pair, err := tls.LoadX509KeyPair(*f.cert, *f.key)
+	if err != nil {
+		return nil, fmt.Errorf("terminal certificate: %w", err)
+	}
+	pem, err := os.ReadFile(*f.caFile)
+	if err != nil {
+		return nil, fmt.Errorf("server CA: %w", err)
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("server CA %s: no certificate", *f.caFile)
+	}
+	return counter.NewClient(counter.ClientConfig{BaseURL: *f.apiURL, Certificate: pair, ServerCAs: roots})
+}
+
+func run(ctx context.Context, args []string, stdout io.Writer, getenv func(string) string) error {
+	if len(args) == 0 {
+		return fmt.Errorf("%w: counter issue|renew|revoke|proxy|notices|fee", errUsage)
+	}
+	cmd, rest := args[0], args[1:]
+	f := newFlags(cmd)
+	out := json.NewEncoder(stdout)
+	out.SetIndent("", "  ")
+	switch cmd {
+	case "issue", "renew":
+		residentFile := f.fs.String("resident", "", "resident record (JSON, as in the API)")
+		cardID := f.fs.String("card-id", "", "card serial")
+		cardExpires := f.fs.String("card-expires", "", "card expiry YYYY-MM-DD")
+		types := f.fs.String("types", "authentication,signature", "certificates to issue")
+		proxyApp := f.fs.String("proxy-app", "", "proxy application ID")
+		answer := f.fs.String("answer", "", "answer code from the proxy's answer sheet")
+		if err := f.fs.Parse(rest); err != nil {
+			return fmt.Errorf("%w: %v", errUsage, err)
+		}
+		res, err := readResident(*residentFile)
+		if err != nil {
+			return err
+		}
+		var ts []ca.CertType
+		for _, s := range strings.Split(*types, ",") {
+			t, err := ca.ParseCertType(strings.TrimSpace(s))
+			if err != nil {
+				return err
+			}
+			ts = append(ts, t)
+		}
+		job := counter.IssueJob{Types: ts, Card: api.Card{ID: *cardID, Expires: *cardExpires}, Resident: res,
+			IdempotencyKey: visitKey()}
+		if *proxyApp != "" {
+			job.Proxy = &api.ProxyAnswer{ApplicationID: *proxyApp, AnswerCode: *answer}
+		}
+		c, err := f.client()
+		if err != nil {
+			return err
+		}
+		card, err := counter.OpenCard(counter.CardConfig{Module: *f.module, SignatureToken: *f.sigToken, AuthenticationToken: *f.authToken})
+		if err != nil {
+			return err
+		}
+		defer card.Close()
+		pins := map[ca.CertType][2]string{
+			ca.Signature:      {getenv("COUNTER_SIG_TRANSPORT_PIN"), getenv("COUNTER_SIG_PIN")},
+			ca.Authentication: {getenv("COUNTER_AUTH_TRANSPORT_PIN"), getenv("COUNTER_AUTH_PIN")},
+		}
+		for _, t := range ts {
+			if err := card.Login(t, pins[t][0]); err != nil {
+				return err
+			}
+			// Check the new PIN before anything is issued.
+			if pins[t][1] != "" {
+				if t == ca.Signature {
+					_, err = counter.SignaturePIN(pins[t][1])
+				} else {
+					err = counter.AuthenticationPIN(pins[t][1])
+				}
+				if err != nil {
+					return err
+				}
+			}
+		}
+		got, err := counter.IssueOnto(ctx, c, card, job)
+		if err != nil {
+			return err
+		}
+		for _, t := range ts {
+			if pins[t][1] != "" {
+				if err := card.SetPIN(t, pins[t][0], pins[t][1]); err != nil {
+					return err
+				}
+			}
+		}
+		return out.Encode(got)
+	case "revoke":
+		serial := f.fs.String("serial", "", "certificate serial (hex)")
+		reason := f.fs.String("reason", "", "RFC 5280 reason, e.g. keyCompromise")
+		if err := f.fs.Parse(rest); err != nil || *serial == "" || *reason == "" {
+			return fmt.Errorf("%w: revoke --serial HEX --reason REASON", errUsage)
+		}
+		c, err := f.client()
+		if err != nil {
+			return err
+		}
+		got, err := c.Revoke(ctx, *serial, *reason)
+		if err != nil {
+			return err
+		}
+		return out.Encode(got)
+	case "proxy":
+		residentFile := f.fs.String("resident", "", "resident record (JSON)")
+		cardID := f.fs.String("card-id", "", "card serial")
+		cardExpires := f.fs.String("card-expires", "", "card expiry YYYY-MM-DD")
+		types := f.fs.String("types", "authentication,signature", "certificates applied for")
+		if err := f.fs.Parse(rest); err != nil {
+			return fmt.Errorf("%w: %v", errUsage, err)
+		}
+		res, err := readResident(*residentFile)
+		if err != nil {
+			return err
+		}
+		c, err := f.client()
+		if err != nil {
+			return err
+		}
+		got, err := c.OpenProxyApplication(ctx, api.ProxyApplicationRequest{Resident: res,
+			Card: api.Card{ID: *cardID, Expires: *cardExpires}, Types: strings.Split(*types, ",")})
+		if err != nil {
+			return err
+		}
+		return out.Encode(got)
+	case "notices":
+		m := f.fs.String("municipality", "", "six-digit code")
+		on := f.fs.String("on", "", "date YYYY-MM-DD")
+		asCSV := f.fs.Bool("csv", false, "CSV for the mail house")
+		if err := f.fs.Parse(rest); err != nil {
+			return fmt.Errorf("%w: %v", errUsage, err)
+		}
+		day, err := ca.ParseDate(*on)
+		if err != nil {
+			return err
+		}
+		c, err := f.client()
+		if err != nil {
+			return err
+		}
+		if *asCSV {
+			b, err := c.RenewalNoticesCSV(ctx, *m, day)
+			if err != nil {
+				return err
+			}
+			_, err = stdout.Write(b)
+			return err
+		}
+		got, err := c.RenewalNotices(ctx, *m, day)
+		if err != nil {
+			return err
+		}
+		return out.Encode(got)
+	case "fee":
+		fs := flag.NewFlagSet("fee", flag.ContinueOnError)
+		fs.SetOutput(io.Discard)
+		var req counter.FeeRequest
+		fs.BoolVar(&req.Signature, "signature", false, "a signature certificate")
+		fs.BoolVar(&req.Authentication, "authentication", false, "a user-authentication certificate")
+		fs.BoolVar(&req.MyNumberCard, "my-number-card", false, "onto a My Number Card")
+		fs.BoolVar(&req.ReissueAfterOwnLoss, "own-loss", false, "re-issue after the holder's own loss")
+		per := fs.Int("per-certificate", counter.DefaultFees.PerCertificate, "the municipality's fee per certificate (yen)")
+		if err := fs.Parse(rest); err != nil {
+			return fmt.Errorf("%w: %v", errUsage, err)
+		}
+		q := counter.FeeSchedule{PerCertificate: *per}.Quote(req)
+		for _, l := range q.Lines {
+			fmt.Fprintf(stdout, "%-15s %5d yen  %s\n", l.Type, l.Yen, l.Why)
+		}
+		fmt.Fprintf(stdout, "%-15s %5d yen\n", "total", q.Total)
+		return nil
+	}
+	return fmt.Errorf("%w: unknown command %q", errUsage, cmd)
+}
+
+func readResident(path string) (api.Resident, error) {
+	var r api.Resident
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return r, fmt.Errorf("resident record: %w", err)
+	}
+	if err := api.DecodeBody(b, &r); err != nil {
+		return r, fmt.Errorf("resident record %s: %w", path, err)
+	}
+	return r, nil
+}
+
+// visitKey is a fresh idempotency key for one visit.
+func visitKey() string {
+	b := make([]byte, 16)
+	rand.Read(b)
+	return "visit-" + hex.EncodeToString(b)
+}
