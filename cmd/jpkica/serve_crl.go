@@ -2,12 +2,30 @@ package main
 
 import (
 	"context"
+	"errors"
 	"net/http"
+
+	"github.com/jpkica/jpkica/crl"
 )
 
 // mountCRL starts the crl role of `serve`: its background work runs until ctx
 // ends, and its handlers go on mux (the status listener).
 func mountCRL(ctx context.Context, env *serveEnv, mux *http.ServeMux) error {
-	env.logger.Warn("role crl is not implemented yet in this build")
+	prefix, err := crlPathPrefix(env.cfg.URLs.CRLBase)
+	if err != nil {
+		return err
+	}
+	logger := env.logger.With("role", "crl")
+	u, err := newUpdater(crlConfig(env.cfg), env.store, env.keyring, env.clock, logger, env.metrics, nil)
+	if err != nil {
+		return err
+	}
+	go func() {
+		if err := u.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+			logger.Error("CRL updater stopped", "err", err)
+		}
+	}()
+	mux.Handle("GET "+prefix+"/", crl.NewHandler(u.Dir(), prefix))
+	logger.Info("publishing CRLs", "dir", u.Dir().Root(), "path", prefix+"/")
 	return nil
 }

@@ -1,0 +1,144 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/jpkica/jpkica/ca"
+	"github.com/jpkica/jpkica/ceremony"
+	"github.com/jpkica/jpkica/crl"
+	"github.com/jpkica/jpkica/internal/config"
+	"github.com/jpkica/jpkica/store"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// CRL schedule until internal/config carries the crl section (see
+// crlConfig).
+const (
+	crlInterval      = 24 * time.Hour
+	crlOverlap       = 12 * time.Hour
+	crlDeltaInterval = time.Hour
+	crlDeltaDelay    = time.Minute
+	crlKeepExpired   = false
+	crlDirName       = "crl" // under data_dir
+)
+
+// crlConfig is the updater's configuration from the deployment's.
+func crlConfig(cfg *config.Config) crl.Config {
+	munis := make([]string, 0, len(cfg.Municipalities))
+	for code := range cfg.Municipalities {
+		munis = append(munis, code)
+	}
+	slices.Sort(munis)
+	return crl.Config{
+		BaseURL:        cfg.URLs.CRLBase,
+		Dir:            cfg.Path(crlDirName),
+		Interval:       crlInterval,
+		Overlap:        crlOverlap,
+		DeltaInterval:  crlDeltaInterval,
+		DeltaDelay:     crlDeltaDelay,
+		KeepExpired:    crlKeepExpired,
+		Municipalities: munis,
+	}
+}
+
+// crlPathPrefix is the path of urls.crl_base ("/crl").
+func crlPathPrefix(base string) (string, error) {
+	u, err := url.Parse(base)
+	if err != nil {
+		return "", fmt.Errorf("%w: urls.crl_base: %v", config.ErrInvalid, err)
+	}
+	p := "/" + strings.Trim(u.Path, "/")
+	if p == "/" {
+		return "", fmt.Errorf("%w: urls.crl_base needs a path, e.g. http://host/crl", config.ErrInvalid)
+	}
+	return p, nil
+}
+
+func newUpdater(cfg crl.Config, st *store.Store, kr *ceremony.Keyring, clock func() time.Time,
+	logger *slog.Logger, reg prometheus.Registerer, progress func(crl.Progress)) (*crl.Updater, error) {
+	u, err := crl.NewUpdater(cfg, crl.Deps{
+		Store: st, Issuers: kr.Issuers, Clock: clock, Logger: logger, Metrics: reg, Progress: progress,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("CRL updater: %w", err)
+	}
+	return u, nil
+}
+
+// cmdCRL is `jpkica crl generate [--config FILE] [--issuer ID] [--partition
+// P] [--delta] [--out DIR]`: publish CRLs now, whatever the schedule says.
+func cmdCRL(ctx context.Context, args []string, stdout io.Writer, logger *slog.Logger) error {
+	if len(args) == 0 || args[0] != "generate" {
+		return fmt.Errorf("%w: crl has one subcommand, generate", errUsage)
+	}
+	fs, configPath := newFlags("crl generate")
+	issuer := fs.String("issuer", "", "issuer ID, e.g. signature-g1 (default: every card issuer, every generation)")
+	partition := fs.String("partition", "", `municipality code, or "full" (default: the full CRL and every partition)`)
+	delta := fs.Bool("delta", false, "publish delta CRLs on the last complete ones instead of complete CRLs")
+	out := fs.String("out", "", "publication directory (default: <data_dir>/crl)")
+	if err := parseFlags(fs, args[1:]); err != nil {
+		return err
+	}
+	d, err := openDeployment(ctx, *configPath, logger)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	kr, err := ceremony.Load(ctx, d.store, d.keys)
+	if err != nil {
+		return fmt.Errorf("loading keys: %w", err)
+	}
+	cfg := crlConfig(d.cfg)
+	if *out != "" {
+		cfg.Dir = *out
+	}
+	lastPrint := time.Time{}
+	progress := func(p crl.Progress) {
+		if p.Done || time.Since(lastPrint) >= time.Second {
+			lastPrint = time.Now()
+			state := "encoding"
+			if p.Done {
+				state = "published"
+			}
+			fmt.Fprintf(stdout, "%s %s: %d entries, %.1fs\n", state, p.Scope, p.Entries, p.Elapsed.Seconds())
+		}
+	}
+	u, err := newUpdater(cfg, d.store, kr, time.Now, logger, nil, progress)
+	if err != nil {
+		return err
+	}
+	ids := u.Issuers()
+	if *issuer != "" {
+		if !slices.Contains(ids, *issuer) {
+			return fmt.Errorf("%w: unknown issuer %q (have %s)", ca.ErrNotFound, *issuer, strings.Join(ids, ", "))
+		}
+		ids = []string{*issuer}
+	}
+	var only []string
+	if *partition != "" {
+		only = []string{*partition}
+	}
+	var failed []string
+	for _, id := range ids {
+		ps, err := u.GenerateIssuer(ctx, id, *delta, only...)
+		for _, p := range ps {
+			fmt.Fprintf(stdout, "%s number %v, %d entries, %d bytes, next update %s\n",
+				u.URL(p.Scope), p.Number, p.Entries, p.Size, p.NextUpdate.Format(time.RFC3339))
+		}
+		if err != nil {
+			logger.Error("CRL generation failed", "issuer", id, "err", err)
+			failed = append(failed, id)
+		}
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("CRLs of %s not (all) published; see the log", strings.Join(failed, ", "))
+	}
+	return nil
+}
