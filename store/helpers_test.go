@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/jpkica/jpkica/audit"
 	"github.com/jpkica/jpkica/ca"
 	"github.com/jpkica/jpkica/internal/pgtest"

@@ -7,7 +7,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -39,7 +38,8 @@ func TestAuditVerifyTamperings(t *testing.T) {
 		}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			cfg, _, dataDir := writeConfig(t)
+			tc := writeConfig(t)
+			cfg, dataDir := tc.path, tc.dataDir
 			ctx := context.Background()
 			if err := run(ctx, []string{"init", "--config", cfg}, io.Discard, quiet()); err != nil {
 				t.Fatal(err)
@@ -63,7 +63,8 @@ func TestAuditVerifyTamperings(t *testing.T) {
 
 // TestAdminCommands: clients issue, revoke and renewals against one store.
 func TestAdminCommands(t *testing.T) {
-	cfg, _, dataDir := writeConfig(t)
+	tc := writeConfig(t)
+	cfg, dataDir := tc.path, tc.dataDir
 	ctx := context.Background()
 	if err := run(ctx, []string{"init", "--config", cfg}, io.Discard, quiet()); err != nil {
 		t.Fatal(err)
@@ -113,17 +114,9 @@ func TestAdminCommands(t *testing.T) {
 // certificate from the client CA; an enrolled counter reaches it, a client
 // without a certificate gets a JSON 401, and it stops with the context.
 func TestServeAPI(t *testing.T) {
-	cfg, _, dataDir := writeConfig(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	apiAddr := ln.Addr().String()
-	ln.Close()
-	b, _ := os.ReadFile(cfg)
-	if err := os.WriteFile(cfg, []byte(strings.Replace(string(b), "listen:\n", "listen:\n  api: "+apiAddr+"\n", 1)), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	tc := writeConfig(t)
+	cfg, dataDir := tc.path, tc.dataDir
+	apiAddr := tc.api
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	if err := run(ctx, []string{"init", "--config", cfg}, io.Discard, quiet()); err != nil {

@@ -19,6 +19,9 @@ const usage = `usage: jpkica <command> [flags]
 commands:
   serve     [--config FILE] [--role ca,ocsp,crl]   run the daemon
   init      [--config FILE] [--new-generation]     key ceremony
+  clients issue --role ROLE [--municipality CODE] --name NAME --out PREFIX
+  revoke    SERIAL --reason REASON
+  renewals  --municipality CODE --on DATE [--format csv|json]
   dev seed  --certificates N [--revoked F] [--municipalities M]
   audit verify [--config FILE]                     check the audit chain
 `
@@ -57,6 +60,12 @@ func run(ctx context.Context, args []string, stdout io.Writer, logger *slog.Logg
 			return fmt.Errorf("%w: dev has one subcommand, seed", errUsage)
 		}
 		return cmdSeed(ctx, rest[1:], stdout, logger)
+	case "clients":
+		return cmdClients(ctx, rest, stdout, logger)
+	case "revoke":
+		return cmdRevoke(ctx, rest, stdout, logger)
+	case "renewals":
+		return cmdRenewals(ctx, rest, stdout, logger)
 	case "audit":
 		if len(rest) == 0 || rest[0] != "verify" {
 			return fmt.Errorf("%w: audit has one subcommand, verify", errUsage)

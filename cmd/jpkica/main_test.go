@@ -25,18 +25,16 @@ import (
 	_ "github.com/mattn/go-sqlite3"
 )
 
-// writeConfig writes a config for a scratch data directory and a free port.
-func writeConfig(t *testing.T) (path, statusAddr, dataDir string) {
+// testConfig is a config file for a scratch data directory and free ports.
+type testConfig struct {
+	path, status, api, dataDir string
+}
+
+func writeConfig(t *testing.T) testConfig {
 	t.Helper()
 	dir := t.TempDir()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	statusAddr = ln.Addr().String()
-	ln.Close()
-	dataDir = filepath.Join(dir, "data")
-	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+	c := testConfig{path: filepath.Join(dir, "jpkica.yaml"), status: freeAddr(t), api: freeAddr(t), dataDir: filepath.Join(dir, "data")}
+	if err := os.MkdirAll(c.dataDir, 0o700); err != nil {
 		t.Fatal(err)
 	}
 	cfg := fmt.Sprintf(`data_dir: %[1]s
@@ -47,18 +45,18 @@ keys:
   software_dir: %[1]s/keys
 listen:
   status: %[2]s
-`, dataDir, statusAddr)
-	path = filepath.Join(dir, "jpkica.yaml")
-	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+  api: %[3]s
+`, c.dataDir, c.status, c.api)
+	if err := os.WriteFile(c.path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	return path, statusAddr, dataDir
+	return c
 }
 
 func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 func TestInitRefusesToOverwrite(t *testing.T) {
-	cfg, _, _ := writeConfig(t)
+	cfg := writeConfig(t).path
 	ctx := context.Background()
 	var out bytes.Buffer
 	if err := run(ctx, []string{"init", "--config", cfg}, &out, quiet()); err != nil {
@@ -90,7 +88,8 @@ func TestInitRefusesToOverwrite(t *testing.T) {
 }
 
 func TestAuditVerifyDetectsTampering(t *testing.T) {
-	cfg, _, dataDir := writeConfig(t)
+	tc := writeConfig(t)
+	cfg, dataDir := tc.path, tc.dataDir
 	ctx := context.Background()
 	if err := run(ctx, []string{"init", "--config", cfg}, io.Discard, quiet()); err != nil {
 		t.Fatal(err)
@@ -106,7 +105,8 @@ func TestAuditVerifyDetectsTampering(t *testing.T) {
 }
 
 func TestServeHealthAndShutdown(t *testing.T) {
-	cfg, addr, _ := writeConfig(t)
+	tc := writeConfig(t)
+	cfg, addr := tc.path, tc.status
 	ctx, cancel := context.WithCancel(context.Background())
 	if err := run(ctx, []string{"init", "--config", cfg}, io.Discard, quiet()); err != nil {
 		t.Fatal(err)
@@ -172,7 +172,8 @@ func TestServeEmbeddedDefaultsFirstStart(t *testing.T) {
 }
 
 func TestSeed(t *testing.T) {
-	cfg, _, dataDir := writeConfig(t)
+	tc := writeConfig(t)
+	cfg, dataDir := tc.path, tc.dataDir
 	ctx := context.Background()
 	if err := run(ctx, []string{"dev", "seed", "--config", cfg, "--certificates", "100"}, io.Discard, quiet()); err == nil {
 		t.Fatal("seed without issuers succeeded")
@@ -237,4 +238,15 @@ func TestUsage(t *testing.T) {
 			t.Errorf("run(%q) = %v, want a usage error", args, err)
 		}
 	}
+}
+
+// freeAddr is a 127.0.0.1 address with a port that was free a moment ago.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
 }
