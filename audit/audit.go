@@ -107,3 +107,21 @@ func (v *Verifier) Next(e Entry) error {
 
 // Count is the number of entries verified so far.
 func (v *Verifier) Count() int64 { return v.n }
+
+// Last is the last entry verified, or nil before the first.
+func (v *Verifier) Last() *Entry { return v.last }
+
+// CheckHead checks that the chain ends at the head the store recorded with
+// its last write (seq 0 and no hash for an empty log). A chain alone cannot
+// show that its last entries were deleted; the recorded head can.
+func (v *Verifier) CheckHead(seq int64, hash []byte) error {
+	var lastSeq int64
+	var lastHash []byte
+	if v.last != nil {
+		lastSeq, lastHash = v.last.Seq, v.last.Hash
+	}
+	if lastSeq != seq || !bytes.Equal(lastHash, hash) {
+		return fmt.Errorf("%w: the log ends at entry %d but its recorded head is entry %d (entries removed from the end, or the head rewritten)", ErrBroken, lastSeq, seq)
+	}
+	return nil
+}

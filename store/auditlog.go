@@ -125,3 +125,16 @@ func (s *Store) AuditEntries(ctx context.Context, fn func(audit.Entry) error) er
 	}
 	return nil
 }
+
+// AuditHead is the sequence number and hash of the last audit entry, as every
+// writing transaction records it (0 and nil for an empty log).
+func (s *Store) AuditHead(ctx context.Context) (int64, []byte, error) {
+	var (
+		seq  int64
+		hash []byte
+	)
+	if err := s.db.QueryRowContext(ctx, "SELECT seq, hash FROM audit_head WHERE id = 1").Scan(&seq, &hash); err != nil {
+		return 0, nil, s.fail("reading audit head", err)
+	}
+	return seq, hash, nil
+}

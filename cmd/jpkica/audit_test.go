@@ -18,11 +18,9 @@ import (
 )
 
 // TestAuditVerifyTamperings: an edited, a deleted and a reordered entry
-// each break `jpkica audit verify`. (Deleting the LAST entries cannot be
-// seen from the chain alone: what remains is a valid shorter chain. The
-// store's audit_head row still names the removed head, so comparing the
-// last entry with it, or anchoring the head hash outside the database,
-// closes that gap; audit verify does not do that yet.)
+// each break `jpkica audit verify`, and so does deleting the last entry
+// (what remains is a valid shorter chain, but it no longer ends at the head
+// the store recorded).
 func TestAuditVerifyTamperings(t *testing.T) {
 	for _, c := range []struct {
 		name string
@@ -30,6 +28,7 @@ func TestAuditVerifyTamperings(t *testing.T) {
 	}{
 		{"edited", []string{"UPDATE audit_log SET detail = '{}' WHERE seq = 3"}},
 		{"deleted", []string{"DELETE FROM audit_log WHERE seq = 3"}},
+		{"last deleted", []string{"DELETE FROM audit_log WHERE seq = (SELECT max(seq) FROM audit_log)"}},
 		{"reordered", []string{
 			// Swap entries 2 and 3 but keep the seq column in order.
 			"UPDATE audit_log SET seq = -2 WHERE seq = 2",
@@ -182,5 +181,41 @@ func TestServeAPI(t *testing.T) {
 			t.Fatal("the API still answers after shutdown")
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestAuditVerifyAnchor: a head printed by an earlier run, kept outside the
+// database, catches a truncation that also rewrote the recorded head.
+func TestAuditVerifyAnchor(t *testing.T) {
+	tc := writeConfig(t)
+	ctx := context.Background()
+	if err := run(ctx, []string{"init", "--config", tc.path}, io.Discard, quiet()); err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	if err := run(ctx, []string{"audit", "verify", "--config", tc.path}, &out, quiet()); err != nil {
+		t.Fatal(err)
+	}
+	_, head, ok := strings.Cut(strings.TrimSpace(out.String()), "head ")
+	if !ok {
+		t.Fatalf("no head in %q", out.String())
+	}
+	if err := run(ctx, []string{"audit", "verify", "--config", tc.path, "--anchor", head}, io.Discard, quiet()); err != nil {
+		t.Fatalf("verify against its own head: %v", err)
+	}
+	db := openSQLite(t, tc.dataDir)
+	for _, q := range []string{
+		"DELETE FROM audit_log WHERE seq = (SELECT max(seq) FROM audit_log)",
+		"UPDATE audit_head SET seq = (SELECT max(seq) FROM audit_log), hash = (SELECT hash FROM audit_log ORDER BY seq DESC LIMIT 1)",
+	} {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := run(ctx, []string{"audit", "verify", "--config", tc.path}, io.Discard, quiet()); err != nil {
+		t.Fatalf("a consistent truncation is invisible without the anchor, got %v", err)
+	}
+	if err := run(ctx, []string{"audit", "verify", "--config", tc.path, "--anchor", head}, io.Discard, quiet()); !errors.Is(err, audit.ErrBroken) {
+		t.Fatalf("verify against the anchor after truncation = %v, want ErrBroken", err)
 	}
 }
