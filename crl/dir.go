@@ -186,6 +186,9 @@ func (d *Dir) publish(tmp string, p Published) error {
 	if ok && last.IDP != p.IDP {
 		return fmt.Errorf("%w: %s changes scope: issuingDistributionPoint %q, published %q", ErrCheck, p.Scope, p.IDP, last.IDP)
 	}
+	if err := os.Chmod(tmp, 0o644); err != nil { // CreateTemp made it 0600
+		return fmt.Errorf("publishing %s: %w", p.Scope, err)
+	}
 	if err := os.Chtimes(tmp, p.ThisUpdate, p.ThisUpdate); err != nil {
 		return fmt.Errorf("setting CRL file time: %w", err)
 	}

@@ -11,9 +11,10 @@ import (
 
 // Lister streams the revoked (and held) certificates of an issuer whose
 // certificates expire after notExpiredAt, in serial order; municipality ""
-// means every partition. store.Store satisfies it.
+// means every partition. It must stream: memory must not grow with the
+// number of rows (no sorting in the client). store.Store satisfies it.
 type Lister interface {
-	RevokedEntries(ctx context.Context, issuerID, municipality string, notExpiredAt time.Time,
+	CRLEntries(ctx context.Context, issuerID, municipality string, notExpiredAt time.Time,
 		fn func(serial ca.Serial, revokedAt time.Time, reason ca.Reason) error) error
 }
 
@@ -60,7 +61,7 @@ type Store interface {
 // issuer's partition ("" for all) not expired at notExpiredAt.
 func ListerSource(l Lister, issuerID, municipality string, notExpiredAt time.Time) Source {
 	return func(ctx context.Context, yield func(Entry) error) error {
-		return l.RevokedEntries(ctx, issuerID, municipality, notExpiredAt, func(sn ca.Serial, at time.Time, r ca.Reason) error {
+		return l.CRLEntries(ctx, issuerID, municipality, notExpiredAt, func(sn ca.Serial, at time.Time, r ca.Reason) error {
 			return yield(Entry{Serial: sn, RevokedAt: at, Reason: r})
 		})
 	}

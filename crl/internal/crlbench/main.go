@@ -29,6 +29,7 @@ import (
 	"math/big"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"time"
 
 	"github.com/jpkica/jpkica/ca"
@@ -38,6 +39,8 @@ import (
 	"github.com/jpkica/jpkica/internal/config"
 	"github.com/jpkica/jpkica/store"
 )
+
+var lintMax int64
 
 var now = time.Date(2026, 11, 25, 3, 0, 0, 0, time.UTC)
 
@@ -49,17 +52,26 @@ func main() {
 	configPath := flag.String("config", "", "jpkica config (store mode)")
 	issuer := flag.String("issuer", "", "issuer ID (store mode)")
 	partition := flag.String("partition", "", "municipality (store mode; empty: the full CRL)")
+	flag.Int64Var(&lintMax, "lintmax", 0, "crl.Config.LintMaxBytes (store mode; 0: the default)")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile")
 	flag.Parse()
+	if *cpuprofile != "" {
+		pf, err := os.Create(*cpuprofile)
+		if err == nil && pprof.StartCPUProfile(pf) == nil {
+			defer pprof.StopCPUProfile()
+		}
+	}
 	if err := run(*mode, *n, *keyPath, *out, *configPath, *issuer, *partition); err != nil {
 		fmt.Fprintln(os.Stderr, "crlbench:", err)
+		pprof.StopCPUProfile()
 		os.Exit(1)
 	}
 }
 
 func run(mode string, n int, keyPath, out, configPath, issuerID, partition string) error {
 	ctx := context.Background()
-	if mode == "store" {
-		return runStore(ctx, configPath, issuerID, partition)
+	if mode == "store" || mode == "scan" {
+		return runStore(ctx, mode, configPath, issuerID, partition)
 	}
 	key, err := loadKey(keyPath)
 	if err != nil {
@@ -201,7 +213,7 @@ func issuerCert(key *rsa.PrivateKey) (*x509.Certificate, error) {
 
 // runStore generates, checks and publishes one CRL of a real store through
 // the Updater, as `jpkica crl generate` does.
-func runStore(ctx context.Context, configPath, issuerID, partition string) error {
+func runStore(ctx context.Context, mode, configPath, issuerID, partition string) error {
 	cfg, err := config.Load(configPath)
 	if err != nil {
 		return err
@@ -211,6 +223,13 @@ func runStore(ctx context.Context, configPath, issuerID, partition string) error
 		return err
 	}
 	defer st.Close()
+	if mode == "scan" { // the store's part alone: read every entry, encode nothing
+		start := time.Now()
+		var n int64
+		err := st.CRLEntries(ctx, issuerID, partition, time.Now(), func(ca.Serial, time.Time, ca.Reason) error { n++; return nil })
+		fmt.Printf("mode=scan entries=%d seconds=%.3f\n", n, time.Since(start).Seconds())
+		return err
+	}
 	keys, err := hsm.OpenSoftware(cfg.Keys.SoftwareDir)
 	if err != nil {
 		return err
@@ -221,7 +240,7 @@ func runStore(ctx context.Context, configPath, issuerID, partition string) error
 	}
 	stdout := bufio.NewWriter(os.Stdout)
 	defer stdout.Flush()
-	u, err := crl.NewUpdater(crl.Config{BaseURL: cfg.URLs.CRLBase, Dir: cfg.Path("crl"), SpoolDir: os.TempDir()}, crl.Deps{
+	u, err := crl.NewUpdater(crl.Config{BaseURL: cfg.URLs.CRLBase, Dir: cfg.Path("crl"), SpoolDir: os.TempDir(), LintMaxBytes: lintMax}, crl.Deps{
 		Store: st, Issuers: kr.Issuers, Clock: time.Now, Logger: slog.New(slog.NewTextHandler(os.Stderr, nil)),
 		Progress: func(p crl.Progress) {
 			fmt.Fprintf(stdout, "%s: %d entries, %.1fs\n", p.Scope, p.Entries, p.Elapsed.Seconds())
