@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jpkica/jpkica/ceremony"
@@ -65,7 +66,14 @@ func cmdServe(ctx context.Context, args []string, logger *slog.Logger) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	mux := http.NewServeMux()
+	// The roles' background work ends with roleCtx, and serve waits for it
+	// before the store and the key store close.
+	roleCtx, stopRoles := context.WithCancel(ctx)
 	env := &serveEnv{cfg: cfg, store: st, keys: keys, keyring: kr, logger: logger, metrics: reg, clock: time.Now}
+	defer func() {
+		stopRoles()
+		env.background.Wait()
+	}()
 	for _, role := range []struct {
 		name  string
 		mount func(context.Context, *serveEnv, *http.ServeMux) error
@@ -73,7 +81,7 @@ func cmdServe(ctx context.Context, args []string, logger *slog.Logger) error {
 		if !run[role.name] {
 			continue
 		}
-		if err := role.mount(ctx, env, mux); err != nil {
+		if err := role.mount(roleCtx, env, mux); err != nil {
 			return fmt.Errorf("starting role %s: %w", role.name, err)
 		}
 	}
@@ -123,6 +131,18 @@ type serveEnv struct {
 	logger  *slog.Logger
 	metrics *prometheus.Registry
 	clock   func() time.Time
+
+	background sync.WaitGroup
+}
+
+// spawn runs fn in the background; serve waits for every fn to return
+// before it closes the store and the key store.
+func (e *serveEnv) spawn(fn func()) {
+	e.background.Add(1)
+	go func() {
+		defer e.background.Done()
+		fn()
+	}()
 }
 
 // pinger is anything /readyz checks.

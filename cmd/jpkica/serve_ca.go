@@ -91,18 +91,18 @@ func mountCA(ctx context.Context, env *serveEnv, mux *http.ServeMux) error {
 	srv := api.NewServer(h, tlsCfg, env.logger)
 	env.logger.Info("serving the /v1 API over mutual TLS", "addr", ln.Addr().String(),
 		"server_certificate", "made at start, signed by the client CA", "hosts", hosts)
-	go func() {
+	env.spawn(func() {
 		if err := srv.Serve(tls.NewListener(ln, tlsCfg)); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			env.logger.Error("API listener stopped", "err", err)
 		}
-	}()
-	go func() {
+	})
+	env.spawn(func() {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
 		if err := srv.Shutdown(sctx); err != nil {
 			env.logger.Error("shutting down the API listener", "err", err)
 		}
-	}()
+	})
 	return nil
 }
