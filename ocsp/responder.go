@@ -7,7 +7,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -61,78 +60,166 @@ var (
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
 
+func putBuf(b *[]byte) {
+	if cap(*b) <= 64<<10 {
+		*b = (*b)[:0]
+		bufPool.Put(b)
+	}
+}
+
+// reply is what one request gets, whatever the HTTP layer.
+type reply struct {
+	code   int            // HTTP status
+	status ResponseStatus // an unsuccessful OCSP status when ok is false
+	ok     bool
+	ans    Answer
+	// Cache headers, set for cacheable answers.
+	etag, lastModified, expires, cacheControl string
+}
+
+// pathRequest is the base64 request of a GET: the (already unescaped)
+// path after the prefix.
+func (r *Responder) pathRequest(path string) string {
+	enc := strings.TrimPrefix(path, strings.TrimSuffix(r.prefix, "/"))
+	return strings.TrimPrefix(enc, "/")
+}
+
+// handle answers a DER request: method is GET, HEAD or POST, inm the
+// If-None-Match header.
+func (r *Responder) handle(ctx context.Context, method string, der []byte, inm string) reply {
+	parsed, err := ParseRequest(der, r.p.cfg.MaxCertsPerRequest)
+	if err != nil {
+		return r.failed(MalformedRequest)
+	}
+	ans, err := r.p.Answer(ctx, &parsed)
+	if err != nil {
+		return r.failed(statusOf(err))
+	}
+	r.p.m.requests.WithLabelValues(ans.Status.String()).Inc()
+	rep := reply{code: http.StatusOK, ok: true, ans: ans}
+	if ans.Fresh || method == http.MethodPost {
+		return rep
+	}
+	now := r.p.clock()
+	maxAge := min(ans.NextUpdate.Sub(now), r.p.cfg.MaxAge)
+	if maxAge < 0 {
+		maxAge = 0
+	}
+	var tag [20]byte
+	t := append(tag[:0], '"')
+	t = hex.AppendEncode(t, ans.Body[max(0, len(ans.Body)-8):])
+	rep.etag = string(append(t, '"'))
+	rep.lastModified = ans.ProducedAt.UTC().Format(http.TimeFormat)
+	rep.expires = ans.NextUpdate.UTC().Format(http.TimeFormat)
+	rep.cacheControl = "max-age=" + strconv.Itoa(int(maxAge/time.Second)) + ", public, no-transform, must-revalidate"
+	if inm != "" && etagMatch(inm, rep.etag) {
+		rep.code = http.StatusNotModified
+	}
+	return rep
+}
+
+func (r *Responder) failed(s ResponseStatus) reply {
+	r.p.m.requests.WithLabelValues(s.String()).Inc()
+	return reply{code: http.StatusOK, status: s}
+}
+
 func (r *Responder) ServeHTTP(w http.ResponseWriter, req *http.Request) {
-	var (
-		der []byte
-		buf = bufPool.Get().(*[]byte)
-	)
-	defer func() {
-		if cap(*buf) <= 64<<10 {
-			*buf = (*buf)[:0]
-			bufPool.Put(buf)
-		}
-	}()
+	buf := bufPool.Get().(*[]byte)
+	defer putBuf(buf)
+	var rep reply
 	switch req.Method {
 	case http.MethodGet, http.MethodHead:
-		enc := strings.TrimPrefix(req.URL.EscapedPath(), strings.TrimSuffix(r.prefix, "/"))
-		enc = strings.TrimPrefix(enc, "/")
-		var ok bool
-		der, ok = decodeGET(enc, (*buf)[:0])
+		// URL.Path is already unescaped (%2B, %2F, %3D), and a literal
+		// "+" stays a plus in a path.
+		der, ok := decodeGET(r.pathRequest(req.URL.Path), (*buf)[:0])
 		if !ok {
-			r.fail(w, req, MalformedRequest)
-			return
+			rep = r.failed(MalformedRequest)
+			break
 		}
 		*buf = der
+		rep = r.handle(req.Context(), req.Method, der, req.Header.Get("If-None-Match"))
 	case http.MethodPost:
 		if ct := req.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/ocsp-request") {
-			r.fail(w, req, MalformedRequest)
-			return
+			rep = r.failed(MalformedRequest)
+			break
 		}
 		if req.ContentLength > r.p.cfg.MaxBody {
-			r.p.m.requests.WithLabelValues("too_large").Inc()
-			http.Error(w, "request too large", http.StatusRequestEntityTooLarge)
+			r.tooLarge(w)
 			return
 		}
-		b := (*buf)[:0]
-		body := io.LimitReader(req.Body, r.p.cfg.MaxBody+1)
-		for {
-			if len(b) == cap(b) {
-				b = append(b, 0)[:len(b)]
-			}
-			n, err := body.Read(b[len(b):cap(b)])
-			b = b[:len(b)+n]
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				r.fail(w, req, MalformedRequest)
-				return
-			}
-		}
+		b, err := readBody(req.Body, (*buf)[:0], r.p.cfg.MaxBody)
 		*buf = b
-		if int64(len(b)) > r.p.cfg.MaxBody {
-			r.p.m.requests.WithLabelValues("too_large").Inc()
-			http.Error(w, "request too large", http.StatusRequestEntityTooLarge)
+		switch {
+		case errors.Is(err, errTooLarge):
+			r.tooLarge(w)
 			return
+		case err != nil:
+			rep = r.failed(MalformedRequest)
+		default:
+			rep = r.handle(req.Context(), req.Method, b, "")
 		}
-		der = b
 	default:
 		w.Header().Set("Allow", "GET, HEAD, POST")
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		return
 	}
-	parsed, err := ParseRequest(der, r.p.cfg.MaxCertsPerRequest)
-	if err != nil {
-		r.fail(w, req, MalformedRequest)
+	h := w.Header()
+	h["Content-Type"] = hdrContentType
+	if rep.etag != "" {
+		h["Etag"] = []string{rep.etag}
+		h["Last-Modified"] = []string{rep.lastModified}
+		h["Expires"] = []string{rep.expires}
+		h["Cache-Control"] = []string{rep.cacheControl}
+	} else {
+		h["Cache-Control"] = hdrNoStore
+	}
+	if rep.code == http.StatusNotModified {
+		w.WriteHeader(rep.code)
 		return
 	}
-	ans, err := r.p.Answer(req.Context(), &parsed)
-	if err != nil {
-		r.fail(w, req, statusOf(err))
-		return
+	out := bufPool.Get().(*[]byte)
+	defer putBuf(out)
+	b := (*out)[:0]
+	if rep.ok {
+		b = rep.ans.AppendDER(b)
+	} else {
+		b = append(b, ErrorResponse(rep.status)...)
 	}
-	r.p.m.requests.WithLabelValues(ans.Status.String()).Inc()
-	r.write(w, req, &ans)
+	*out = b
+	h["Content-Length"] = []string{strconv.Itoa(len(b))}
+	w.WriteHeader(rep.code)
+	if req.Method != http.MethodHead {
+		w.Write(b)
+	}
+}
+
+var errTooLarge = errors.New("request body too large")
+
+// readBody reads at most limit octets of body into dst.
+func readBody(body io.Reader, dst []byte, limit int64) ([]byte, error) {
+	lr := io.LimitReader(body, limit+1)
+	for {
+		if len(dst) == cap(dst) {
+			dst = append(dst, 0)[:len(dst)]
+		}
+		n, err := lr.Read(dst[len(dst):cap(dst)])
+		dst = dst[:len(dst)+n]
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return dst, err
+		}
+	}
+	if int64(len(dst)) > limit {
+		return dst, errTooLarge
+	}
+	return dst, nil
+}
+
+func (r *Responder) tooLarge(w http.ResponseWriter) {
+	r.p.m.requests.WithLabelValues("too_large").Inc()
+	http.Error(w, "request too large", http.StatusRequestEntityTooLarge)
 }
 
 func statusOf(err error) ResponseStatus {
@@ -147,17 +234,9 @@ func statusOf(err error) ResponseStatus {
 	return InternalError
 }
 
-// decodeGET turns the path after the prefix into DER: URL-unescaped (so %2B,
-// %2F and %3D work, and a literal "+" stays a plus), then standard base64,
-// padded or not; the URL-safe alphabet is accepted too.
+// decodeGET turns the unescaped path after the prefix into DER: standard
+// base64, padded or not; the URL-safe alphabet is accepted too.
 func decodeGET(enc string, dst []byte) ([]byte, bool) {
-	if strings.IndexByte(enc, '%') >= 0 {
-		u, err := url.PathUnescape(enc)
-		if err != nil {
-			return nil, false
-		}
-		enc = u
-	}
 	enc = strings.TrimRight(enc, "=")
 	if enc == "" || len(enc) > 16<<10 {
 		return nil, false
@@ -176,63 +255,6 @@ func decodeGET(enc string, dst []byte) ([]byte, bool) {
 		return nil, false
 	}
 	return dst[:n], true
-}
-
-func (r *Responder) fail(w http.ResponseWriter, req *http.Request, s ResponseStatus) {
-	r.p.m.requests.WithLabelValues(s.String()).Inc()
-	h := w.Header()
-	h["Content-Type"] = hdrContentType
-	h["Cache-Control"] = hdrNoStore
-	body := ErrorResponse(s)
-	h["Content-Length"] = []string{strconv.Itoa(len(body))}
-	w.WriteHeader(http.StatusOK)
-	if req.Method != http.MethodHead {
-		w.Write(body)
-	}
-}
-
-// write sends a successful response with the RFC 5019 section 6 cache
-// headers (for GET and HEAD of a pre-signed response): Last-Modified is
-// producedAt, Expires nextUpdate, max-age the time to nextUpdate capped at
-// Config.MaxAge, and the ETag the last eight octets of the signature, which
-// differ between any two responses that differ.
-func (r *Responder) write(w http.ResponseWriter, req *http.Request, ans *Answer) {
-	h := w.Header()
-	h["Content-Type"] = hdrContentType
-	cacheable := !ans.Fresh && req.Method != http.MethodPost
-	if cacheable {
-		now := r.p.clock()
-		maxAge := min(ans.NextUpdate.Sub(now), r.p.cfg.MaxAge)
-		if maxAge < 0 {
-			maxAge = 0
-		}
-		var tag [20]byte
-		t := tag[:0]
-		t = append(t, '"')
-		t = hex.AppendEncode(t, ans.Body[max(0, len(ans.Body)-8):])
-		t = append(t, '"')
-		etag := string(t)
-		h["Etag"] = []string{etag}
-		h["Last-Modified"] = []string{ans.ProducedAt.UTC().Format(http.TimeFormat)}
-		h["Expires"] = []string{ans.NextUpdate.UTC().Format(http.TimeFormat)}
-		h["Cache-Control"] = []string{"max-age=" + strconv.Itoa(int(maxAge/time.Second)) + ", public, no-transform, must-revalidate"}
-		if inm := req.Header.Get("If-None-Match"); inm != "" && etagMatch(inm, etag) {
-			w.WriteHeader(http.StatusNotModified)
-			return
-		}
-	} else {
-		h["Cache-Control"] = hdrNoStore
-	}
-	h["Content-Length"] = []string{strconv.Itoa(ans.Len())}
-	if req.Method == http.MethodHead {
-		w.WriteHeader(http.StatusOK)
-		return
-	}
-	out := bufPool.Get().(*[]byte)
-	b := ans.AppendDER((*out)[:0])
-	w.Write(b)
-	*out = b[:0]
-	bufPool.Put(out)
 }
 
 func etagMatch(header, etag string) bool {

@@ -48,7 +48,12 @@ func memServer(t testing.TB, n int, cfg ocsp.Config) (*memSource, *ocsp.Presigne
 
 func request(t testing.TB, serial int64, h crypto.Hash) []byte {
 	t.Helper()
-	pki := testPKI()
+	return testPKI().request(t, serial, h)
+}
+
+// request is a DER OCSP request for a certificate of m's issuer.
+func (pki memPKI) request(t testing.TB, serial int64, h crypto.Hash) []byte {
+	t.Helper()
 	_, cert := pki.leaf(t, serial)
 	req, err := xocsp.CreateRequest(cert, pki.issuer, &xocsp.RequestOptions{Hash: h})
 	if err != nil {
