@@ -28,6 +28,16 @@ type ChangeFeed interface {
 	// expire after notExpiredAt.
 	RevokedChangesSince(ctx context.Context, issuerID, municipality string, afterSeq int64, notExpiredAt time.Time,
 		fn func(serial ca.Serial, revokedAt time.Time, reason ca.Reason) error) error
+	// CRLChanges lists, per issuer and municipality, the sequence number of
+	// the last revocation or hold after afterSeq.
+	CRLChanges(ctx context.Context, afterSeq int64) ([]Change, error)
+}
+
+// Change says that an issuer's partition has revocations up to Seq.
+type Change struct {
+	Issuer    string
+	Partition string
+	Seq       int64
 }
 
 // Numberer allocates CRL numbers, strictly increasing per issuer and

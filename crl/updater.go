@@ -280,6 +280,9 @@ func (u *Updater) Generate(ctx context.Context, scope Scope) (Published, error) 
 	p, check, err := u.generate(ctx, scope, ik)
 	u.m.duration.WithLabelValues(kind).Observe(time.Since(start).Seconds())
 	u.m.progress.WithLabelValues(scope.Issuer).Set(0)
+	if errors.Is(err, ErrNoBase) {
+		return Published{}, fmt.Errorf("CRL %s: %w", scope, err)
+	}
 	if err != nil {
 		u.m.generated.WithLabelValues(scope.Issuer, kind, "failed").Inc()
 		if check != "" {
@@ -507,22 +510,47 @@ var sampleKey = sync.OnceValues(func() (crypto.Signer, error) {
 	return rsa.GenerateKey(rand.Reader, 2048)
 })
 
-// RunDue publishes what is due now: the complete CRLs of an issuer whose
-// full CRL is older than Interval (or missing), and, with deltas
-// configured, the delta CRLs older than DeltaInterval or behind a change
-// seen DeltaDelay ago.
+// RunDue publishes what is due now: each complete CRL (full and per
+// partition) that is missing or older than Interval, and, with deltas
+// configured, each delta CRL that is missing, older than DeltaInterval, or
+// behind a revocation in its scope seen DeltaDelay ago.
 func (u *Updater) RunDue(ctx context.Context) error {
 	now := u.clock()
 	var errs []error
+	type issuerScopes struct {
+		id     string
+		scopes []Scope
+	}
+	var all []issuerScopes
 	for _, id := range u.order {
-		last, ok, err := u.dir.Last(Scope{Issuer: id})
+		parts, err := u.Partitions(ctx, id)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		if !ok || !now.Before(last.ThisUpdate.Add(u.cfg.Interval)) {
-			if _, err := u.GenerateIssuer(ctx, id, false); err != nil {
+		is := issuerScopes{id: id, scopes: []Scope{{Issuer: id}}}
+		for _, p := range parts {
+			is.scopes = append(is.scopes, Scope{Issuer: id, Partition: p})
+		}
+		all = append(all, is)
+	}
+	generate := func(s Scope) {
+		if _, err := u.Generate(ctx, s); err != nil && !errors.Is(err, ErrNoBase) {
+			errs = append(errs, err)
+		}
+	}
+	for _, is := range all {
+		for _, s := range is.scopes {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			last, ok, err := u.dir.Last(s)
+			if err != nil {
 				errs = append(errs, err)
+				continue
+			}
+			if !ok || !now.Before(last.ThisUpdate.Add(u.cfg.Interval)) {
+				generate(s)
 			}
 		}
 	}
@@ -536,17 +564,49 @@ func (u *Updater) RunDue(ctx context.Context) error {
 	if mark != u.markSeen {
 		u.markSeen, u.markSince = mark, now
 	}
-	for _, id := range u.order {
-		last, ok, err := u.dir.Last(Scope{Issuer: id, Delta: true})
-		if err != nil {
-			errs = append(errs, err)
-			continue
+	settled := !now.Before(u.markSince.Add(u.cfg.DeltaDelay))
+	for _, is := range all {
+		type pending struct {
+			scope Scope
+			last  Published
+			ok    bool
 		}
-		due := !ok || !now.Before(last.ThisUpdate.Add(u.cfg.DeltaInterval)) ||
-			mark > last.ChangeMark && !now.Before(u.markSince.Add(u.cfg.DeltaDelay))
-		if due {
-			if _, err := u.GenerateIssuer(ctx, id, true); err != nil {
+		var deltas []pending
+		oldest := mark
+		for _, s := range is.scopes {
+			d := Scope{Issuer: s.Issuer, Partition: s.Partition, Delta: true}
+			last, ok, err := u.dir.Last(d)
+			if err != nil {
 				errs = append(errs, err)
+				continue
+			}
+			deltas = append(deltas, pending{d, last, ok})
+			if ok {
+				oldest = min(oldest, last.ChangeMark)
+			}
+		}
+		changed := map[string]int64{} // partition ("" for any) -> last revocation seq
+		if settled && oldest < mark {
+			changes, err := u.store.CRLChanges(ctx, oldest)
+			if err != nil {
+				errs = append(errs, err)
+			}
+			for _, c := range changes {
+				if c.Issuer != is.id {
+					continue
+				}
+				changed[c.Partition] = max(changed[c.Partition], c.Seq)
+				changed[""] = max(changed[""], c.Seq)
+			}
+		}
+		for _, d := range deltas {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			due := !d.ok || !now.Before(d.last.ThisUpdate.Add(u.cfg.DeltaInterval)) ||
+				changed[d.scope.Partition] > d.last.ChangeMark
+			if due {
+				generate(d.scope)
 			}
 		}
 	}

@@ -82,6 +82,33 @@ func (s *Store) CRLEntries(ctx context.Context, issuerID, municipality string, n
 		"SELECT serial_hex, revoked_at, reason FROM "+from+" WHERE "+where+" ORDER BY serial_hex", args, fn)
 }
 
+// CRLChanges reports, per issuer and municipality, the last change_seq of a
+// revocation or hold committed after afterSeq: which delta CRLs are behind.
+func (s *Store) CRLChanges(ctx context.Context, afterSeq int64) ([]crl.Change, error) {
+	from := "certificates"
+	if s.dialect == SQLite {
+		from += " INDEXED BY certificates_changes"
+	}
+	rows, err := s.db.QueryContext(ctx, s.q(`SELECT ca_label, municipality, MAX(change_seq) FROM `+from+`
+WHERE change_seq > ? AND status = 'revoked' GROUP BY ca_label, municipality ORDER BY ca_label, municipality`), afterSeq)
+	if err != nil {
+		return nil, s.fail("listing CRL changes", err)
+	}
+	defer rows.Close()
+	var out []crl.Change
+	for rows.Next() {
+		var c crl.Change
+		if err := rows.Scan(&c.Issuer, &c.Partition, &c.Seq); err != nil {
+			return nil, s.fail("listing CRL changes", err)
+		}
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, s.fail("listing CRL changes", err)
+	}
+	return out, nil
+}
+
 // RevokedChangesSince streams, in serial order, the revoked (and held)
 // certificates of an issuer whose state changed after change_seq afterSeq and
 // that expire after notExpiredAt: the input of a delta CRL. municipality ""

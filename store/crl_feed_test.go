@@ -93,6 +93,11 @@ func testCRLFeed(t *testing.T, dsn newDSN) {
 		changes[1].serial.Big().Int64() != 5 || !changes[1].at.Equal(t0.Add(3*time.Minute)) {
 		t.Fatalf("changes since %d: %+v", mark, changes)
 	}
+	cs, err := s.CRLChanges(ctx, mark)
+	if err != nil || len(cs) != 2 || cs[0].Partition != "082201" || cs[1].Partition != "131016" || cs[0].Issuer != issuer ||
+		cs[0].Seq <= mark || cs[1].Seq <= mark {
+		t.Fatalf("changes since %d: %+v, %v", mark, cs, err)
+	}
 	part := collect(t, func(fn func(ca.Serial, time.Time, ca.Reason) error) error {
 		return s.RevokedChangesSince(ctx, issuer, "082201", mark, t0, fn)
 	})
