@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"encoding/hex"
 	"fmt"
 	"strings"
 	"time"
@@ -55,7 +56,8 @@ func (s *Store) CRLChangeMark(ctx context.Context) (int64, error) {
 // that grows with the CRL. Walking a partial index on revoked certificates
 // gives the rows already in serial order: the covering one
 // (certificates_crl, certificates_crl_partition) when the schema has it, so
-// no table row is read, else certificates_revoked(_partition).
+// no table row is read, else certificates_revoked(_partition). Revocation
+// times come in whole seconds, as a CRL carries them.
 func (s *Store) CRLEntries(ctx context.Context, issuerID, municipality string, notExpiredAt time.Time,
 	fn func(serial ca.Serial, revokedAt time.Time, reason ca.Reason) error) error {
 	index := "certificates_revoked"
@@ -79,7 +81,7 @@ func (s *Store) CRLEntries(ctx context.Context, issuerID, municipality string, n
 		from += " INDEXED BY " + index
 	}
 	return s.streamRevoked(ctx, "listing revoked certificates",
-		"SELECT serial_hex, revoked_at, reason FROM "+from+" WHERE "+where+" ORDER BY serial_hex", args, fn)
+		"SELECT serial_hex, "+s.revokedAtSeconds()+", reason FROM "+from+" WHERE "+where+" ORDER BY serial_hex", args, fn)
 }
 
 // CRLChanges reports, per issuer and municipality, the last change_seq of a
@@ -112,7 +114,8 @@ WHERE change_seq > ? AND status = 'revoked' GROUP BY ca_label, municipality ORDE
 // RevokedChangesSince streams, in serial order, the revoked (and held)
 // certificates of an issuer whose state changed after change_seq afterSeq and
 // that expire after notExpiredAt: the input of a delta CRL. municipality ""
-// means every partition. An error from fn stops the walk and is returned.
+// means every partition. Revocation times come in whole seconds. An error from
+// fn stops the walk and is returned.
 func (s *Store) RevokedChangesSince(ctx context.Context, issuerID, municipality string, afterSeq int64, notExpiredAt time.Time,
 	fn func(serial ca.Serial, revokedAt time.Time, reason ca.Reason) error) error {
 	// On SQLite, the change_seq index: a delta's few rows are found by
@@ -121,7 +124,7 @@ func (s *Store) RevokedChangesSince(ctx context.Context, issuerID, municipality 
 	if s.dialect == SQLite {
 		from += " INDEXED BY certificates_changes"
 	}
-	query := `SELECT serial_hex, revoked_at, reason FROM ` + from + `
+	query := `SELECT serial_hex, ` + s.revokedAtSeconds() + `, reason FROM ` + from + `
 WHERE change_seq > ? AND ca_label = ? AND status = 'revoked' AND expiry > ?`
 	args := []any{afterSeq, issuerID, dbTime(notExpiredAt)}
 	if municipality != "" {
@@ -132,6 +135,18 @@ WHERE change_seq > ? AND ca_label = ? AND status = 'revoked' AND expiry > ?`
 	return s.streamRevoked(ctx, "listing revoked changes", query, args, fn)
 }
 
+// revokedAtSeconds is revoked_at as whole seconds since 1970 in the
+// dialect: a CRL keeps whole seconds (RFC 5280 5.1.2.6), and an integer
+// skips the driver's time parsing, a third of the time per row on SQLite.
+func (s *Store) revokedAtSeconds() string {
+	if s.dialect == PostgreSQL {
+		return "FLOOR(EXTRACT(EPOCH FROM revoked_at))::bigint"
+	}
+	return "unixepoch(revoked_at)"
+}
+
+// streamRevoked runs a query whose rows are (serial_hex, revoked_at in
+// seconds, reason) and hands them to fn without keeping them.
 func (s *Store) streamRevoked(ctx context.Context, step, query string, args []any,
 	fn func(serial ca.Serial, revokedAt time.Time, reason ca.Reason) error) error {
 	rows, err := s.db.QueryContext(ctx, s.q(query), args...)
@@ -139,20 +154,25 @@ func (s *Store) streamRevoked(ctx context.Context, step, query string, args []an
 		return s.fail(step, err)
 	}
 	defer rows.Close()
+	var (
+		k      sql.RawBytes
+		at     int64
+		reason int
+		buf    [20]byte
+	)
 	for rows.Next() {
-		var (
-			k      string
-			at     time.Time
-			reason int
-		)
 		if err := rows.Scan(&k, &at, &reason); err != nil {
 			return s.fail(step, err)
 		}
-		sn, err := parseSerialKey(k)
-		if err != nil {
-			return fmt.Errorf("%s: %w", step, err)
+		n, err := hex.Decode(buf[:], k)
+		if len(k) != 40 || err != nil {
+			return fmt.Errorf("%s: serial_hex %q: %w", step, k, ca.ErrInvalid)
 		}
-		if err := fn(sn, at.UTC(), ca.Reason(reason)); err != nil {
+		sn := ca.SerialFromBytes(buf[:n])
+		if sn.IsZero() {
+			return fmt.Errorf("%s: serial_hex %q is zero: %w", step, k, ca.ErrInvalid)
+		}
+		if err := fn(sn, time.Unix(at, 0).UTC(), ca.Reason(reason)); err != nil {
 			return err
 		}
 	}
