@@ -86,8 +86,7 @@ func BenchmarkPresignVsRaw(b *testing.B) {
 // BenchmarkHandler is the responder's own cost per GET of a pre-signed
 // response (no network): decoding, lookup, headers, writing.
 func BenchmarkHandler(b *testing.B) {
-	_, p, srv := memServer(b, 1000, ocsp.Config{})
-	srv.Close()
+	_, p, _ := memServer(b, 1000, ocsp.Config{})
 	for p.Cache().Len() < 1000 {
 		time.Sleep(time.Millisecond)
 	}

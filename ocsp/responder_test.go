@@ -25,8 +25,20 @@ import (
 	"github.com/jpkica/jpkica/ocsp"
 )
 
-// memServer is a responder over a memSource with certificates 1..n good.
-func memServer(t testing.TB, n int, cfg ocsp.Config) (*memSource, *ocsp.Presigner, *httptest.Server) {
+// testServer is where a test responder listens.
+type testServer struct {
+	URL  string
+	Addr string
+}
+
+// memServer is a responder over a memSource with certificates 1..n good,
+// served by net/http.
+func memServer(t testing.TB, n int, cfg ocsp.Config) (*memSource, *ocsp.Presigner, *testServer) {
+	return memServerOn(t, n, cfg, false)
+}
+
+// memServerOn serves by net/http, or by fasthttp when fast is set.
+func memServerOn(t testing.TB, n int, cfg ocsp.Config, fast bool) (*memSource, *ocsp.Presigner, *testServer) {
 	t.Helper()
 	src := newMemSource()
 	pki := testPKI()
@@ -36,6 +48,17 @@ func memServer(t testing.TB, n int, cfg ocsp.Config) (*memSource, *ocsp.Presigne
 		src.set(r)
 	}
 	p := startPresigner(t, src, pki.issuers(), cfg)
+	if fast {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		fs := ocsp.NewResponder(p, "/ocsp/").NewFastServer()
+		fs.ReadTimeout, fs.WriteTimeout = 3*time.Second, 3*time.Second
+		go fs.Serve(ln)
+		t.Cleanup(func() { fs.Shutdown() })
+		return src, p, &testServer{URL: "http://" + ln.Addr().String(), Addr: ln.Addr().String()}
+	}
 	srv := httptest.NewUnstartedServer(ocsp.NewResponder(p, "/ocsp/").Guard(http.NotFoundHandler()))
 	// The timeouts `jpkica serve` uses.
 	srv.Config.ReadHeaderTimeout = 2 * time.Second
@@ -43,7 +66,7 @@ func memServer(t testing.TB, n int, cfg ocsp.Config) (*memSource, *ocsp.Presigne
 	srv.Config.WriteTimeout = 3 * time.Second
 	srv.Start()
 	t.Cleanup(srv.Close)
-	return src, p, srv
+	return src, p, &testServer{URL: srv.URL, Addr: srv.Listener.Addr().String()}
 }
 
 func request(t testing.TB, serial int64, h crypto.Hash) []byte {
@@ -90,7 +113,13 @@ func errorStatus(b []byte) int {
 }
 
 func TestBadInput(t *testing.T) {
-	_, _, srv := memServer(t, 3, ocsp.Config{MaxCertsPerRequest: 4, MaxBody: 100 << 10})
+	for _, fast := range []bool{false, true} {
+		t.Run(map[bool]string{false: "net/http", true: "fasthttp"}[fast], func(t *testing.T) { testBadInput(t, fast) })
+	}
+}
+
+func testBadInput(t *testing.T, fast bool) {
+	_, _, srv := memServerOn(t, 3, ocsp.Config{MaxCertsPerRequest: 4, MaxBody: 100 << 10}, fast)
 	good := request(t, 1, crypto.SHA1)
 	many := manyCertIDs(t, 1000)
 	sha512 := request(t, 1, crypto.SHA512)
@@ -211,7 +240,13 @@ func manyCertIDs(t testing.TB, n int) []byte {
 }
 
 func TestGETForms(t *testing.T) {
-	src, _, srv := memServer(t, 100, ocsp.Config{})
+	for _, fast := range []bool{false, true} {
+		t.Run(map[bool]string{false: "net/http", true: "fasthttp"}[fast], func(t *testing.T) { testGETForms(t, fast) })
+	}
+}
+
+func testGETForms(t *testing.T, fast bool) {
+	src, _, srv := memServerOn(t, 100, ocsp.Config{}, fast)
 	// A serial whose request's base64 holds "//", which a ServeMux would
 	// clean and redirect.
 	slashes := int64(0)
@@ -263,7 +298,13 @@ func TestGETForms(t *testing.T) {
 }
 
 func TestCacheHeaders(t *testing.T) {
-	_, _, srv := memServer(t, 1, ocsp.Config{MaxAge: time.Minute})
+	for _, fast := range []bool{false, true} {
+		t.Run(map[bool]string{false: "net/http", true: "fasthttp"}[fast], func(t *testing.T) { testCacheHeaders(t, fast) })
+	}
+}
+
+func testCacheHeaders(t *testing.T, fast bool) {
+	_, _, srv := memServerOn(t, 1, ocsp.Config{MaxAge: time.Minute}, fast)
 	u := srv.URL + "/ocsp/" + url.PathEscape(base64.StdEncoding.EncodeToString(request(t, 1, crypto.SHA1)))
 	resp, err := http.Get(u)
 	if err != nil {
@@ -310,8 +351,14 @@ func TestCacheHeaders(t *testing.T) {
 // TestSlowClients: connections that stall in the headers or the body do not
 // block others, and the server timeouts close them.
 func TestSlowClients(t *testing.T) {
-	_, _, srv := memServer(t, 1, ocsp.Config{})
-	addr := srv.Listener.Addr().String()
+	for _, fast := range []bool{false, true} {
+		t.Run(map[bool]string{false: "net/http", true: "fasthttp"}[fast], func(t *testing.T) { testSlowClients(t, fast) })
+	}
+}
+
+func testSlowClients(t *testing.T, fast bool) {
+	_, _, srv := memServerOn(t, 1, ocsp.Config{}, fast)
+	addr := srv.Addr
 	var conns []net.Conn
 	for i := range 200 {
 		c, err := net.Dial("tcp", addr)
@@ -346,8 +393,14 @@ func TestSlowClients(t *testing.T) {
 }
 
 func TestPipelined(t *testing.T) {
-	_, _, srv := memServer(t, 3, ocsp.Config{})
-	c, err := net.Dial("tcp", srv.Listener.Addr().String())
+	for _, fast := range []bool{false, true} {
+		t.Run(map[bool]string{false: "net/http", true: "fasthttp"}[fast], func(t *testing.T) { testPipelined(t, fast) })
+	}
+}
+
+func testPipelined(t *testing.T, fast bool) {
+	_, _, srv := memServerOn(t, 3, ocsp.Config{}, fast)
+	c, err := net.Dial("tcp", srv.Addr)
 	if err != nil {
 		t.Fatal(err)
 	}
