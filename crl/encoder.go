@@ -328,11 +328,13 @@ type Options struct {
 // Options.MemoryLimit, then an unlinked temporary file), checking serial
 // order and summing sizes, so the length of revokedCertificates, and with it
 // every length in front of it, is known when the Source ends. The second
-// pass feeds header, spool and extensions through the hash; one signature
-// is made through signer; the third writes header, spool, extensions and
-// signature to out. Memory is bounded by the spool's buffer, whatever the
-// number of entries. The signature is verified against signer.Public()
-// before anything is written, as crypto/x509 does.
+// pass writes header, spool and extensions to out and through the hash at
+// once (RSA: the signature's length is known in advance), then one signature
+// is made through signer and appended; for ECDSA, whose signatures vary in
+// length, hashing and writing are two passes. Memory is bounded by the
+// spool's buffer, whatever the number of entries. The signature is verified
+// against signer.Public(), as crypto/x509 does. After an error, out may hold
+// a partial CRL: write to a temporary file.
 func Encode(ctx context.Context, spec Spec, signer crypto.Signer, src Source, out io.Writer, opt Options) (Info, error) {
 	if err := spec.validate(); err != nil {
 		return Info{}, err
@@ -421,42 +423,81 @@ func Encode(ctx context.Context, spec Spec, signer crypto.Signer, src Source, ou
 	}
 
 	h := alg.hash.New()
-	h.Write(head)
-	if err := sp.replay(h); err != nil {
-		return Info{}, fmt.Errorf("hashing CRL: %w", err)
+	w := bufio.NewWriterSize(out, 256<<10)
+	signAndCheck := func(digest []byte) ([]byte, error) {
+		sig, err := sign(ctx, signer, digest, alg.hash, opt.Rand)
+		if err != nil {
+			return nil, err
+		}
+		if err := verifyDigest(signer.Public(), alg.hash, digest, sig); err != nil {
+			return nil, fmt.Errorf("%w: the signature does not verify: %v", ErrSigner, err)
+		}
+		return sig, nil
 	}
-	h.Write(exts)
-	digest := h.Sum(nil)
-	sig, err := sign(ctx, signer, digest, alg.hash, opt.Rand)
-	if err != nil {
-		return Info{}, err
+	tail := func(sig []byte) []byte {
+		t := append([]byte{}, alg.der...)
+		t = appendHeader(t, tagBitString, int64(len(sig))+1)
+		t = append(t, 0)
+		return append(t, sig...)
 	}
-	if err := verifyDigest(signer.Public(), alg.hash, digest, sig); err != nil {
-		return Info{}, fmt.Errorf("%w: the signature does not verify: %v", ErrSigner, err)
+	outer := func(sigLen int) []byte {
+		total := tlvSize(tbsLen) + int64(len(alg.der)) + tlvSize(int64(sigLen)+1)
+		return appendHeader(nil, tagSequence, total)
 	}
-
-	sigLen := int64(len(sig)) + 1
-	total := tlvSize(tbsLen) + int64(len(alg.der)) + tlvSize(sigLen)
-	w := bufio.NewWriterSize(out, 64<<10)
-	outer := appendHeader(nil, tagSequence, total)
-	tail := append([]byte{}, alg.der...)
-	tail = appendHeader(tail, tagBitString, sigLen)
-	tail = append(tail, 0)
-	tail = append(tail, sig...)
-	w.Write(outer)
-	w.Write(head)
-	if err := sp.replay(w); err != nil {
-		return Info{}, fmt.Errorf("writing CRL: %w", err)
+	var (
+		digest, sig []byte
+		size        int64
+	)
+	if rsaKey, ok := signer.Public().(*rsa.PublicKey); ok {
+		// The signature's length is the modulus': every length is known
+		// now, so the spool is hashed and written in one pass.
+		sigLen := (rsaKey.N.BitLen() + 7) / 8
+		o := outer(sigLen)
+		w.Write(o)
+		tee := io.MultiWriter(w, h)
+		tee.Write(head)
+		if err := sp.replay(tee); err != nil {
+			return Info{}, fmt.Errorf("writing CRL: %w", err)
+		}
+		tee.Write(exts)
+		digest = h.Sum(nil)
+		if sig, err = signAndCheck(digest); err != nil {
+			return Info{}, err
+		}
+		if len(sig) != sigLen {
+			return Info{}, fmt.Errorf("%w: RSA signature of %d bytes, want %d", ErrSigner, len(sig), sigLen)
+		}
+		t := tail(sig)
+		w.Write(t)
+		size = int64(len(o)+len(head)+len(exts)+len(t)) + entriesLen
+	} else {
+		// ECDSA signatures vary in length: hash first, then write.
+		h.Write(head)
+		if err := sp.replay(h); err != nil {
+			return Info{}, fmt.Errorf("hashing CRL: %w", err)
+		}
+		h.Write(exts)
+		digest = h.Sum(nil)
+		if sig, err = signAndCheck(digest); err != nil {
+			return Info{}, err
+		}
+		o, t := outer(len(sig)), tail(sig)
+		w.Write(o)
+		w.Write(head)
+		if err := sp.replay(w); err != nil {
+			return Info{}, fmt.Errorf("writing CRL: %w", err)
+		}
+		w.Write(exts)
+		w.Write(t)
+		size = int64(len(o)+len(head)+len(exts)+len(t)) + entriesLen
 	}
-	w.Write(exts)
-	w.Write(tail)
 	if err := w.Flush(); err != nil {
 		return Info{}, fmt.Errorf("writing CRL: %w", err)
 	}
 	return Info{
 		Number:    new(big.Int).Set(spec.Number),
 		Entries:   count,
-		Size:      tlvSize(total),
+		Size:      size,
 		TBSDigest: digest,
 		Signature: sig,
 	}, nil

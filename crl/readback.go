@@ -41,18 +41,25 @@ var ErrMalformed = errors.New("malformed CRL")
 // extension is present. fn, when not nil, is called with each entry.
 // Failures wrap ErrMalformed (or fn's error).
 func ReadBack(r io.Reader, issuer *x509.Certificate, fn func(Entry) error) (Parsed, error) {
-	d := &derReader{r: bufio.NewReaderSize(r, 256<<10), capture: true}
+	return readBack(r, issuer, fn, -1)
+}
+
+// readBack is ReadBack calling fn for the first limit entries only (all
+// with limit < 0). The TBSCertList is hashed in the blocks it is read in,
+// below the parser's buffer.
+func readBack(r io.Reader, issuer *x509.Certificate, fn func(Entry) error, limit int64) (Parsed, error) {
 	var p Parsed
-	tag, outerLen, err := d.header()
+	tag, outerLen, outerHdr, err := rawHeader(r)
 	if err != nil || tag != tagSequence {
 		return p, malformed("CertificateList", err)
 	}
-	outerStart := d.n
-	d.captured = d.captured[:0] // the hash starts at the TBSCertList
-	tag, tbsLen, err := d.header()
+	tag, tbsLen, tbsHdr, err := rawHeader(r)
 	if err != nil || tag != tagSequence {
 		return p, malformed("TBSCertList", err)
 	}
+	lazy := &lazyHash{pending: tbsHdr}
+	body := io.TeeReader(io.LimitReader(r, tbsLen), lazy)
+	d := &derReader{r: bufio.NewReaderSize(body, 1<<20), n: int64(len(outerHdr) + len(tbsHdr))}
 	tbsEnd := d.n + tbsLen
 	_, ver, err := d.element(16)
 	if err != nil || !bytes.Equal(ver, []byte{tagInteger, 1, 1}) {
@@ -71,9 +78,7 @@ func ReadBack(r io.Reader, issuer *x509.Certificate, fn func(Entry) error) (Pars
 	if alg.hash == 0 {
 		return p, malformed(fmt.Sprintf("unsupported signature algorithm %x", algDER), nil)
 	}
-	d.h = alg.hash.New()
-	d.h.Write(d.captured)
-	d.capture, d.captured = false, nil
+	lazy.start(alg.hash.New())
 
 	_, name, err := d.element(64 << 10)
 	if err != nil || !bytes.Equal(name, issuer.RawSubject) {
@@ -97,7 +102,7 @@ func ReadBack(r io.Reader, issuer *x509.Certificate, fn func(Entry) error) (Pars
 		if n == 0 {
 			return p, malformed("empty revokedCertificates (omit it instead)", nil)
 		}
-		if err := d.entries(n, &p, fn); err != nil {
+		if err := d.entries(n, &p, fn, limit); err != nil {
 			return p, err
 		}
 		tag, err = d.peek()
@@ -115,17 +120,17 @@ func ReadBack(r io.Reader, issuer *x509.Certificate, fn func(Entry) error) (Pars
 	if err := p.extensions(extsDER, issuer); err != nil {
 		return p, err
 	}
-	if d.n != tbsEnd {
+	if d.n != tbsEnd || d.r.Buffered() != 0 {
 		return p, malformed("TBSCertList length", nil)
 	}
-	digest := d.h.Sum(nil)
-	d.h = nil
+	digest := lazy.h.Sum(nil)
 
-	_, alg2, err := d.element(256)
+	t := &derReader{r: bufio.NewReaderSize(r, 16<<10), n: d.n}
+	_, alg2, err := t.element(256)
 	if err != nil || !bytes.Equal(alg2, algDER) {
 		return p, malformed("outer signature algorithm differs from the TBSCertList's", err)
 	}
-	_, bits, err := d.element(16 << 10)
+	_, bits, err := t.element(16 << 10)
 	if err != nil || bits[0] != tagBitString {
 		return p, malformed("signature", err)
 	}
@@ -133,17 +138,63 @@ func ReadBack(r io.Reader, issuer *x509.Certificate, fn func(Entry) error) (Pars
 	if len(content) < 2 || content[0] != 0 {
 		return p, malformed("signature bit string", nil)
 	}
-	if d.n != outerStart+outerLen {
+	if t.n != int64(len(outerHdr))+outerLen {
 		return p, malformed("CertificateList length", nil)
 	}
-	if _, err := d.r.ReadByte(); err != io.EOF {
+	if _, err := t.r.ReadByte(); err != io.EOF {
 		return p, malformed("trailing data after the CRL", err)
 	}
 	if err := verifyDigest(issuer.PublicKey, alg.hash, digest, content[1:]); err != nil {
 		return p, malformed("signature does not verify with the issuer's key", err)
 	}
-	p.Size = d.n
+	p.Size = t.n
 	return p, nil
+}
+
+// rawHeader reads a tag and definite length straight from r, a byte at a
+// time (the two outer headers only), and returns the bytes read.
+func rawHeader(r io.Reader) (byte, int64, []byte, error) {
+	var hb [10]byte
+	if _, err := io.ReadFull(r, hb[:2]); err != nil {
+		return 0, 0, nil, err
+	}
+	if hb[1] < 0x80 {
+		return hb[0], int64(hb[1]), append([]byte{}, hb[:2]...), nil
+	}
+	k := int(hb[1] & 0x7f)
+	if k == 0 || k > 8 {
+		return 0, 0, nil, errors.New("unsupported length form")
+	}
+	if _, err := io.ReadFull(r, hb[2:2+k]); err != nil {
+		return 0, 0, nil, err
+	}
+	var n int64
+	for _, c := range hb[2 : 2+k] {
+		n = n<<8 | int64(c)
+	}
+	if hb[2] == 0 || n < 0x80 || lenSize(n) != int64(1+k) {
+		return 0, 0, nil, errors.New("non-minimal length")
+	}
+	return hb[0], n, append([]byte{}, hb[:2+k]...), nil
+}
+
+// lazyHash keeps what it is given until the hash is known.
+type lazyHash struct {
+	h       hash.Hash
+	pending []byte
+}
+
+func (l *lazyHash) Write(b []byte) (int, error) {
+	if l.h == nil {
+		l.pending = append(l.pending, b...)
+		return len(b), nil
+	}
+	return l.h.Write(b)
+}
+
+func (l *lazyHash) start(h hash.Hash) {
+	h.Write(l.pending)
+	l.h, l.pending = h, nil
 }
 
 func malformed(what string, err error) error {
@@ -153,21 +204,30 @@ func malformed(what string, err error) error {
 	return fmt.Errorf("%w: %s", ErrMalformed, what)
 }
 
-// entries reads n bytes of revokedCertificates.
-func (d *derReader) entries(n int64, p *Parsed, fn func(Entry) error) error {
+// entries reads n bytes of revokedCertificates, each entry straight out of
+// the read buffer.
+func (d *derReader) entries(n int64, p *Parsed, fn func(Entry) error, limit int64) error {
 	end := d.n + n
 	var prev, cur []byte
-	buf := make([]byte, 0, 256)
 	for d.n < end {
-		tag, l, err := d.header()
-		if err != nil || tag != tagSequence || l > 255 {
+		h, err := d.r.Peek(3)
+		if err != nil {
 			return malformed(fmt.Sprintf("entry %d", p.Entries), err)
 		}
-		buf = buf[:l]
-		if err := d.readFull(buf); err != nil {
+		l, hdr := int(h[1]), 2
+		switch {
+		case h[0] != tagSequence:
+			return malformed(fmt.Sprintf("entry %d", p.Entries), nil)
+		case l == 0x81 && h[2] >= 0x80:
+			l, hdr = int(h[2]), 3
+		case l >= 0x80:
+			return malformed(fmt.Sprintf("entry %d length", p.Entries), nil)
+		}
+		el, err := d.r.Peek(hdr + l)
+		if err != nil {
 			return malformed(fmt.Sprintf("entry %d", p.Entries), err)
 		}
-		tag, sn, rest := splitTLV(buf)
+		tag, sn, rest := splitTLV(el[hdr:])
 		if tag != tagInteger || len(sn) == 0 || sn[0]&0x80 != 0 || len(sn) > 1 && sn[0] == 0 && sn[1]&0x80 == 0 {
 			return malformed(fmt.Sprintf("entry %d serial", p.Entries), nil)
 		}
@@ -180,7 +240,13 @@ func (d *derReader) entries(n int64, p *Parsed, fn func(Entry) error) error {
 		}
 		prev, cur = cur, prev
 		ttag, tval, rest := splitTLV(rest)
-		at, err := parseTime(ttag, tval)
+		want := fn != nil && (limit < 0 || p.Entries < limit)
+		var at time.Time
+		if want {
+			at, err = parseTime(ttag, tval)
+		} else {
+			err = checkTime(ttag, tval)
+		}
 		if err != nil {
 			return malformed(fmt.Sprintf("entry %d revocationDate", p.Entries), err)
 		}
@@ -190,8 +256,12 @@ func (d *derReader) entries(n int64, p *Parsed, fn func(Entry) error) error {
 				return fmt.Errorf("entry %d: %w", p.Entries, err)
 			}
 		}
+		if _, err := d.r.Discard(hdr + l); err != nil {
+			return err
+		}
+		d.n += int64(hdr + l)
 		p.Entries++
-		if fn != nil {
+		if want {
 			if err := fn(Entry{Serial: ca.SerialFromBytes(prev), RevokedAt: at, Reason: reason}); err != nil {
 				return err
 			}
@@ -203,9 +273,37 @@ func (d *derReader) entries(n int64, p *Parsed, fn func(Entry) error) error {
 	return nil
 }
 
+// checkTime validates what parseTime reads, without making a time.Time.
+func checkTime(tag byte, v []byte) error {
+	switch {
+	case tag == tagUTCTime && len(v) == 13:
+		v = v[2:]
+	case tag == tagGeneralized && len(v) == 15:
+		return func() error { _, err := parseTime(tag, v); return err }()
+	default:
+		return fmt.Errorf("time with tag %#x and %d bytes", tag, len(v))
+	}
+	if v[10] != 'Z' {
+		return errors.New("time not in UTC")
+	}
+	lim := [5]int{12, 31, 23, 59, 59}
+	for i := range lim {
+		n, ok := digits(v[2*i : 2*i+2])
+		if !ok || n > lim[i] || i < 2 && n == 0 {
+			return errors.New("bad time")
+		}
+	}
+	return nil
+}
+
 // entryReason reads crlEntryExtensions: a reasonCode, nothing critical
 // besides.
 func entryReason(der []byte) (ca.Reason, error) {
+	if len(der) == 14 {
+		if r := der[13]; int(r) < len(reasonExts) && reasonExts[r] != nil && bytes.Equal(der, reasonExts[r]) {
+			return ca.Reason(r), nil
+		}
+	}
 	for r, b := range reasonExts {
 		if b != nil && bytes.Equal(der, b) {
 			return ca.Reason(r), nil
@@ -419,30 +517,17 @@ func digits(b []byte) (int, bool) {
 	return n, true
 }
 
-// derReader reads DER from a stream, counting bytes and hashing them (or,
-// before the hash is known, keeping them).
+// derReader reads DER from a buffered stream, counting bytes.
 type derReader struct {
-	r        *bufio.Reader
-	n        int64
-	h        hash.Hash
-	capture  bool
-	captured []byte
-}
-
-func (d *derReader) account(b []byte) {
-	d.n += int64(len(b))
-	if d.h != nil {
-		d.h.Write(b)
-	} else if d.capture {
-		d.captured = append(d.captured, b...)
-	}
+	r *bufio.Reader
+	n int64
 }
 
 func (d *derReader) readFull(b []byte) error {
 	if _, err := io.ReadFull(d.r, b); err != nil {
 		return err
 	}
-	d.account(b)
+	d.n += int64(len(b))
 	return nil
 }
 

@@ -241,7 +241,7 @@ func runStore(ctx context.Context, mode, configPath, issuerID, partition string)
 	stdout := bufio.NewWriter(os.Stdout)
 	defer stdout.Flush()
 	u, err := crl.NewUpdater(crl.Config{BaseURL: cfg.URLs.CRLBase, Dir: cfg.Path("crl"), SpoolDir: os.TempDir(), LintMaxBytes: lintMax}, crl.Deps{
-		Store: st, Issuers: kr.Issuers, Clock: time.Now, Logger: slog.New(slog.NewTextHandler(os.Stderr, nil)),
+		Store: st, Issuers: kr.Issuers, Clock: time.Now, Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Progress: func(p crl.Progress) {
 			fmt.Fprintf(stdout, "%s: %d entries, %.1fs\n", p.Scope, p.Entries, p.Elapsed.Seconds())
 			stdout.Flush()
