@@ -32,15 +32,20 @@ type Entry struct {
 	Reason ca.Reason
 }
 
+// Yield takes one entry of a Source: serial is the big-endian magnitude of
+// the serial number (no leading zero bytes), only valid during the call, so
+// a Source can reuse one buffer for millions of rows.
+type Yield func(serial []byte, revokedAt time.Time, reason ca.Reason) error
+
 // Source yields a CRL's entries in strictly increasing serial order, calling
 // yield once per entry, and returns yield's first error.
-type Source func(ctx context.Context, yield func(Entry) error) error
+type Source func(ctx context.Context, yield Yield) error
 
 // SliceSource is a Source over entries held in memory (tests, benchmarks).
 func SliceSource(entries []Entry) Source {
-	return func(ctx context.Context, yield func(Entry) error) error {
+	return func(ctx context.Context, yield Yield) error {
 		for _, e := range entries {
-			if err := yield(e); err != nil {
+			if err := yield(e.Serial.Bytes(), e.RevokedAt, e.Reason); err != nil {
 				return err
 			}
 		}
@@ -352,26 +357,25 @@ func Encode(ctx context.Context, spec Spec, signer crypto.Signer, src Source, ou
 	}
 	var (
 		count int64
-		prev  []byte
+		prev  = make([]byte, 0, 32)
 		buf   = make([]byte, 0, 64<<10)
 	)
-	err = src(ctx, func(e Entry) error {
-		if e.Serial.IsZero() {
-			return fmt.Errorf("%w: entry with zero serial", ErrInvalid)
+	err = src(ctx, func(sn []byte, at time.Time, reason ca.Reason) error {
+		if len(sn) == 0 || sn[0] == 0 {
+			return fmt.Errorf("%w: entry with serial %x (zero or not minimal)", ErrInvalid, sn)
 		}
-		if e.RevokedAt.IsZero() {
-			return fmt.Errorf("%w: entry %s without revocation time", ErrInvalid, e.Serial)
+		if at.IsZero() {
+			return fmt.Errorf("%w: entry %x without revocation time", ErrInvalid, sn)
 		}
-		sn := e.Serial.Bytes()
-		if prev != nil && compareMagnitude(prev, sn) >= 0 {
+		if count > 0 && compareMagnitude(prev, sn) >= 0 {
 			return fmt.Errorf("%w: %x after %x", ErrEntryOrder, sn, prev)
 		}
 		var err error
-		buf, err = appendEntry(buf, sn, e.RevokedAt, e.Reason)
+		buf, err = appendEntry(buf, sn, at, reason)
 		if err != nil {
-			return fmt.Errorf("entry %s: %w", e.Serial, err)
+			return fmt.Errorf("entry %x: %w", sn, err)
 		}
-		prev = sn
+		prev = append(prev[:0], sn...)
 		count++
 		if len(buf) >= 60<<10 {
 			if _, err := sp.Write(buf); err != nil {

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/jpkica/jpkica/audit"
-	"github.com/jpkica/jpkica/ca"
 )
 
 // Lister streams the revoked (and held) certificates of an issuer whose
@@ -14,8 +13,7 @@ import (
 // means every partition. It must stream: memory must not grow with the
 // number of rows (no sorting in the client). store.Store satisfies it.
 type Lister interface {
-	CRLEntries(ctx context.Context, issuerID, municipality string, notExpiredAt time.Time,
-		fn func(serial ca.Serial, revokedAt time.Time, reason ca.Reason) error) error
+	CRLEntries(ctx context.Context, issuerID, municipality string, notExpiredAt time.Time, fn Yield) error
 }
 
 // ChangeFeed finds what changed since a base CRL. Certificate changes carry
@@ -26,8 +24,7 @@ type ChangeFeed interface {
 	// RevokedChangesSince streams, in serial order, the revoked (and held)
 	// certificates of an issuer's partition that changed after afterSeq and
 	// expire after notExpiredAt.
-	RevokedChangesSince(ctx context.Context, issuerID, municipality string, afterSeq int64, notExpiredAt time.Time,
-		fn func(serial ca.Serial, revokedAt time.Time, reason ca.Reason) error) error
+	RevokedChangesSince(ctx context.Context, issuerID, municipality string, afterSeq int64, notExpiredAt time.Time, fn Yield) error
 	// CRLChanges lists, per issuer and municipality, the sequence number of
 	// the last revocation or hold after afterSeq.
 	CRLChanges(ctx context.Context, afterSeq int64) ([]Change, error)
@@ -70,18 +67,14 @@ type Store interface {
 // ListerSource is the Source of one CRL: the revoked certificates of an
 // issuer's partition ("" for all) not expired at notExpiredAt.
 func ListerSource(l Lister, issuerID, municipality string, notExpiredAt time.Time) Source {
-	return func(ctx context.Context, yield func(Entry) error) error {
-		return l.CRLEntries(ctx, issuerID, municipality, notExpiredAt, func(sn ca.Serial, at time.Time, r ca.Reason) error {
-			return yield(Entry{Serial: sn, RevokedAt: at, Reason: r})
-		})
+	return func(ctx context.Context, yield Yield) error {
+		return l.CRLEntries(ctx, issuerID, municipality, notExpiredAt, yield)
 	}
 }
 
 // changesSource is the Source of a delta CRL.
 func changesSource(f ChangeFeed, issuerID, municipality string, afterSeq int64, notExpiredAt time.Time) Source {
-	return func(ctx context.Context, yield func(Entry) error) error {
-		return f.RevokedChangesSince(ctx, issuerID, municipality, afterSeq, notExpiredAt, func(sn ca.Serial, at time.Time, r ca.Reason) error {
-			return yield(Entry{Serial: sn, RevokedAt: at, Reason: r})
-		})
+	return func(ctx context.Context, yield Yield) error {
+		return f.RevokedChangesSince(ctx, issuerID, municipality, afterSeq, notExpiredAt, yield)
 	}
 }

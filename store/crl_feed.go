@@ -58,8 +58,7 @@ func (s *Store) CRLChangeMark(ctx context.Context) (int64, error) {
 // (certificates_crl, certificates_crl_partition) when the schema has it, so
 // no table row is read, else certificates_revoked(_partition). Revocation
 // times come in whole seconds, as a CRL carries them.
-func (s *Store) CRLEntries(ctx context.Context, issuerID, municipality string, notExpiredAt time.Time,
-	fn func(serial ca.Serial, revokedAt time.Time, reason ca.Reason) error) error {
+func (s *Store) CRLEntries(ctx context.Context, issuerID, municipality string, notExpiredAt time.Time, fn crl.Yield) error {
 	index := "certificates_revoked"
 	where := "ca_label = ? AND status = 'revoked' AND expiry > ?"
 	args := []any{issuerID, dbTime(notExpiredAt)}
@@ -116,8 +115,7 @@ WHERE change_seq > ? AND status = 'revoked' GROUP BY ca_label, municipality ORDE
 // that expire after notExpiredAt: the input of a delta CRL. municipality ""
 // means every partition. Revocation times come in whole seconds. An error from
 // fn stops the walk and is returned.
-func (s *Store) RevokedChangesSince(ctx context.Context, issuerID, municipality string, afterSeq int64, notExpiredAt time.Time,
-	fn func(serial ca.Serial, revokedAt time.Time, reason ca.Reason) error) error {
+func (s *Store) RevokedChangesSince(ctx context.Context, issuerID, municipality string, afterSeq int64, notExpiredAt time.Time, fn crl.Yield) error {
 	// On SQLite, the change_seq index: a delta's few rows are found by
 	// sequence and sorted, instead of walking every revoked row.
 	from := "certificates"
@@ -146,9 +144,9 @@ func (s *Store) revokedAtSeconds() string {
 }
 
 // streamRevoked runs a query whose rows are (serial_hex, revoked_at in
-// seconds, reason) and hands them to fn without keeping them.
-func (s *Store) streamRevoked(ctx context.Context, step, query string, args []any,
-	fn func(serial ca.Serial, revokedAt time.Time, reason ca.Reason) error) error {
+// seconds, reason) and hands them to fn without keeping them: the serial as
+// its magnitude in one reused buffer.
+func (s *Store) streamRevoked(ctx context.Context, step, query string, args []any, fn crl.Yield) error {
 	rows, err := s.db.QueryContext(ctx, s.q(query), args...)
 	if err != nil {
 		return s.fail(step, err)
@@ -164,12 +162,18 @@ func (s *Store) streamRevoked(ctx context.Context, step, query string, args []an
 		if err := rows.Scan(&k, &at, &reason); err != nil {
 			return s.fail(step, err)
 		}
-		n, err := hex.Decode(buf[:], k)
-		if len(k) != 40 || err != nil {
+		if len(k) != 40 {
 			return fmt.Errorf("%s: serial_hex %q: %w", step, k, ca.ErrInvalid)
 		}
-		sn := ca.SerialFromBytes(buf[:n])
-		if sn.IsZero() {
+		n, err := hex.Decode(buf[:], k)
+		if err != nil {
+			return fmt.Errorf("%s: serial_hex %q: %w", step, k, ca.ErrInvalid)
+		}
+		sn := buf[:n]
+		for len(sn) > 0 && sn[0] == 0 {
+			sn = sn[1:]
+		}
+		if len(sn) == 0 {
 			return fmt.Errorf("%s: serial_hex %q is zero: %w", step, k, ca.ErrInvalid)
 		}
 		if err := fn(sn, time.Unix(at, 0).UTC(), ca.Reason(reason)); err != nil {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/jpkica/jpkica/audit"
 	"github.com/jpkica/jpkica/ca"
+	"github.com/jpkica/jpkica/crl"
 )
 
 func TestCRLFeedSQLite(t *testing.T) { testCRLFeed(t, sqliteDSNs) }
@@ -33,6 +34,11 @@ func collect(t *testing.T, fn func(func(ca.Serial, time.Time, ca.Reason) error) 
 		t.Fatal(err)
 	}
 	return out
+}
+
+// raw adapts a typed callback to crl.Yield.
+func raw(fn func(ca.Serial, time.Time, ca.Reason) error) crl.Yield {
+	return func(sn []byte, at time.Time, r ca.Reason) error { return fn(ca.SerialFromBytes(sn), at, r) }
 }
 
 func testCRLFeed(t *testing.T, dsn newDSN) {
@@ -87,7 +93,7 @@ func testCRLFeed(t *testing.T, dsn newDSN) {
 	// After the base: a new revocation and a hold turned into a revocation.
 	revoke(ca.Revoked, ca.AffiliationChanged, t0.Add(3*time.Minute), 5, 4)
 	changes := collect(t, func(fn func(ca.Serial, time.Time, ca.Reason) error) error {
-		return s.RevokedChangesSince(ctx, issuer, "", mark, t0, fn)
+		return s.RevokedChangesSince(ctx, issuer, "", mark, t0, raw(fn))
 	})
 	if len(changes) != 2 || changes[0].serial.Big().Int64() != 4 || changes[0].reason != ca.AffiliationChanged ||
 		changes[1].serial.Big().Int64() != 5 || !changes[1].at.Equal(t0.Add(3*time.Minute).Truncate(time.Second)) {
@@ -99,7 +105,7 @@ func testCRLFeed(t *testing.T, dsn newDSN) {
 		t.Fatalf("changes since %d: %+v, %v", mark, cs, err)
 	}
 	part := collect(t, func(fn func(ca.Serial, time.Time, ca.Reason) error) error {
-		return s.RevokedChangesSince(ctx, issuer, "082201", mark, t0, fn)
+		return s.RevokedChangesSince(ctx, issuer, "082201", mark, t0, raw(fn))
 	})
 	if len(part) != 1 || part[0].serial.Big().Int64() != 5 {
 		t.Fatalf("changes in 082201: %+v", part)
@@ -125,7 +131,7 @@ func testCRLFeed(t *testing.T, dsn newDSN) {
 				return s.RevokedEntries(ctx, issuer, muni, t0.Add(30*time.Minute), fn)
 			})
 			b := collect(t, func(fn func(ca.Serial, time.Time, ca.Reason) error) error {
-				return s.CRLEntries(ctx, issuer, muni, t0.Add(30*time.Minute), fn)
+				return s.CRLEntries(ctx, issuer, muni, t0.Add(30*time.Minute), raw(fn))
 			})
 			if len(a) != len(b) || len(b) == 0 {
 				t.Fatalf("%q: RevokedEntries %d rows, CRLEntries %d", muni, len(a), len(b))

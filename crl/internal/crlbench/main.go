@@ -101,7 +101,10 @@ func run(mode string, n int, keyPath, out, configPath, issuerID, partition strin
 		entries = info.Entries
 	case "jpkica-slice":
 		es := make([]crl.Entry, 0, n)
-		generator(n)(ctx, func(e crl.Entry) error { es = append(es, e); return nil })
+		generator(n)(ctx, func(sn []byte, at time.Time, r ca.Reason) error {
+			es = append(es, crl.Entry{Serial: ca.SerialFromBytes(sn), RevokedAt: at, Reason: r})
+			return nil
+		})
 		start = time.Now()
 		info, err := crl.Encode(ctx, spec, key, crl.SliceSource(es), w, crl.Options{SpoolDir: os.TempDir()})
 		if err != nil {
@@ -113,9 +116,9 @@ func run(mode string, n int, keyPath, out, configPath, issuerID, partition strin
 		tmpl := &x509.RevocationList{Number: spec.Number, ThisUpdate: spec.ThisUpdate, NextUpdate: spec.NextUpdate,
 			ExtraExtensions: []pkix.Extension{idpExtension(spec.IDP)}}
 		tmpl.RevokedCertificateEntries = make([]x509.RevocationListEntry, 0, n)
-		generator(n)(ctx, func(e crl.Entry) error {
+		generator(n)(ctx, func(sn []byte, at time.Time, r ca.Reason) error {
 			tmpl.RevokedCertificateEntries = append(tmpl.RevokedCertificateEntries, x509.RevocationListEntry{
-				SerialNumber: e.Serial.Big(), RevocationTime: e.RevokedAt, ReasonCode: int(e.Reason)})
+				SerialNumber: new(big.Int).SetBytes(sn), RevocationTime: at, ReasonCode: int(r)})
 			return nil
 		})
 		start = time.Now()
@@ -144,7 +147,7 @@ func run(mode string, n int, keyPath, out, configPath, issuerID, partition strin
 func generator(n int) crl.Source {
 	reasons := []ca.Reason{ca.AffiliationChanged, ca.AffiliationChanged, ca.Superseded, ca.CertificateHold,
 		ca.KeyCompromise, ca.Unspecified, ca.CessationOfOperation}
-	return func(ctx context.Context, yield func(crl.Entry) error) error {
+	return func(ctx context.Context, yield crl.Yield) error {
 		var sn [16]byte
 		sn[0] = 0x5a
 		for i := 0; i < n; i++ {
@@ -153,11 +156,7 @@ func generator(n int) crl.Source {
 				sn[15-j] = byte(v >> (8 * j))
 			}
 			copy(sn[1:8], []byte{0x3c, 0x91, 0x07, 0xe2, 0x55, 0x1d, 0xa8}) // constant middle bytes: order kept
-			if err := yield(crl.Entry{
-				Serial:    ca.SerialFromBytes(sn[:]),
-				RevokedAt: now.Add(-time.Duration(i%525600) * time.Minute),
-				Reason:    reasons[i%len(reasons)],
-			}); err != nil {
+			if err := yield(sn[:], now.Add(-time.Duration(i%525600)*time.Minute), reasons[i%len(reasons)]); err != nil {
 				return err
 			}
 		}
@@ -226,7 +225,7 @@ func runStore(ctx context.Context, mode, configPath, issuerID, partition string)
 	if mode == "scan" { // the store's part alone: read every entry, encode nothing
 		start := time.Now()
 		var n int64
-		err := st.CRLEntries(ctx, issuerID, partition, time.Now(), func(ca.Serial, time.Time, ca.Reason) error { n++; return nil })
+		err := st.CRLEntries(ctx, issuerID, partition, time.Now(), func([]byte, time.Time, ca.Reason) error { n++; return nil })
 		fmt.Printf("mode=scan entries=%d seconds=%.3f\n", n, time.Since(start).Seconds())
 		return err
 	}
