@@ -11,7 +11,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/jpkica/jpkica/audit"
+	"github.com/jpkica/jpkica/ca"
 	"github.com/jpkica/jpkica/crl"
 )
 
@@ -129,5 +132,68 @@ func TestOpenSSLAgrees(t *testing.T) {
 	// 2 generations x 2 types x 2 municipalities, checked with 2 CRLs each.
 	if seen["good"] != 16 || seen["revoked"] != 32 || seen["expired"] != 16 {
 		t.Errorf("openssl verdicts %v, want 16 good, 32 revoked, 16 expired", seen)
+	}
+}
+
+// TestOpenSSLDelta: a certificate revoked after the base CRL is good for
+// OpenSSL with the base alone and revoked with base and delta
+// (-use_deltas), for the partition and for the full CRL.
+func TestOpenSSLDelta(t *testing.T) {
+	if _, err := exec.LookPath("openssl"); err != nil {
+		t.Skip("OPENSSL NOT INSTALLED: skipping the independent CRL checks")
+	}
+	f := newFixture(t, sqliteDSN(t))
+	ctx := context.Background()
+	clock := newClock(crlNow)
+	u := f.updater(t, clock, crl.Config{DeltaInterval: time.Hour}, nil)
+	var c fixtureCert
+	for _, fc := range f.certs {
+		if fc.want == wantGood {
+			c = fc
+			break
+		}
+	}
+	id := c.rec.IssuerID
+	if _, err := u.GenerateIssuer(ctx, id, false); err != nil {
+		t.Fatal(err)
+	}
+	clock.add(5 * time.Minute)
+	if _, err := f.st.ChangeStatus(ctx, ca.StatusChange{Serials: []ca.Serial{c.rec.Serial}, Status: ca.OnHold,
+		Reason: ca.CertificateHold, At: clock.now(), Audit: audit.Entry{Actor: "admin:test", Action: "certificate.hold"}}); err != nil {
+		t.Fatal(err)
+	}
+	clock.add(time.Minute)
+	if _, err := u.GenerateIssuer(ctx, id, true); err != nil {
+		t.Fatal(err)
+	}
+	tmp := t.TempDir()
+	issuerPEM := writePEM(t, filepath.Join(tmp, "issuer.pem"), "CERTIFICATE", c.issuer.Cert.Raw)
+	certPEM := writePEM(t, filepath.Join(tmp, "cert.pem"), "CERTIFICATE", c.rec.DER)
+	attime := fmt.Sprint(clock.now().Unix() + 60)
+	for _, name := range []string{c.rec.Municipality, "full"} {
+		var both []byte
+		for _, file := range []string{name + ".crl", name + "-delta.crl"} {
+			der, err := os.ReadFile(filepath.Join(f.dir, id, file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			both = append(both, pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: der})...)
+			if file == name+".crl" {
+				writePEM(t, filepath.Join(tmp, "base.pem"), "X509 CRL", der)
+			}
+		}
+		if err := os.WriteFile(filepath.Join(tmp, "both.pem"), both, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		for _, tc := range []struct {
+			crls string
+			want string
+		}{{"base.pem", ": OK"}, {"both.pem", "certificate revoked"}} {
+			out, _ := exec.Command("openssl", "verify", "-attime", attime, "-crl_check", "-use_deltas", "-extended_crl",
+				"-CAfile", issuerPEM, "-CRLfile", filepath.Join(tmp, tc.crls), certPEM).CombinedOutput()
+			if !strings.Contains(string(out), tc.want) {
+				t.Errorf("%s with %s: want %q, openssl says:\n%s", name, tc.crls, tc.want, out)
+			}
+		}
 	}
 }

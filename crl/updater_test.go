@@ -452,3 +452,40 @@ func TestRunDue(t *testing.T) {
 		}
 	}
 }
+
+// TestKeepExpired: by default a revoked certificate leaves the CRLs once it
+// expires; with KeepExpired it stays, and the CRL says since when with
+// expiredCertsOnCRL.
+func TestKeepExpired(t *testing.T) {
+	f := newFixture(t, sqliteDSN(t))
+	ctx := context.Background()
+	ik := f.kr.Issuers[0]
+	var expired []ca.Serial
+	for _, c := range f.certs {
+		if c.want == wantExpired && c.rec.IssuerID == ik.Issuer.ID {
+			expired = append(expired, c.rec.Serial)
+		}
+	}
+	if len(expired) == 0 {
+		t.Fatal("the fixture has no expired certificate")
+	}
+	for _, keep := range []bool{false, true} {
+		t.Run(fmt.Sprint("keep=", keep), func(t *testing.T) {
+			dir := t.TempDir()
+			u := f.updater(t, newClock(crlNow), crl.Config{Dir: dir, KeepExpired: keep}, nil)
+			p, err := u.Generate(ctx, crl.Scope{Issuer: ik.Issuer.ID})
+			if err != nil {
+				t.Fatal(err)
+			}
+			parsed, entries := readCRL(t, filepath.Join(dir, filepath.FromSlash(p.Scope.File())), ik.Cert)
+			for _, sn := range expired {
+				if _, ok := entries[sn]; ok != keep {
+					t.Errorf("expired %s on the CRL: %v", sn, ok)
+				}
+			}
+			if want := ik.Cert.NotBefore; keep != !parsed.ExpiredCertsOnCRL.IsZero() || keep && !parsed.ExpiredCertsOnCRL.Equal(want) {
+				t.Errorf("expiredCertsOnCRL %v (issuer notBefore %v)", parsed.ExpiredCertsOnCRL, want)
+			}
+		})
+	}
+}
