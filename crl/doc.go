@@ -27,13 +27,17 @@
 // DER puts lengths in front, and the signature covers the TBSCertList that
 // begins with them. Encode reads the Source once, encoding every entry as it
 // arrives into a spool (memory up to a few MiB, then an unlinked temporary
-// file) while summing sizes; then every length is known, and header, spool
-// and extensions are hashed in one pass, signed once through the
-// crypto.Signer, and written out in a last pass over the spool. Reading the
-// Source once matters: it is a database query over millions of rows, and a
-// second query could see a different set of rows. Memory does not depend on
-// the number of entries; disk needs the size of the entries once more.
-// ReadBack parses a CRL the same way, hashing while it reads.
+// file) while summing sizes; then every length is known. For RSA, whose
+// signature length is the modulus', the header, spool and extensions are
+// written to the output and hashed in one pass, signed once through the
+// crypto.Signer, and the signature appended; for ECDSA, whose signatures
+// vary in length, hashing and writing are two passes over the spool.
+// Reading the Source once matters: it is a database query over millions of
+// rows, and a second query could see a different set of rows. Memory does
+// not depend on the number of entries; disk needs the size of the entries
+// once more, in the spool.
+// ReadBack parses a CRL the same way, hashing the TBSCertList in the blocks it
+// reads and parsing entries in place.
 //
 // # Scope
 //

@@ -107,8 +107,9 @@ type Updater struct {
 	progress func(Progress)
 
 	mu        sync.Mutex // one generation at a time
-	markSeen  int64      // Run: the last change mark seen
-	markSince time.Time  // Run: when it was first seen
+	runMu     sync.Mutex // one RunDue at a time; guards the two below
+	markSeen  int64      // RunDue: the last change mark seen
+	markSince time.Time  // RunDue: when it was first seen
 }
 
 // NewUpdater validates the configuration once.
@@ -516,6 +517,8 @@ var sampleKey = sync.OnceValues(func() (crypto.Signer, error) {
 // configured, each delta CRL that is missing, older than DeltaInterval, or
 // behind a revocation in its scope seen DeltaDelay ago.
 func (u *Updater) RunDue(ctx context.Context) error {
+	u.runMu.Lock()
+	defer u.runMu.Unlock()
 	now := u.clock()
 	var errs []error
 	type issuerScopes struct {
