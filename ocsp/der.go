@@ -312,69 +312,103 @@ var (
 	algSHA256 = []byte{0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00}
 )
 
-func addGeneralizedTime(b *cryptobyte.Builder, t time.Time) {
-	var buf [15]byte
-	b.AddASN1(cbasn1.GeneralizedTime, func(b *cryptobyte.Builder) {
-		b.AddBytes(t.UTC().AppendFormat(buf[:0], "20060102150405Z"))
-	})
+// generalizedTimeLen is the encoded length of a GeneralizedTime
+// YYYYMMDDHHMMSSZ.
+const generalizedTimeLen = 2 + 15
+
+func appendGeneralizedTime(dst []byte, t time.Time) []byte {
+	dst = append(dst, 0x18, 15)
+	return t.UTC().AppendFormat(dst, "20060102150405Z")
+}
+
+func tlvLen(n int) int { return headerLen(n) + n }
+
+// certIDLen is the content length of a CertID.
+func (s *single) certIDLen() int {
+	alg := algSHA1
+	if s.hash == crypto.SHA256 {
+		alg = algSHA256
+	}
+	return len(alg) + tlvLen(len(s.nameHash)) + tlvLen(len(s.keyHash)) + tlvLen(len(s.serialDER))
+}
+
+// contentLen is the content length of the SingleResponse.
+func (s *single) contentLen() int {
+	n := tlvLen(s.certIDLen())
+	switch s.status {
+	case StatusRevoked:
+		n += tlvLen(generalizedTimeLen + 5) // revocationTime, [0] { ENUMERATED }
+	default:
+		n += 2
+	}
+	return n + generalizedTimeLen + 2 + generalizedTimeLen // thisUpdate, [0] nextUpdate
+}
+
+func (s *single) append(dst []byte) []byte {
+	dst = appendHeader(dst, 0x30, s.contentLen())
+	dst = appendHeader(dst, 0x30, s.certIDLen())
+	if s.hash == crypto.SHA256 {
+		dst = append(dst, algSHA256...)
+	} else {
+		dst = append(dst, algSHA1...)
+	}
+	dst = appendHeader(dst, 0x04, len(s.nameHash))
+	dst = append(dst, s.nameHash...)
+	dst = appendHeader(dst, 0x04, len(s.keyHash))
+	dst = append(dst, s.keyHash...)
+	dst = appendHeader(dst, 0x02, len(s.serialDER))
+	dst = append(dst, s.serialDER...)
+	switch s.status {
+	case StatusGood:
+		dst = append(dst, 0x80, 0x00)
+	case StatusRevoked:
+		dst = appendHeader(dst, 0xa1, generalizedTimeLen+5)
+		dst = appendGeneralizedTime(dst, s.revokedAt)
+		dst = append(dst, 0xa0, 0x03, 0x0a, 0x01, byte(s.reason))
+	default:
+		dst = append(dst, 0x82, 0x00)
+	}
+	dst = appendGeneralizedTime(dst, s.thisUpdate)
+	dst = append(dst, 0xa0, generalizedTimeLen)
+	return appendGeneralizedTime(dst, s.nextUpdate)
 }
 
 // appendTBS appends a DER ResponseData (RFC 6960 4.2.1) to dst: responderID
 // is the pre-encoded ResponderID, nonce the extnValue to echo (nil for none).
+// Lengths are computed first, so the encoding allocates nothing.
 func appendTBS(dst []byte, responderID []byte, producedAt time.Time, singles []single, nonce []byte) ([]byte, error) {
-	b := cryptobyte.NewBuilder(dst)
-	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-		b.AddBytes(responderID)
-		addGeneralizedTime(b, producedAt)
-		b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-			for i := range singles {
-				addSingle(b, &singles[i])
-			}
-		})
-		if nonce != nil {
-			b.AddASN1(cbasn1.Tag(1).ContextSpecific().Constructed(), func(b *cryptobyte.Builder) {
-				b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-					b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-						b.AddASN1(cbasn1.OBJECT_IDENTIFIER, func(b *cryptobyte.Builder) { b.AddBytes([]byte(oidNonceDER)) })
-						b.AddASN1OctetString(nonce)
-					})
-				})
-			})
-		}
-	})
-	return b.Bytes()
-}
-
-func addSingle(b *cryptobyte.Builder, s *single) {
-	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-		b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) { // CertID
-			if s.hash == crypto.SHA256 {
-				b.AddBytes(algSHA256)
-			} else {
-				b.AddBytes(algSHA1)
-			}
-			b.AddASN1OctetString(s.nameHash)
-			b.AddASN1OctetString(s.keyHash)
-			b.AddASN1(cbasn1.INTEGER, func(b *cryptobyte.Builder) { b.AddBytes(s.serialDER) })
-		})
-		switch s.status {
-		case StatusGood:
-			b.AddBytes([]byte{0x80, 0x00})
-		case StatusRevoked:
-			b.AddASN1(cbasn1.Tag(1).ContextSpecific().Constructed(), func(b *cryptobyte.Builder) {
-				addGeneralizedTime(b, s.revokedAt)
-				b.AddASN1(cbasn1.Tag(0).ContextSpecific().Constructed(), func(b *cryptobyte.Builder) {
-					b.AddASN1(cbasn1.ENUM, func(b *cryptobyte.Builder) { b.AddUint8(uint8(s.reason)) })
-				})
-			})
-		default:
-			b.AddBytes([]byte{0x82, 0x00})
-		}
-		addGeneralizedTime(b, s.thisUpdate)
-		b.AddASN1(cbasn1.Tag(0).ContextSpecific().Constructed(), func(b *cryptobyte.Builder) {
-			addGeneralizedTime(b, s.nextUpdate)
-		})
-	})
+	if len(singles) == 0 {
+		return nil, fmt.Errorf("%w: no SingleResponse", ErrInvalid)
+	}
+	list := 0
+	for i := range singles {
+		list += tlvLen(singles[i].contentLen())
+	}
+	n := len(responderID) + generalizedTimeLen + tlvLen(list)
+	var ext, extSeq, extList int
+	if nonce != nil {
+		ext = tlvLen(len(oidNonceDER)) + tlvLen(len(nonce)) // Extension contents
+		extSeq = tlvLen(ext)                                // Extensions contents
+		extList = tlvLen(extSeq)                            // [1] contents
+		n += tlvLen(extList)
+	}
+	dst = appendHeader(dst, 0x30, n)
+	dst = append(dst, responderID...)
+	dst = appendGeneralizedTime(dst, producedAt)
+	dst = appendHeader(dst, 0x30, list)
+	for i := range singles {
+		dst = singles[i].append(dst)
+	}
+	if nonce != nil {
+		dst = appendHeader(dst, 0xa1, extList)
+		dst = appendHeader(dst, 0x30, extSeq)
+		dst = appendHeader(dst, 0x30, ext)
+		dst = appendHeader(dst, 0x06, len(oidNonceDER))
+		dst = append(dst, oidNonceDER...)
+		dst = appendHeader(dst, 0x04, len(nonce))
+		dst = append(dst, nonce...)
+	}
+	return dst, nil
 }
 
 // appendSigned appends signatureAlgorithm and the BIT STRING signature that

@@ -28,6 +28,7 @@ type memSource struct {
 	mu   sync.Mutex
 	seq  int64
 	recs map[ca.Serial]memRec
+	log  []memRec    // in seq order; superseded entries are skipped
 	down atomic.Bool // every call fails with ca.ErrUnavailable
 }
 
@@ -43,6 +44,7 @@ func (m *memSource) set(r ca.Record) {
 	defer m.mu.Unlock()
 	m.seq++
 	m.recs[r.Serial] = memRec{seq: m.seq, rec: r}
+	m.log = append(m.log, memRec{seq: m.seq, rec: r})
 }
 
 func (m *memSource) StatusFeed(ctx context.Context, after int64, fn func(int64, ca.Record) error) error {
@@ -50,15 +52,16 @@ func (m *memSource) StatusFeed(ctx context.Context, after int64, fn func(int64, 
 		return fmt.Errorf("feed: %w", ca.ErrUnavailable)
 	}
 	m.mu.Lock()
-	var rs []memRec
-	for _, r := range m.recs {
-		if r.seq > after {
-			rs = append(rs, r)
-		}
-	}
+	log := m.log
+	i := sort.Search(len(log), func(i int) bool { return log[i].seq > after })
 	m.mu.Unlock()
-	sort.Slice(rs, func(i, j int) bool { return rs[i].seq < rs[j].seq })
-	for _, r := range rs {
+	for _, r := range log[i:] {
+		m.mu.Lock()
+		current := m.recs[r.rec.Serial].seq == r.seq
+		m.mu.Unlock()
+		if !current {
+			continue
+		}
 		if err := fn(r.seq, r.rec); err != nil {
 			return err
 		}

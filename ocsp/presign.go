@@ -1,6 +1,7 @@
 package ocsp
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"errors"
@@ -372,13 +373,16 @@ func (p *Presigner) nextUpdate(a *authority, now time.Time) time.Time {
 func (p *Presigner) signAndPut(ctx context.Context, a *authority, h int, serial ca.Serial, seq int64, rec *ca.Record) (Item, error) {
 	now := p.thisUpdate()
 	s := p.singleFor(a, h, serialContent(serial), rec, now)
+	buf := signPool.Get().(*[]byte)
+	defer signPool.Put(buf)
 	start := time.Now()
-	body, err := a.sign(ctx, p.rand, make([]byte, 0, 512), now, []single{s}, nil)
+	body, err := a.sign(ctx, p.rand, (*buf)[:0], now, []single{s}, nil)
 	p.m.signSeconds.Observe(time.Since(start).Seconds())
 	if err != nil {
 		p.m.signErrors.Inc()
 		return Item{}, err
 	}
+	*buf = body[:0]
 	p.m.signed.Inc()
 	it := Item{
 		Seq: seq, ProducedAt: uint32(now.Unix()), NextUpdate: uint32(s.nextUpdate.Unix()),
@@ -388,9 +392,19 @@ func (p *Presigner) signAndPut(ctx context.Context, a *authority, h int, serial 
 		it.RevokedAt = uint32(clampUnix(s.revokedAt))
 	}
 	k := makeKey(a.idx, h, serial.Bytes())
-	p.cache.put(k.bytes(), it)
+	p.cache.put(k.bytes(), it) // copies the body
+	// Return what the cache holds (this, or a newer response stored
+	// meanwhile): the pooled buffer is reused.
+	if cached, ok := p.cache.get(k.bytes()); ok {
+		return cached, nil
+	}
+	it.Body = bytes.Clone(body)
 	return it, nil
 }
+
+// signPool holds the buffers responses are encoded and signed into before
+// the cache copies them.
+var signPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
 
 func clampUnix(t time.Time) int64 {
 	u := t.Unix()

@@ -166,9 +166,15 @@ func (a *authority) sign(ctx context.Context, rand io.Reader, dst []byte, produc
 	if err != nil {
 		return nil, fmt.Errorf("encoding ResponseData: %w", err)
 	}
-	h := a.digest.New()
-	h.Write(dst[start:])
-	digest := h.Sum(nil)
+	var digest []byte
+	if a.digest == crypto.SHA256 {
+		d := sha256.Sum256(dst[start:])
+		digest = d[:]
+	} else {
+		h := a.digest.New()
+		h.Write(dst[start:])
+		digest = h.Sum(nil)
+	}
 	var sig []byte
 	if a.ctxSigner != nil {
 		sig, err = a.ctxSigner.SignContext(ctx, digest, a.digest)
