@@ -280,7 +280,7 @@ func (u *Updater) Generate(ctx context.Context, scope Scope) (Published, error) 
 	p, check, err := u.generate(ctx, scope, ik)
 	u.m.duration.WithLabelValues(kind).Observe(time.Since(start).Seconds())
 	u.m.progress.WithLabelValues(scope.Issuer).Set(0)
-	if errors.Is(err, ErrNoBase) {
+	if errors.Is(err, ErrNoBase) || ctx.Err() != nil {
 		return Published{}, fmt.Errorf("CRL %s: %w", scope, err)
 	}
 	if err != nil {

@@ -20,11 +20,11 @@ func mountCRL(ctx context.Context, env *serveEnv, mux *http.ServeMux) error {
 	if err != nil {
 		return err
 	}
-	go func() {
+	env.spawn(func() {
 		if err := u.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
 			logger.Error("CRL updater stopped", "err", err)
 		}
-	}()
+	})
 	mux.Handle("GET "+prefix+"/", crl.NewHandler(u.Dir(), prefix))
 	logger.Info("publishing CRLs", "dir", u.Dir().Root(), "path", prefix+"/")
 	return nil
