@@ -41,15 +41,22 @@ type fixture struct {
 // software key store and the store at dsn (a fresh SQLite file when "").
 func newFixture(t testing.TB, dsn string, responderAlg hsm.Algorithm) *fixture {
 	t.Helper()
+	keys, err := hsm.OpenSoftware(filepath.Join(t.TempDir(), "keys"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return newFixtureKeys(t, dsn, responderAlg, keys)
+}
+
+// newFixtureKeys is newFixture with the keys in the given key store.
+func newFixtureKeys(t testing.TB, dsn string, responderAlg hsm.Algorithm, keys hsm.KeyStore) *fixture {
+	t.Helper()
 	ctx := context.Background()
 	if dsn == "" {
 		dsn = "sqlite:" + filepath.Join(t.TempDir(), "ca.db")
 	}
 	st := openStore(t, dsn)
-	keys, err := hsm.OpenSoftware(filepath.Join(t.TempDir(), "keys"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	var err error
 	clock := func() time.Time { return issueNow.Add(-time.Hour) }
 	for gen := 1; gen <= 2; gen++ {
 		_, err = ceremony.Run(ctx, ceremony.Config{

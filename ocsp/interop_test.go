@@ -8,6 +8,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/jpkica/jpkica/ca"
 	"github.com/jpkica/jpkica/hsm"
+	"github.com/jpkica/jpkica/internal/softhsmtest"
 	"github.com/jpkica/jpkica/ocsp"
 )
 
@@ -87,46 +89,62 @@ func writePEM(t testing.TB, path string, der []byte) {
 func TestInterop(t *testing.T) {
 	for _, alg := range []hsm.Algorithm{hsm.ECDSAP256, hsm.RSA2048} {
 		t.Run(alg.String(), func(t *testing.T) {
-			f := newFixture(t, "", alg)
-			certs := issueSet(t, f)
-			p := startPresigner(t, f.st, f.issuers(), ocsp.Config{})
-			// Pre-signed before anyone asks (the first load).
-			waitCached(t, p, certs, 10*time.Second)
-			srv := httptest.NewServer(ocsp.NewResponder(p, "/ocsp/").Guard(http.NotFoundHandler()))
-			defer srv.Close()
-			dir := t.TempDir()
-			for i, w := range certs {
-				issuer := f.issuerCert(w.rec.IssuerID)
-				name := fmt.Sprintf("%s-g%d-%v", w.typ, w.gen, w.status)
-				t.Run(name, func(t *testing.T) {
-					checkGo(t, srv.URL, w, issuer.Raw, crypto.SHA1)
-					checkGo(t, srv.URL, w, issuer.Raw, crypto.SHA256)
-					certPath := filepath.Join(dir, fmt.Sprintf("c%d.pem", i))
-					issPath := filepath.Join(dir, w.rec.IssuerID+".pem")
-					respPath := filepath.Join(dir, w.rec.IssuerID+"-responder.pem")
-					writePEM(t, certPath, w.rec.DER)
-					writePEM(t, issPath, issuer.Raw)
-					writePEM(t, respPath, f.kr.Responders[w.rec.IssuerID].Cert.Raw)
-					want := map[ca.Status]string{ca.Good: "good", ca.Revoked: "revoked", ca.OnHold: "revoked"}[w.status]
-					out := openSSL(t, "-issuer", issPath, "-cert", certPath, "-url", srv.URL+"/ocsp", "-CAfile", issPath, "-no_nonce")
-					mustContain(t, out, certPath+": "+want)
-					if w.status != ca.Good {
-						mustContain(t, out, "Reason: "+w.reason.String())
-					}
-					out = openSSL(t, "-sha256", "-issuer", issPath, "-cert", certPath, "-url", srv.URL+"/ocsp", "-VAfile", respPath, "-no_nonce")
-					mustContain(t, out, certPath+": "+want)
-				})
-			}
-			t.Run("unknown", func(t *testing.T) {
-				for _, ik := range f.kr.Issuers {
-					issPath := filepath.Join(dir, ik.Issuer.ID+".pem")
-					writePEM(t, issPath, ik.Cert.Raw)
-					out := openSSL(t, "-issuer", issPath, "-serial", "0x7fedcba987654321", "-url", srv.URL+"/ocsp", "-CAfile", issPath, "-no_nonce")
-					mustContain(t, out, "0x7fedcba987654321: unknown")
-				}
-			})
+			testInterop(t, newFixture(t, "", alg))
 		})
 	}
+}
+
+// TestInteropSoftHSM: the same with every key in a SoftHSM2 token, signing
+// through PKCS #11 (SignContext).
+func TestInteropSoftHSM(t *testing.T) {
+	tok := softhsmtest.New(t)
+	keys, err := hsm.OpenPKCS11(context.Background(), hsm.PKCS11Config{Module: tok.Module, TokenLabel: tok.Label,
+		PIN: tok.PIN, MaxSessions: 4}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { keys.Close() })
+	testInterop(t, newFixtureKeys(t, "", hsm.ECDSAP256, keys))
+}
+
+func testInterop(t *testing.T, f *fixture) {
+	certs := issueSet(t, f)
+	p := startPresigner(t, f.st, f.issuers(), ocsp.Config{})
+	// Pre-signed before anyone asks (the first load).
+	waitCached(t, p, certs, 10*time.Second)
+	srv := httptest.NewServer(ocsp.NewResponder(p, "/ocsp/").Guard(http.NotFoundHandler()))
+	defer srv.Close()
+	dir := t.TempDir()
+	for i, w := range certs {
+		issuer := f.issuerCert(w.rec.IssuerID)
+		name := fmt.Sprintf("%s-g%d-%v", w.typ, w.gen, w.status)
+		t.Run(name, func(t *testing.T) {
+			checkGo(t, srv.URL, w, issuer.Raw, crypto.SHA1)
+			checkGo(t, srv.URL, w, issuer.Raw, crypto.SHA256)
+			certPath := filepath.Join(dir, fmt.Sprintf("c%d.pem", i))
+			issPath := filepath.Join(dir, w.rec.IssuerID+".pem")
+			respPath := filepath.Join(dir, w.rec.IssuerID+"-responder.pem")
+			writePEM(t, certPath, w.rec.DER)
+			writePEM(t, issPath, issuer.Raw)
+			writePEM(t, respPath, f.kr.Responders[w.rec.IssuerID].Cert.Raw)
+			want := map[ca.Status]string{ca.Good: "good", ca.Revoked: "revoked", ca.OnHold: "revoked"}[w.status]
+			out := openSSL(t, "-issuer", issPath, "-cert", certPath, "-url", srv.URL+"/ocsp", "-CAfile", issPath, "-no_nonce")
+			mustContain(t, out, certPath+": "+want)
+			if w.status != ca.Good {
+				mustContain(t, out, "Reason: "+w.reason.String())
+			}
+			out = openSSL(t, "-sha256", "-issuer", issPath, "-cert", certPath, "-url", srv.URL+"/ocsp", "-VAfile", respPath, "-no_nonce")
+			mustContain(t, out, certPath+": "+want)
+		})
+	}
+	t.Run("unknown", func(t *testing.T) {
+		for _, ik := range f.kr.Issuers {
+			issPath := filepath.Join(dir, ik.Issuer.ID+".pem")
+			writePEM(t, issPath, ik.Cert.Raw)
+			out := openSSL(t, "-issuer", issPath, "-serial", "0x7fedcba987654321", "-url", srv.URL+"/ocsp", "-CAfile", issPath, "-no_nonce")
+			mustContain(t, out, "0x7fedcba987654321: unknown")
+		}
+	})
 }
 
 func openSSL(t testing.TB, args ...string) string {
