@@ -499,41 +499,12 @@ WHERE serial_hex = ? AND ` + from)
 
 // RevokedEntries streams the revoked (and held) certificates of an issuer
 // that have not expired at now, in serial order, without loading them all:
-// the input of a CRL. municipality "" means every partition. An error from
-// fn stops the walk and is returned.
+// the input of a CRL, as CRLEntries gives it (revocation times in whole
+// seconds). municipality "" means every partition. An error from fn stops
+// the walk and is returned.
 func (s *Store) RevokedEntries(ctx context.Context, issuerID, municipality string, now time.Time,
 	fn func(serial ca.Serial, revokedAt time.Time, reason ca.Reason) error) error {
-	query := "SELECT serial_hex, revoked_at, reason FROM certificates WHERE ca_label = ? AND status = 'revoked' AND expiry > ?"
-	args := []any{issuerID, dbTime(now)}
-	if municipality != "" {
-		query += " AND municipality = ?"
-		args = append(args, municipality)
-	}
-	query += " ORDER BY serial_hex"
-	rows, err := s.db.QueryContext(ctx, s.q(query), args...)
-	if err != nil {
-		return s.fail("listing revoked certificates", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var (
-			k      string
-			at     time.Time
-			reason int
-		)
-		if err := rows.Scan(&k, &at, &reason); err != nil {
-			return s.fail("listing revoked certificates", err)
-		}
-		sn, err := parseSerialKey(k)
-		if err != nil {
-			return fmt.Errorf("listing revoked certificates: %w", err)
-		}
-		if err := fn(sn, at.UTC(), ca.Reason(reason)); err != nil {
-			return err
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return s.fail("listing revoked certificates", err)
-	}
-	return nil
+	return s.CRLEntries(ctx, issuerID, municipality, now, func(sn []byte, at time.Time, r ca.Reason) error {
+		return fn(ca.SerialFromBytes(sn), at, r)
+	})
 }

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"encoding/hex"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/jpkica/jpkica/ca"
@@ -54,29 +53,21 @@ func (s *Store) CRLChangeMark(ctx context.Context) (int64, error) {
 // chosen on SQLite: left to itself, SQLite's planner picks the (ca_label,
 // status, expiry) index and sorts every row in a temporary B-tree, in memory
 // that grows with the CRL. Walking a partial index on revoked certificates
-// gives the rows already in serial order: the covering one
-// (certificates_crl, certificates_crl_partition) when the schema has it, so
-// no table row is read, else certificates_revoked(_partition). Revocation
-// times come in whole seconds, as a CRL carries them.
+// gives the rows already in serial order, and the covering ones
+// (certificates_crl, certificates_crl_partition, migration 0003) mean no
+// table row is read. Revocation times come in whole seconds, as a CRL
+// carries them.
 func (s *Store) CRLEntries(ctx context.Context, issuerID, municipality string, notExpiredAt time.Time, fn crl.Yield) error {
-	index := "certificates_revoked"
+	index := "certificates_crl"
 	where := "ca_label = ? AND status = 'revoked' AND expiry > ?"
 	args := []any{issuerID, dbTime(notExpiredAt)}
 	if municipality != "" {
-		index = "certificates_revoked_partition"
+		index = "certificates_crl_partition"
 		where = "ca_label = ? AND municipality = ? AND status = 'revoked' AND expiry > ?"
 		args = []any{issuerID, municipality, dbTime(notExpiredAt)}
 	}
 	from := "certificates"
 	if s.dialect == SQLite {
-		covering := strings.Replace(index, "_revoked", "_crl", 1)
-		var n int
-		if err := s.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name = ?", covering).Scan(&n); err != nil {
-			return s.fail("listing revoked certificates", err)
-		}
-		if n > 0 {
-			index = covering
-		}
 		from += " INDEXED BY " + index
 	}
 	return s.streamRevoked(ctx, "listing revoked certificates",

@@ -18,17 +18,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// CRL schedule until internal/config carries the crl section (see
-// crlConfig).
-const (
-	crlInterval      = 24 * time.Hour
-	crlOverlap       = 12 * time.Hour
-	crlDeltaInterval = time.Hour
-	crlDeltaDelay    = time.Minute
-	crlKeepExpired   = false
-	crlDirName       = "crl" // under data_dir
-)
-
 // crlConfig is the updater's configuration from the deployment's.
 func crlConfig(cfg *config.Config) crl.Config {
 	munis := make([]string, 0, len(cfg.Municipalities))
@@ -38,12 +27,12 @@ func crlConfig(cfg *config.Config) crl.Config {
 	slices.Sort(munis)
 	return crl.Config{
 		BaseURL:        cfg.URLs.CRLBase,
-		Dir:            cfg.Path(crlDirName),
-		Interval:       crlInterval,
-		Overlap:        crlOverlap,
-		DeltaInterval:  crlDeltaInterval,
-		DeltaDelay:     crlDeltaDelay,
-		KeepExpired:    crlKeepExpired,
+		Dir:            cfg.Path(cfg.CRL.Dir),
+		Interval:       cfg.CRL.Interval,
+		Overlap:        cfg.CRL.Overlap,
+		DeltaInterval:  cfg.CRL.DeltaInterval,
+		DeltaDelay:     cfg.CRL.DeltaDelay,
+		KeepExpired:    cfg.CRL.KeepExpired,
 		Municipalities: munis,
 	}
 }

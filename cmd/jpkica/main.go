@@ -21,6 +21,7 @@ commands:
   init      [--config FILE] [--new-generation]     key ceremony
   clients issue --role ROLE [--municipality CODE] --name NAME --out PREFIX
   revoke    SERIAL --reason REASON
+  crl generate [--issuer ID] [--partition CODE|full] [--delta] [--out DIR]
   renewals  --municipality CODE --on DATE [--format csv|json]
   dev seed  --certificates N [--revoked F] [--municipalities M]
   audit verify [--config FILE]                     check the audit chain
@@ -62,6 +63,8 @@ func run(ctx context.Context, args []string, stdout io.Writer, logger *slog.Logg
 		return cmdSeed(ctx, rest[1:], stdout, logger)
 	case "clients":
 		return cmdClients(ctx, rest, stdout, logger)
+	case "crl":
+		return cmdCRL(ctx, rest, stdout, logger)
 	case "revoke":
 		return cmdRevoke(ctx, rest, stdout, logger)
 	case "renewals":

@@ -33,6 +33,7 @@ type Config struct {
 	Listen         Listen                  `yaml:"listen"`
 	URLs           URLs                    `yaml:"urls"`
 	Issuance       Issuance                `yaml:"issuance"`
+	CRL            CRL                     `yaml:"crl"`
 	Municipalities map[string]Municipality `yaml:"municipalities"`
 
 	embedded bool
@@ -91,6 +92,23 @@ type Issuance struct {
 	ResponderKey string `yaml:"responder_key"`
 	// ClientValidity is the lifetime of a terminal client certificate.
 	ClientValidity time.Duration `yaml:"client_validity"`
+}
+
+// CRL is the CRL schedule and publication.
+type CRL struct {
+	// Dir is where CRLs are published (under data_dir unless absolute).
+	Dir string `yaml:"dir"`
+	// Interval between complete CRLs; nextUpdate is thisUpdate + Interval +
+	// Overlap.
+	Interval time.Duration `yaml:"interval"`
+	Overlap  time.Duration `yaml:"overlap"`
+	// DeltaInterval between delta CRLs (0: no deltas, no freshestCRL), and
+	// DeltaDelay, how soon deltas follow a revocation.
+	DeltaInterval time.Duration `yaml:"delta_interval"`
+	DeltaDelay    time.Duration `yaml:"delta_delay"`
+	// KeepExpired keeps expired certificates on the CRL, with the
+	// expiredCertsOnCRL extension.
+	KeepExpired bool `yaml:"keep_expired"`
 }
 
 // Municipality names a local government in the romaji that the signature
@@ -207,6 +225,12 @@ func (c *Config) validate() error {
 	}
 	if c.Issuance.ClientValidity < time.Hour {
 		bad("issuance.client_validity must be at least 1h")
+	}
+	if c.CRL.Dir == "" || c.CRL.Interval < time.Minute || c.CRL.Overlap < 0 || c.CRL.DeltaInterval < 0 || c.CRL.DeltaDelay < 0 {
+		bad("crl needs a dir, an interval of at least 1m, and no negative durations")
+	}
+	if c.CRL.DeltaInterval > 0 && c.CRL.DeltaInterval >= c.CRL.Interval {
+		bad("crl.delta_interval must be shorter than crl.interval")
 	}
 	for code, m := range c.Municipalities {
 		if !municipalityCode.MatchString(code) {
