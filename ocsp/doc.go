@@ -28,8 +28,11 @@
 //
 // # Pre-signing
 //
-// A Presigner keeps a signed response for every live certificate: it loads
-// every status from its Source at start (streamed, in pages), signs new
+// A Presigner keeps a signed response for every live certificate: at start
+// it takes back the stored responses that are still valid and still say
+// what the store says (Deps.Responses, optional; every pre-signed response
+// is written back to it by one background writer), then streams every
+// status from its Source (in pages) and signs what is missing, and it signs new
 // certificates and status changes at once (it is the Authority's
 // ca.StatusListener, and it polls the Source's change_seq every
 // Config.PollInterval, which also carries changes made by other nodes),

@@ -8,17 +8,18 @@ import (
 
 // metrics are the responder's Prometheus metrics.
 type metrics struct {
-	requests    *prometheus.CounterVec // by outcome
-	hits        prometheus.Counter
-	misses      prometheus.Counter
-	stale       prometheus.Counter
-	busy        prometheus.Counter
-	fresh       prometheus.Counter
-	signed      prometheus.Counter
-	signErrors  prometheus.Counter
-	dropped     prometheus.Counter
-	queued      prometheus.Gauge
-	signSeconds prometheus.Histogram
+	requests       *prometheus.CounterVec // by outcome
+	hits           prometheus.Counter
+	misses         prometheus.Counter
+	stale          prometheus.Counter
+	busy           prometheus.Counter
+	fresh          prometheus.Counter
+	signed         prometheus.Counter
+	signErrors     prometheus.Counter
+	dropped        prometheus.Counter
+	persistDropped prometheus.Counter
+	queued         prometheus.Gauge
+	signSeconds    prometheus.Histogram
 }
 
 func newMetrics(reg prometheus.Registerer, p *Presigner) (*metrics, error) {
@@ -41,6 +42,8 @@ func newMetrics(reg prometheus.Registerer, p *Presigner) (*metrics, error) {
 			Help: "Failed OCSP signings."}),
 		dropped: prometheus.NewCounter(prometheus.CounterOpts{Name: "jpkica_ocsp_notifications_dropped_total",
 			Help: "Status-change notifications dropped on a full queue (the follower catches them)."}),
+		persistDropped: prometheus.NewCounter(prometheus.CounterOpts{Name: "jpkica_ocsp_persist_dropped_total",
+			Help: "Signed responses not stored (full queue or store error); the next re-signing stores them."}),
 		queued: prometheus.NewGauge(prometheus.GaugeOpts{Name: "jpkica_ocsp_signing_queue",
 			Help: "Pre-signing jobs waiting."}),
 		signSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "jpkica_ocsp_sign_seconds",
@@ -50,7 +53,7 @@ func newMetrics(reg prometheus.Registerer, p *Presigner) (*metrics, error) {
 		return m, nil
 	}
 	for _, c := range []prometheus.Collector{m.requests, m.hits, m.misses, m.stale, m.busy, m.fresh, m.signed,
-		m.signErrors, m.dropped, m.queued, m.signSeconds,
+		m.signErrors, m.dropped, m.persistDropped, m.queued, m.signSeconds,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "jpkica_ocsp_cached_responses",
 			Help: "Signed responses held in memory."}, func() float64 { return float64(p.cache.Len()) }),
 	} {

@@ -106,6 +106,10 @@ type Deps struct {
 	Source  Source
 	Clock   func() time.Time
 	Rand    io.Reader
+	// Responses, if set, keeps every pre-signed response (SHA-1 CertID) and
+	// gives them back at the next start, so that a restart does not re-sign
+	// what is still valid.
+	Responses ResponseStore
 	// Metrics, if set, receives the responder's Prometheus metrics.
 	Metrics prometheus.Registerer
 	Logger  *slog.Logger
@@ -131,6 +135,9 @@ type Presigner struct {
 	flight singleflight.Group
 	warm   chan struct{} // closed when the first load is done
 	seen   atomic.Int64  // the newest change_seq followed
+
+	responses ResponseStore
+	persistQ  chan persistJob
 
 	retryMu sync.Mutex
 	retry   map[ca.Serial]struct{}
@@ -175,6 +182,9 @@ func NewPresigner(cfg Config, deps Deps) (*Presigner, error) {
 		sem:    make(chan struct{}, cfg.MaxInFlight),
 		warm:   make(chan struct{}),
 		retry:  map[ca.Serial]struct{}{},
+
+		responses: deps.Responses,
+		persistQ:  make(chan persistJob, cfg.QueueSize),
 	}
 	for i, ic := range deps.Issuers {
 		a, err := newAuthority(i, ic)
@@ -202,7 +212,8 @@ func NewPresigner(cfg Config, deps Deps) (*Presigner, error) {
 func (p *Presigner) Cache() *Cache { return p.cache }
 
 // Run loads the cache and keeps it current until ctx ends: the signing
-// workers, the first load (a stream of every certificate's status from the
+// workers, the stored responses still valid (with Deps.Responses), the
+// first load (a stream of every certificate's status from the
 // store, signed in the background while requests are already answered),
 // the follower that polls the store for changes made by any node, and the
 // refresher that re-signs responses before their nextUpdate. It returns
@@ -223,7 +234,17 @@ func (p *Presigner) Run(ctx context.Context) error {
 	for range p.cfg.Workers {
 		wg.Go(func() { p.work(ctx) })
 	}
+	if p.responses != nil {
+		wg.Go(func() { p.writeResponses(ctx) })
+	}
 	wg.Go(func() {
+		if p.responses != nil {
+			n, err := p.warmFromStore(ctx)
+			if err != nil && ctx.Err() == nil {
+				p.log.Warn("ocsp: reading stored responses; signing afresh", "err", err)
+			}
+			p.log.Info("ocsp: stored responses still valid", "kept", n)
+		}
 		p.load(ctx, start)
 		close(p.warm)
 	})
@@ -396,6 +417,9 @@ func (p *Presigner) signAndPut(ctx context.Context, a *authority, h int, serial 
 	// Return what the cache holds (this, or a newer response stored
 	// meanwhile): the pooled buffer is reused.
 	if cached, ok := p.cache.get(k.bytes()); ok {
+		if h == 0 && cached.ProducedAt == it.ProducedAt && cached.Seq == it.Seq {
+			p.persist(a, serial, &cached)
+		}
 		return cached, nil
 	}
 	it.Body = bytes.Clone(body)

@@ -45,6 +45,7 @@ type contextSigner interface {
 type authority struct {
 	idx        uint8
 	id         string
+	ski        []byte    // the issuer's subject key identifier (the store's AKI)
 	nameHash   [2][]byte // by hashIndex
 	keyHash    [2][]byte
 	responder  []byte // encoded ResponderID byKey
@@ -97,7 +98,7 @@ func newAuthority(idx int, c IssuerConfig) (*authority, error) {
 	if err != nil {
 		return nil, fmt.Errorf("issuer %s: %w", c.ID, err)
 	}
-	a := &authority{idx: uint8(idx), id: c.ID, signer: c.Signer, notAfter: c.Cert.NotAfter}
+	a := &authority{idx: uint8(idx), id: c.ID, ski: c.Cert.SubjectKeyId, signer: c.Signer, notAfter: c.Cert.NotAfter}
 	for i, h := range hashes {
 		a.nameHash[i] = sum(h, c.Cert.RawSubject)
 		a.keyHash[i] = sum(h, key)

@@ -3,7 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
-	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jpkica/jpkica/ca"
@@ -86,11 +86,15 @@ func (s *Store) MaxChangeSeq(ctx context.Context) (int64, error) {
 }
 
 // OCSPResponses streams the stored OCSP responses of certificates that have
-// not expired at now (what a responder warms its cache from), one row at a
-// time. An error from fn stops the walk and is returned as is.
-func (s *Store) OCSPResponses(ctx context.Context, now time.Time, fn func(serial ca.Serial, body []byte) error) error {
+// not expired at now, with each certificate's current status and change_seq
+// (the Record fields StatusFeed fills): what a responder warms its cache
+// from, checking that each response still says what the store says. Rows
+// are read one at a time. An error from fn stops the walk and is returned
+// as is.
+func (s *Store) OCSPResponses(ctx context.Context, now time.Time, fn func(seq int64, r ca.Record, body []byte) error) error {
 	const step = "streaming OCSP responses"
-	rows, err := s.db.QueryContext(ctx, s.q(`SELECT c.serial_hex, o.body FROM ocsp_responses o
+	cols := "c." + strings.ReplaceAll(statusFeedColumns, ", ", ", c.")
+	rows, err := s.db.QueryContext(ctx, s.q(`SELECT `+cols+`, o.body FROM ocsp_responses o
 JOIN certificates c ON c.serial_number = o.serial_number AND c.authority_key_identifier = o.authority_key_identifier
 WHERE c.expiry > ?`), dbTime(now))
 	if err != nil {
@@ -98,18 +102,12 @@ WHERE c.expiry > ?`), dbTime(now))
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var (
-			k    string
-			body []byte
-		)
-		if err := rows.Scan(&k, &body); err != nil {
+		var body []byte
+		seq, r, err := scanStatus(rowWithBody{rows, &body})
+		if err != nil {
 			return s.fail(step, err)
 		}
-		sn, err := parseSerialKey(k)
-		if err != nil {
-			return fmt.Errorf("%s: %w", step, err)
-		}
-		if err := fn(sn, body); err != nil {
+		if err := fn(seq, r, body); err != nil {
 			return err
 		}
 	}
@@ -118,3 +116,11 @@ WHERE c.expiry > ?`), dbTime(now))
 	}
 	return nil
 }
+
+// rowWithBody scans statusFeedColumns and then one more column.
+type rowWithBody struct {
+	sc   statusScanner
+	body *[]byte
+}
+
+func (r rowWithBody) Scan(dest ...any) error { return r.sc.Scan(append(dest, r.body)...) }

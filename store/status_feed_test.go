@@ -75,16 +75,16 @@ func testStatusFeed(t *testing.T, dsn newDSN) {
 		t.Fatal(err)
 	}
 	var n int
-	if err := s.OCSPResponses(ctx, t0, func(sn ca.Serial, body []byte) error {
-		if sn != b.Serial || string(body) != "\x30\x00" {
-			t.Errorf("response %s %x", sn, body)
+	if err := s.OCSPResponses(ctx, t0, func(seq int64, r ca.Record, body []byte) error {
+		if r.Serial != b.Serial || string(body) != "\x30\x00" || seq != all[0].seq || r.Status != ca.Good {
+			t.Errorf("response %d %s %v %x", seq, r.Serial, r.Status, body)
 		}
 		n++
 		return nil
 	}); err != nil || n != 1 {
 		t.Fatalf("OCSPResponses: %d, %v", n, err)
 	}
-	if err := s.OCSPResponses(ctx, b.NotAfter.Add(time.Second), func(ca.Serial, []byte) error { n++; return nil }); err != nil || n != 1 {
+	if err := s.OCSPResponses(ctx, b.NotAfter.Add(time.Second), func(int64, ca.Record, []byte) error { n++; return nil }); err != nil || n != 1 {
 		t.Fatalf("OCSPResponses after expiry: %d, %v", n, err)
 	}
 }

@@ -23,7 +23,7 @@ func newOCSPPresigner(env *serveEnv) (*ocsp.Presigner, error) {
 		issuers = append(issuers, ocsp.IssuerConfig{ID: ik.Issuer.ID, Cert: ik.Cert, Signer: r.Signer, ResponderCert: r.Cert})
 	}
 	return ocsp.NewPresigner(ocsp.Config{}, ocsp.Deps{
-		Issuers: issuers, Source: env.store, Clock: env.clock, Rand: rand.Reader,
+		Issuers: issuers, Source: env.store, Responses: env.store, Clock: env.clock, Rand: rand.Reader,
 		Metrics: env.metrics, Logger: env.logger,
 	})
 }

@@ -1,0 +1,88 @@
+package ocsp_test
+
+import (
+	"context"
+	"crypto"
+	"crypto/rand"
+	"io"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jpkica/jpkica/ca"
+	"github.com/jpkica/jpkica/hsm"
+	"github.com/jpkica/jpkica/ocsp"
+)
+
+// countingSigner counts signatures.
+type countingSigner struct {
+	crypto.Signer
+	n *atomic.Int64
+}
+
+func (s countingSigner) Sign(r io.Reader, d []byte, o crypto.SignerOpts) ([]byte, error) {
+	s.n.Add(1)
+	return s.Signer.Sign(r, d, o)
+}
+
+// TestPersistedWarm: responses are kept in the store; a restarted responder
+// serves them without signing, except those whose status changed while it
+// was down.
+func TestPersistedWarm(t *testing.T) {
+	f := newFixture(t, "", hsm.ECDSAP256)
+	certs := issueSet(t, f)
+	run := func(signs *atomic.Int64) (*ocsp.Presigner, func()) {
+		iss := f.issuers()
+		for i := range iss {
+			iss[i].Signer = countingSigner{Signer: iss[i].Signer, n: signs}
+		}
+		p, err := ocsp.NewPresigner(ocsp.Config{}, ocsp.Deps{Issuers: iss, Source: f.st, Responses: f.st,
+			Clock: time.Now, Rand: rand.Reader})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { p.Run(ctx); close(done) }()
+		return p, func() { cancel(); <-done }
+	}
+	var first atomic.Int64
+	p1, stop1 := run(&first)
+	waitCached(t, p1, certs, 10*time.Second)
+	// Every response reaches the store.
+	waitFor(t, func() bool {
+		for _, w := range certs {
+			if _, _, err := f.st.OCSP(context.Background(), w.rec.Serial, w.rec.AKI); err != nil {
+				return false
+			}
+		}
+		return true
+	})
+	stop1()
+	if first.Load() < int64(len(certs)) {
+		t.Fatalf("first start signed %d responses for %d certificates", first.Load(), len(certs))
+	}
+	// While it is down, one good certificate is revoked.
+	var changed *wantCert
+	for _, w := range certs {
+		if w.status == ca.Good {
+			changed = w
+			break
+		}
+	}
+	f.changeStatus(t, ca.Revoked, ca.KeyCompromise, changed.rec.Serial)
+	changed.status, changed.reason = ca.Revoked, ca.KeyCompromise
+
+	var second atomic.Int64
+	p2, stop2 := run(&second)
+	defer stop2()
+	<-p2.Warmed()
+	waitCached(t, p2, certs, 10*time.Second)
+	if got := second.Load(); got != 1 {
+		t.Fatalf("restart signed %d responses, want 1 (the revoked one)", got)
+	}
+	it, _ := p2.Lookup(changed.rec.IssuerID, changed.rec.Serial, crypto.SHA1)
+	if it.Status != ocsp.StatusRevoked || ca.Reason(it.Reason) != ca.KeyCompromise {
+		t.Fatalf("changed certificate: %v %d", it.Status, it.Reason)
+	}
+}
