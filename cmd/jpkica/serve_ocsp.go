@@ -36,18 +36,20 @@ func mountOCSP(ctx context.Context, env *serveEnv, mux *http.ServeMux) error {
 	if err != nil {
 		return fmt.Errorf("building the OCSP pre-signer: %w", err)
 	}
-	go func() {
+	// Through env.spawn: serve waits for the pre-signer (and its writes to
+	// the store) before it closes the store and the key store.
+	env.spawn(func() {
 		if err := p.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
 			env.logger.Error("ocsp pre-signer stopped", "err", err)
 		}
-	}()
-	go func() {
+	})
+	env.spawn(func() {
 		select {
 		case <-p.Warmed():
 			env.logger.Info("ocsp: every live certificate queued for pre-signing", "cached", p.Cache().Len())
 		case <-ctx.Done():
 		}
-	}()
+	})
 	h := ocsp.NewResponder(p, "/ocsp/")
 	mux.Handle("/ocsp", h)
 	mux.Handle("/ocsp/", h)
