@@ -27,13 +27,13 @@ import (
 
 // testConfig is a config file for a scratch data directory and free ports.
 type testConfig struct {
-	path, status, api, dataDir string
+	path, status, api, ocsp, dataDir string
 }
 
 func writeConfig(t *testing.T) testConfig {
 	t.Helper()
 	dir := t.TempDir()
-	c := testConfig{path: filepath.Join(dir, "jpkica.yaml"), status: freeAddr(t), api: freeAddr(t), dataDir: filepath.Join(dir, "data")}
+	c := testConfig{path: filepath.Join(dir, "jpkica.yaml"), status: freeAddr(t), api: freeAddr(t), ocsp: freeAddr(t), dataDir: filepath.Join(dir, "data")}
 	if err := os.MkdirAll(c.dataDir, 0o700); err != nil {
 		t.Fatal(err)
 	}
@@ -46,7 +46,8 @@ keys:
 listen:
   status: %[2]s
   api: %[3]s
-`, c.dataDir, c.status, c.api)
+  ocsp: %[4]s
+`, c.dataDir, c.status, c.api, c.ocsp)
 	if err := os.WriteFile(c.path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/jpkica/jpkica/ceremony"
 	"github.com/jpkica/jpkica/hsm"
 	"github.com/jpkica/jpkica/internal/config"
+	"github.com/jpkica/jpkica/ocsp"
 	"github.com/jpkica/jpkica/store"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -74,6 +75,11 @@ func cmdServe(ctx context.Context, args []string, logger *slog.Logger) error {
 		stopRoles()
 		env.background.Wait()
 	}()
+	if run["ocsp"] {
+		if env.ocsp, err = newOCSPPresigner(env); err != nil {
+			return fmt.Errorf("building the OCSP pre-signer: %w", err)
+		}
+	}
 	for _, role := range []struct {
 		name  string
 		mount func(context.Context, *serveEnv, *http.ServeMux) error
@@ -92,8 +98,12 @@ func cmdServe(ctx context.Context, args []string, logger *slog.Logger) error {
 	mux.Handle("GET /readyz", readyHandler(map[string]pinger{"database": st, "keys": keys}))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 
+	var handler http.Handler = mux
+	if env.statusGuard != nil {
+		handler = env.statusGuard(mux)
+	}
 	status := &http.Server{
-		Handler:           mux,
+		Handler:           handler,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      10 * time.Second,
@@ -131,6 +141,12 @@ type serveEnv struct {
 	logger  *slog.Logger
 	metrics *prometheus.Registry
 	clock   func() time.Time
+
+	// ocsp is the OCSP pre-signer when the ocsp role runs: the ca role's
+	// StatusListener too.
+	ocsp *ocsp.Presigner
+	// statusGuard, when set, wraps the status listener's mux.
+	statusGuard func(http.Handler) http.Handler
 
 	background sync.WaitGroup
 }

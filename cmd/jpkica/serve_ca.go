@@ -16,13 +16,6 @@ import (
 	"github.com/jpkica/jpkica/internal/config"
 )
 
-// caStatusListener is the ca role's StatusListener: it learns of every
-// committed issuance and status change (the OCSP pre-signer, so responses
-// are re-signed at once). nil means none: OCSP nodes then catch up by
-// following the store's change_seq. The lead wires it, e.g. by building the
-// pre-signer once in serve and returning it here.
-var caStatusListener = func(env *serveEnv) ca.StatusListener { return nil }
-
 // apiServerCertValidity is the lifetime of the API server certificate made
 // at start.
 const apiServerCertValidity = 30 * 24 * time.Hour
@@ -54,7 +47,12 @@ func mountCA(ctx context.Context, env *serveEnv, mux *http.ServeMux) error {
 	if err != nil {
 		return fmt.Errorf("certificate profiles: %w", err)
 	}
-	listener := caStatusListener(env)
+	// With the ocsp role in the same process, the pre-signer hears of every
+	// committed change at once; otherwise OCSP nodes follow the store.
+	var listener ca.StatusListener
+	if env.ocsp != nil {
+		listener = env.ocsp
+	}
 	auth, err := ca.NewAuthority(ca.AuthorityConfig{RenewalWindowMonths: env.cfg.Issuance.RenewalWindowMonths}, ca.AuthorityDeps{
 		Store: env.store, Profiles: profiles, Issuers: env.keyring.Current, Clock: env.clock, Rand: rand.Reader, Listener: listener,
 	})

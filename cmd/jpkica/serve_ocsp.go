@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 
 	"github.com/jpkica/jpkica/ocsp"
@@ -22,7 +23,13 @@ func newOCSPPresigner(env *serveEnv) (*ocsp.Presigner, error) {
 		}
 		issuers = append(issuers, ocsp.IssuerConfig{ID: ik.Issuer.ID, Cert: ik.Cert, Signer: r.Signer, ResponderCert: r.Cert})
 	}
-	return ocsp.NewPresigner(ocsp.Config{}, ocsp.Deps{
+	nonce := ocsp.NonceIgnore
+	if env.cfg.OCSP.Nonce == "echo" {
+		nonce = ocsp.NonceEcho
+	}
+	return ocsp.NewPresigner(ocsp.Config{
+		Validity: env.cfg.OCSP.Validity, MaxAge: env.cfg.OCSP.MaxAge, Nonce: nonce, Workers: env.cfg.OCSP.Workers,
+	}, ocsp.Deps{
 		Issuers: issuers, Source: env.store, Responses: env.store, Clock: env.clock, Rand: rand.Reader,
 		Metrics: env.metrics, Logger: env.logger,
 	})
@@ -32,10 +39,7 @@ func newOCSPPresigner(env *serveEnv) (*ocsp.Presigner, error) {
 // the store until ctx ends, and the responder answers POST /ocsp and
 // GET/HEAD /ocsp/{base64 request}.
 func mountOCSP(ctx context.Context, env *serveEnv, mux *http.ServeMux) error {
-	p, err := newOCSPPresigner(env)
-	if err != nil {
-		return fmt.Errorf("building the OCSP pre-signer: %w", err)
-	}
+	p := env.ocsp
 	// Through env.spawn: serve waits for the pre-signer (and its writes to
 	// the store) before it closes the store and the key store.
 	env.spawn(func() {
@@ -53,5 +57,28 @@ func mountOCSP(ctx context.Context, env *serveEnv, mux *http.ServeMux) error {
 	h := ocsp.NewResponder(p, "/ocsp/")
 	mux.Handle("/ocsp", h)
 	mux.Handle("/ocsp/", h)
+	// The status listener's mux would clean GET paths holding "//" (base64
+	// may) and redirect them; the guard hands /ocsp paths over first.
+	env.statusGuard = h.Guard
+	if env.cfg.Listen.OCSP == "" {
+		return nil
+	}
+	ln, err := net.Listen("tcp", env.cfg.Listen.OCSP)
+	if err != nil {
+		return fmt.Errorf("OCSP listener: %w", err)
+	}
+	srv := h.NewFastServer()
+	env.logger.Info("serving OCSP on its own listener (fasthttp)", "addr", ln.Addr().String())
+	env.spawn(func() {
+		if err := srv.Serve(ln); err != nil {
+			env.logger.Error("OCSP listener stopped", "err", err)
+		}
+	})
+	env.spawn(func() {
+		<-ctx.Done()
+		if err := srv.ShutdownWithContext(context.WithoutCancel(ctx)); err != nil {
+			env.logger.Error("shutting down the OCSP listener", "err", err)
+		}
+	})
 	return nil
 }

@@ -1,0 +1,147 @@
+package main
+
+import (
+	"context"
+	"crypto"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/pem"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	xocsp "golang.org/x/crypto/ocsp"
+
+	"github.com/jpkica/jpkica/api"
+	"github.com/jpkica/jpkica/counter"
+)
+
+// TestServeAllRoles runs `serve` with every role and checks the wiring
+// between them: a certificate issued through the API is answered good by
+// OCSP on the status listener and on the separate OCSP listener, and a revocation through the API turns it revoked at
+// once, the pre-signer being the authority's listener.
+func TestServeAllRoles(t *testing.T) {
+	tc := writeConfig(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := run(ctx, []string{"init", "--config", tc.path}, io.Discard, quiet()); err != nil {
+		t.Fatal(err)
+	}
+	prefix := filepath.Join(tc.dataDir, "counter")
+	if err := cmdClients(ctx, []string{"issue", "--config", tc.path, "--role", "counter", "--municipality", "302015",
+		"--name", "c1", "--out", prefix}, io.Discard, quiet()); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, []string{"serve", "--config", tc.path}, io.Discard, quiet()) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	}()
+
+	pair, err := tls.LoadX509KeyPair(prefix+".crt", prefix+".key")
+	if err != nil {
+		t.Fatal(err)
+	}
+	caPEM, _ := os.ReadFile(prefix + "-ca.crt")
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(caPEM)
+	client, err := counter.NewClient(counter.ClientConfig{BaseURL: "https://" + tc.api, Certificate: pair, ServerCAs: roots, Timeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cardKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	csr, err := counter.CSR(cardKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := api.IssueRequest{Type: "authentication", CSR: csr, Card: api.Card{ID: "CARD-SERVE", Expires: "2036-05-02"},
+		Resident: api.Resident{ID: "R-SERVE", Municipality: "302015", Name: "和歌山　太郎", BirthDate: "1990-05-02", Sex: "male",
+			Address: "和歌山県和歌山市七番丁２３番地"}}
+	var issued api.Issued
+	for i := 0; ; i++ {
+		if issued, err = client.Issue(ctx, "serve-test-1", req); err == nil {
+			break
+		}
+		if i == 100 {
+			t.Fatalf("issuing through the API: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	leaf := parsePEM(t, issued.Certificate)
+	issuer := parsePEM(t, issued.Chain[0])
+
+	reqDER, err := xocsp.CreateRequest(leaf, issuer, &xocsp.RequestOptions{Hash: crypto.SHA256})
+	if err != nil {
+		t.Fatal(err)
+	}
+	query := func(base string) *xocsp.Response {
+		t.Helper()
+		var resp *http.Response
+		var err error
+		for range 100 {
+			resp, err = http.Get(base + "/ocsp/" + base64.StdEncoding.EncodeToString(reqDER))
+			if err == nil && resp.StatusCode == 200 {
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 {
+			t.Fatalf("GET %s: %d %s", base, resp.StatusCode, body)
+		}
+		r, err := xocsp.ParseResponseForCert(body, leaf, issuer)
+		if err != nil {
+			t.Fatalf("OCSP response from %s: %v", base, err)
+		}
+		return r
+	}
+	for _, base := range []string{"http://" + tc.status, "http://" + tc.ocsp} {
+		if r := query(base); r.Status != xocsp.Good {
+			t.Fatalf("%s: status %d, want good", base, r.Status)
+		}
+	}
+
+	if _, err := client.Revoke(ctx, issued.Serial, "keyCompromise"); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(time.Second)
+	for {
+		r := query("http://" + tc.status)
+		if r.Status == xocsp.Revoked && r.RevocationReason == xocsp.KeyCompromise {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a second after the revocation OCSP says %d", r.Status)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func parsePEM(t *testing.T, s string) *x509.Certificate {
+	t.Helper()
+	b, _ := pem.Decode([]byte(s))
+	if b == nil {
+		t.Fatal("no PEM block")
+	}
+	c, err := x509.ParseCertificate(b.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
