@@ -39,9 +39,11 @@ func (p *Presigner) persist(a *authority, serial ca.Serial, it *Item) {
 	}
 	ans := p.answer(a, it)
 	j := persistJob{serial: serial, aki: a.ski, der: ans.AppendDER(nil), expiry: ans.NextUpdate}
+	p.pending.Add(1)
 	select {
 	case p.persistQ <- j:
 	default:
+		p.pending.Add(-1)
 		p.m.persistDropped.Inc()
 	}
 }
@@ -57,6 +59,7 @@ func (p *Presigner) writeResponses(ctx context.Context) {
 				p.m.persistDropped.Inc()
 				p.log.Debug("ocsp: storing a response", "serial", j.serial.Hex(), "err", err)
 			}
+			p.pending.Add(-1)
 		}
 	}
 }

@@ -135,6 +135,9 @@ type Presigner struct {
 	flight singleflight.Group
 	warm   chan struct{} // closed when the first load is done
 	seen   atomic.Int64  // the newest change_seq followed
+	// pending counts signing jobs queued or running and responses waiting
+	// to be stored: Drain waits for it to reach zero.
+	pending atomic.Int64
 
 	responses ResponseStore
 	persistQ  chan persistJob
@@ -264,6 +267,8 @@ func (p *Presigner) StatusChanged(ctx context.Context, serials ...ca.Serial) {
 	for _, sn := range serials {
 		select {
 		case p.urgent <- job{serial: sn}:
+			p.m.queued.Inc()
+			p.pending.Add(1)
 		default:
 			p.m.dropped.Inc()
 		}
@@ -284,7 +289,9 @@ func (p *Presigner) work(ctx context.Context) {
 			}
 		}
 		p.m.queued.Dec()
-		if err := p.do(ctx, j); err != nil {
+		err := p.do(ctx, j)
+		p.pending.Add(-1)
+		if err != nil {
 			if ctx.Err() != nil {
 				return
 			}
@@ -298,13 +305,37 @@ func (p *Presigner) work(ctx context.Context) {
 
 func (p *Presigner) enqueue(ctx context.Context, q chan job, j job) bool {
 	p.m.queued.Inc()
+	p.pending.Add(1)
 	select {
 	case q <- j:
 		return true
 	case <-ctx.Done():
 		p.m.queued.Dec()
+		p.pending.Add(-1)
 		return false
 	}
+}
+
+// Drain waits, while Run runs, until the first load has queued every live
+// certificate and every queued signature and stored write is done: what
+// `jpkica ocsp presign` waits for. Signatures that failed are retried by Run
+// later, not waited for.
+func (p *Presigner) Drain(ctx context.Context) error {
+	select {
+	case <-p.warm:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for p.pending.Load() > 0 {
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
 }
 
 // do signs one job's responses and caches them.

@@ -22,6 +22,7 @@ commands:
   clients issue --role ROLE [--municipality CODE] --name NAME --out PREFIX
   revoke    SERIAL --reason REASON
   crl generate [--issuer ID] [--partition CODE|full] [--delta] [--out DIR]
+  ocsp presign [--config FILE]                     sign and store every live certificate's response
   renewals  --municipality CODE --on DATE [--format csv|json]
   dev seed  --certificates N [--revoked F] [--municipalities M]
   audit verify [--config FILE]                     check the audit chain
@@ -65,6 +66,8 @@ func run(ctx context.Context, args []string, stdout io.Writer, logger *slog.Logg
 		return cmdClients(ctx, rest, stdout, logger)
 	case "crl":
 		return cmdCRL(ctx, rest, stdout, logger)
+	case "ocsp":
+		return cmdOCSP(ctx, rest, stdout, logger)
 	case "revoke":
 		return cmdRevoke(ctx, rest, stdout, logger)
 	case "renewals":

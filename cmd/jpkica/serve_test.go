@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -144,4 +145,32 @@ func parsePEM(t *testing.T, s string) *x509.Certificate {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// TestOCSPPresign: `jpkica ocsp presign` signs and stores a response for
+// every live certificate of a seeded store, then exits.
+func TestOCSPPresign(t *testing.T) {
+	tc := writeConfig(t)
+	ctx := context.Background()
+	if err := run(ctx, []string{"init", "--config", tc.path}, io.Discard, quiet()); err != nil {
+		t.Fatal(err)
+	}
+	if err := run(ctx, []string{"dev", "seed", "--config", tc.path, "--certificates", "300", "--revoked", "0.2"}, io.Discard, quiet()); err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	if err := run(ctx, []string{"ocsp", "presign", "--config", tc.path}, &out, quiet()); err != nil {
+		t.Fatal(err)
+	}
+	db := openSQLite(t, tc.dataDir)
+	var live, stored int
+	if err := db.QueryRowContext(ctx, "SELECT count(*) FROM certificates WHERE cert_type <> 'terminal' AND expiry > ?", time.Now().UTC()).Scan(&live); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.QueryRowContext(ctx, "SELECT count(*) FROM ocsp_responses").Scan(&stored); err != nil {
+		t.Fatal(err)
+	}
+	if live == 0 || stored != live {
+		t.Fatalf("%d live certificates, %d stored responses (%s)", live, stored, out.String())
+	}
 }
