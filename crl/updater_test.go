@@ -6,13 +6,11 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math/big"
-	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -26,6 +24,7 @@ import (
 	"github.com/jpkica/jpkica/audit"
 	"github.com/jpkica/jpkica/ca"
 	"github.com/jpkica/jpkica/crl"
+	"github.com/jpkica/jpkica/internal/pgtest"
 )
 
 // readCRL reads a published CRL back with its entries.
@@ -333,39 +332,9 @@ func TestNumbersIncreaseAcrossProcesses(t *testing.T) {
 	}
 }
 
-// postgresDSN gives the test a private schema on JPKICA_TEST_POSTGRES_DSN,
-// or skips it loudly.
-func postgresDSN(t testing.TB) string {
-	base := os.Getenv("JPKICA_TEST_POSTGRES_DSN")
-	if base == "" {
-		t.Skip("!!! JPKICA_TEST_POSTGRES_DSN is not set: SKIPPING the PostgreSQL CRL tests. Set it, e.g. JPKICA_TEST_POSTGRES_DSN='postgres://postgres@127.0.0.1:5432/test?sslmode=disable' !!!")
-	}
-	var b [6]byte
-	rand.Read(b[:])
-	schema := fmt.Sprintf("jpkica_crl_test_%x", b)
-	admin, err := sql.Open("pgx", base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := admin.Exec("CREATE SCHEMA " + schema); err != nil {
-		admin.Close()
-		t.Fatalf("creating test schema: %v", err)
-	}
-	t.Cleanup(func() {
-		if _, err := admin.Exec("DROP SCHEMA " + schema + " CASCADE"); err != nil {
-			t.Errorf("dropping %s: %v", schema, err)
-		}
-		admin.Close()
-	})
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("options", "-csearch_path="+schema)
-	u.RawQuery = q.Encode()
-	return u.String()
-}
+// postgresDSN gives the test a private schema (internal/pgtest), or skips
+// it loudly.
+func postgresDSN(t testing.TB) string { return pgtest.DSN(t) }
 
 // TestRunDue: everything missing is published at once; later, only what is
 // due: the deltas of the partition a revocation touched (and the full

@@ -5,21 +5,17 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
-	"fmt"
 	"log/slog"
-	"net/url"
-	"os"
 	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/jmoiron/sqlx"
-
 	"github.com/jpkica/jpkica/audit"
 	"github.com/jpkica/jpkica/ca"
 	"github.com/jpkica/jpkica/ceremony"
 	"github.com/jpkica/jpkica/hsm"
+	"github.com/jpkica/jpkica/internal/pgtest"
 	"github.com/jpkica/jpkica/ocsp"
 	"github.com/jpkica/jpkica/store"
 )
@@ -162,42 +158,9 @@ func openStore(t testing.TB, dsn string) *store.Store {
 	return st
 }
 
-// postgresEnv names the PostgreSQL DSN the tests use.
-const postgresEnv = "JPKICA_TEST_POSTGRES_DSN"
-
-// postgresDSN gives the test its own schema, dropped afterwards; without
-// JPKICA_TEST_POSTGRES_DSN the test is skipped, loudly.
-func postgresDSN(t testing.TB) string {
-	base := os.Getenv(postgresEnv)
-	if base == "" {
-		t.Skipf("!!! %s is not set: SKIPPING the PostgreSQL OCSP tests. Set it, e.g. %s='postgres://postgres@127.0.0.1:5432/test?sslmode=disable' !!!", postgresEnv, postgresEnv)
-	}
-	var b [6]byte
-	rand.Read(b[:])
-	schema := fmt.Sprintf("jpkica_ocsp_test_%x", b)
-	admin, err := sqlx.Open("pgx", base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := admin.Exec("CREATE SCHEMA " + schema); err != nil {
-		admin.Close()
-		t.Fatalf("creating test schema: %v", err)
-	}
-	t.Cleanup(func() {
-		defer admin.Close()
-		if _, err := admin.Exec("DROP SCHEMA " + schema + " CASCADE"); err != nil {
-			t.Errorf("dropping test schema %s: %v", schema, err)
-		}
-	})
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("options", "-csearch_path="+schema)
-	u.RawQuery = q.Encode()
-	return u.String()
-}
+// postgresDSN gives the test a private schema (internal/pgtest), or skips
+// it loudly.
+func postgresDSN(t testing.TB) string { return pgtest.DSN(t) }
 
 // startPresigner runs a Presigner on f's issuers and source until the test
 // ends.
