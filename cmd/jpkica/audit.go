@@ -28,11 +28,7 @@ func cmdAuditVerify(ctx context.Context, args []string, stdout io.Writer) error 
 	if err != nil {
 		return err
 	}
-	cfg, err := loadConfig(*configPath, slog.New(slog.DiscardHandler))
-	if err != nil {
-		return err
-	}
-	st, err := openStore(ctx, cfg)
+	_, st, err := openConfigStore(ctx, *configPath, slog.New(slog.DiscardHandler))
 	if err != nil {
 		return err
 	}

@@ -31,24 +31,16 @@ func cmdClients(ctx context.Context, args []string, stdout io.Writer, logger *sl
 	if *role == "" || *name == "" || *out == "" {
 		return fmt.Errorf("%w: clients issue needs --role, --name and --out", errUsage)
 	}
-	cfg, err := loadConfig(*configPath, logger)
+	d, err := openDeployment(ctx, *configPath, logger)
 	if err != nil {
 		return err
 	}
-	st, err := openStore(ctx, cfg)
+	defer d.Close()
+	kr, err := d.keyring(ctx)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
-	keys, err := openKeys(ctx, cfg, logger)
-	if err != nil {
-		return err
-	}
-	defer keys.Close()
-	kr, err := ceremony.Load(ctx, st, keys)
-	if err != nil {
-		return fmt.Errorf("loading keys: %w", err)
-	}
+	cfg, st := d.cfg, d.store
 	v := *validity
 	if v == 0 {
 		v = cfg.Issuance.ClientValidity

@@ -10,12 +10,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/jpkica/jpkica/ca"
 	"github.com/jpkica/jpkica/ceremony"
 	"github.com/jpkica/jpkica/crl"
 	"github.com/jpkica/jpkica/internal/config"
 	"github.com/jpkica/jpkica/store"
-	"github.com/prometheus/client_golang/prometheus"
 )
 
 // crlConfig is the updater's configuration from the deployment's.
@@ -80,9 +81,9 @@ func cmdCRL(ctx context.Context, args []string, stdout io.Writer, logger *slog.L
 		return err
 	}
 	defer d.Close()
-	kr, err := ceremony.Load(ctx, d.store, d.keys)
+	kr, err := d.keyring(ctx)
 	if err != nil {
-		return fmt.Errorf("loading keys: %w", err)
+		return err
 	}
 	cfg := crlConfig(d.cfg)
 	if *out != "" {

@@ -9,8 +9,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/jpkica/jpkica/ceremony"
 )
 
 // cmdOCSP is `jpkica ocsp presign [--config FILE]`: sign a response for
@@ -30,9 +28,9 @@ func cmdOCSP(ctx context.Context, args []string, stdout io.Writer, logger *slog.
 		return err
 	}
 	defer d.Close()
-	kr, err := ceremony.Load(ctx, d.store, d.keys)
+	kr, err := d.keyring(ctx)
 	if err != nil {
-		return fmt.Errorf("loading keys: %w", err)
+		return err
 	}
 	env := &serveEnv{cfg: d.cfg, store: d.store, keys: d.keys, keyring: kr, logger: logger,
 		metrics: prometheus.NewRegistry(), clock: time.Now}

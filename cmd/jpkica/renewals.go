@@ -2,12 +2,10 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
-	"time"
 
 	"github.com/jpkica/jpkica/api"
 	"github.com/jpkica/jpkica/ca"
@@ -32,17 +30,12 @@ func cmdRenewals(ctx context.Context, args []string, stdout io.Writer, logger *s
 	if err != nil {
 		return err
 	}
-	cfg, err := loadConfig(*configPath, logger)
-	if err != nil {
-		return err
-	}
-	st, err := openStore(ctx, cfg)
+	cfg, st, err := openConfigStore(ctx, *configPath, logger)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	lc, err := ca.NewLifecycle(ca.LifecycleConfig{RenewalWindowMonths: cfg.Issuance.RenewalWindowMonths},
-		ca.LifecycleDeps{Store: st, Clock: time.Now, Rand: rand.Reader})
+	lc, err := newLifecycle(cfg, st)
 	if err != nil {
 		return err
 	}

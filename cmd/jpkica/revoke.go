@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -39,17 +38,12 @@ func cmdRevoke(ctx context.Context, args []string, stdout io.Writer, logger *slo
 	if err != nil {
 		return err
 	}
-	cfg, err := loadConfig(*configPath, logger)
-	if err != nil {
-		return err
-	}
-	st, err := openStore(ctx, cfg)
+	cfg, st, err := openConfigStore(ctx, *configPath, logger)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	lc, err := ca.NewLifecycle(ca.LifecycleConfig{RenewalWindowMonths: cfg.Issuance.RenewalWindowMonths},
-		ca.LifecycleDeps{Store: st, Clock: time.Now, Rand: rand.Reader})
+	lc, err := newLifecycle(cfg, st)
 	if err != nil {
 		return err
 	}

@@ -39,11 +39,7 @@ func cmdSeed(ctx context.Context, args []string, stdout io.Writer, logger *slog.
 	if *n <= 0 || *revoked < 0 || *revoked > 1 || *municipalities < 1 || *municipalities > 99999 {
 		return fmt.Errorf("%w: dev seed needs --certificates > 0, --revoked in [0,1], --municipalities in [1,99999]", errUsage)
 	}
-	cfg, err := loadConfig(*configPath, logger)
-	if err != nil {
-		return err
-	}
-	st, err := openStore(ctx, cfg)
+	cfg, st, err := openConfigStore(ctx, *configPath, logger)
 	if err != nil {
 		return err
 	}

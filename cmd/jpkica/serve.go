@@ -11,14 +11,15 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
 	"github.com/jpkica/jpkica/ceremony"
 	"github.com/jpkica/jpkica/hsm"
 	"github.com/jpkica/jpkica/internal/config"
 	"github.com/jpkica/jpkica/ocsp"
 	"github.com/jpkica/jpkica/store"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // roles are the parts of the daemon `serve --role` can run.
@@ -59,9 +60,9 @@ func cmdServe(ctx context.Context, args []string, logger *slog.Logger) error {
 		}
 	}
 
-	kr, err := ceremony.Load(ctx, st, keys)
+	kr, err := d.keyring(ctx)
 	if err != nil {
-		return fmt.Errorf("loading keys: %w", err)
+		return err
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

@@ -2,9 +2,14 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
 	"log/slog"
 	"os"
+	"time"
+
+	"github.com/jpkica/jpkica/ca"
+	"github.com/jpkica/jpkica/ceremony"
 
 	"github.com/jpkica/jpkica/hsm"
 	"github.com/jpkica/jpkica/internal/config"
@@ -102,4 +107,34 @@ func openDeployment(ctx context.Context, configPath string, logger *slog.Logger)
 func (d *deployment) Close() {
 	d.keys.Close()
 	d.store.Close()
+}
+
+// keyring loads the signers of every issuer, responder and the client CA.
+func (d *deployment) keyring(ctx context.Context) (*ceremony.Keyring, error) {
+	kr, err := ceremony.Load(ctx, d.store, d.keys)
+	if err != nil {
+		return nil, fmt.Errorf("loading keys: %w", err)
+	}
+	return kr, nil
+}
+
+// openConfigStore loads the configuration and opens its store, for the
+// commands that need no keys. The caller closes the store.
+func openConfigStore(ctx context.Context, configPath string, logger *slog.Logger) (*config.Config, *store.Store, error) {
+	cfg, err := loadConfig(configPath, logger)
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := openStore(ctx, cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	return cfg, st, nil
+}
+
+// newLifecycle is the lifecycle rules over the store, for the admin
+// commands.
+func newLifecycle(cfg *config.Config, st *store.Store) (*ca.Lifecycle, error) {
+	return ca.NewLifecycle(ca.LifecycleConfig{RenewalWindowMonths: cfg.Issuance.RenewalWindowMonths},
+		ca.LifecycleDeps{Store: st, Clock: time.Now, Rand: rand.Reader})
 }
