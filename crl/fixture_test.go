@@ -2,13 +2,10 @@ package crl_test
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/rsa"
 	"crypto/x509"
 	"fmt"
 	"log/slog"
 	"path/filepath"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -16,7 +13,7 @@ import (
 	"github.com/jpkica/jpkica/ca"
 	"github.com/jpkica/jpkica/ceremony"
 	"github.com/jpkica/jpkica/crl"
-	"github.com/jpkica/jpkica/hsm"
+	"github.com/jpkica/jpkica/internal/catest"
 	"github.com/jpkica/jpkica/store"
 )
 
@@ -71,14 +68,6 @@ type fixture struct {
 	dir      string
 }
 
-var cardKey = sync.OnceValue(func() *rsa.PrivateKey {
-	k, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		panic(err)
-	}
-	return k
-})
-
 // newFixture makes two issuer generations in a software key store and a
 // fresh store at dsn, and issues from each generation certificates of both
 // types in two municipalities: good, revoked (keyCompromise), held, and
@@ -86,45 +75,12 @@ var cardKey = sync.OnceValue(func() *rsa.PrivateKey {
 func newFixture(t testing.TB, dsn string) *fixture {
 	t.Helper()
 	ctx := context.Background()
-	keys, err := hsm.OpenSoftware(filepath.Join(t.TempDir(), "keys"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := store.Open(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	profiles, err := ca.NewProfiles(ca.ProfileConfig{
-		OCSPURL: "http://127.0.0.1:8080/ocsp", CRLBaseURL: baseURL,
-		SignatureCPSURL: "http://127.0.0.1:8080/cps.html", AuthenticationCPSURL: "http://127.0.0.1:8080/cps.html",
-		Municipalities: municipalities,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := &fixture{st: st, profiles: profiles, dir: t.TempDir()}
-	cfg := ceremony.Config{
-		IssuerValidity: 10 * 365 * 24 * time.Hour, ResponderValidity: 30 * 24 * time.Hour,
-		ResponderAlgorithm: hsm.ECDSAP256, ClientCAValidity: 24 * time.Hour,
-	}
+	c := catest.New(t, catest.Options{DSN: dsn, Generations: 2, Clock: func() time.Time { return issueNow },
+		Municipalities: municipalities})
+	st, kr := c.Store, c.Keyring
+	f := &fixture{st: st, kr: kr, profiles: c.Profiles, dir: t.TempDir()}
 	for gen := 1; gen <= 2; gen++ {
-		clock := func() time.Time { return issueNow.Add(-time.Duration(3-gen) * time.Hour) }
-		if _, err := ceremony.Run(ctx, cfg, ceremony.Deps{Store: st, Keys: keys, Clock: clock, Rand: rand.Reader,
-			Logger: slog.New(slog.DiscardHandler)}, gen == 2); err != nil {
-			t.Fatal(err)
-		}
-		kr, err := ceremony.Load(ctx, st, keys)
-		if err != nil {
-			t.Fatal(err)
-		}
-		f.kr = kr
-		auth, err := ca.NewAuthority(ca.AuthorityConfig{RenewalWindowMonths: 3}, ca.AuthorityDeps{
-			Store: st, Profiles: profiles, Issuers: kr.Current, Clock: func() time.Time { return issueNow }, Rand: rand.Reader,
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
+		auth := c.Auth[gen]
 		for _, typ := range []ca.CertType{ca.Signature, ca.Authentication} {
 			for _, muni := range []string{"302015", "082201"} {
 				for _, w := range []want{wantGood, wantRevoked, wantHeld, wantExpired} {
@@ -133,12 +89,9 @@ func newFixture(t testing.TB, dsn string) *fixture {
 					if w == wantExpired {
 						expires = ca.Date{Year: 2026, Month: time.November, Day: 28}
 					}
-					got, err := auth.Issue(ctx, ca.IssueRequest{
-						Type: typ, PublicKey: cardKey().Public(), CardID: card, CardExpires: expires,
-						ResidentID: "R-" + card, Municipality: muni, Actor: "counter:" + muni + ":test",
-						Facts: ca.Facts{Name: "和歌山　太郎", BirthDate: ca.Date{Year: 1990, Month: time.May, Day: 2}, Sex: ca.Male,
-							Address: "和歌山県和歌山市七番丁２３番地"},
-					})
+					req := catest.Request(typ, card)
+					req.CardExpires, req.Municipality, req.Actor = expires, muni, "counter:"+muni+":test"
+					got, err := auth.Issue(ctx, req)
 					if err != nil {
 						t.Fatalf("issuing %s: %v", card, err)
 					}
@@ -147,7 +100,7 @@ func newFixture(t testing.TB, dsn string) *fixture {
 						t.Fatal(err)
 					}
 					var ik ca.IssuerKey
-					for _, cur := range kr.Current {
+					for _, cur := range kr.Issuers {
 						if cur.Issuer.ID == got.Record.IssuerID {
 							ik = cur
 						}
