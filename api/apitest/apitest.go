@@ -9,10 +9,8 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -23,6 +21,7 @@ import (
 	"github.com/jpkica/jpkica/ca"
 	"github.com/jpkica/jpkica/ceremony"
 	"github.com/jpkica/jpkica/hsm"
+	"github.com/jpkica/jpkica/internal/catest"
 	"github.com/jpkica/jpkica/store"
 )
 
@@ -39,7 +38,7 @@ func (c *Clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
 func (c *Clock) Set(t time.Time) { c.mu.Lock(); defer c.mu.Unlock(); c.t = t }
 
 // Start is the clock's first reading: 2026-11-25 12:00 JST.
-var Start = time.Date(2026, 11, 25, 3, 0, 0, 0, time.UTC)
+var Start = catest.Now
 
 // Options tune the server.
 type Options struct {
@@ -65,54 +64,15 @@ type Server struct {
 }
 
 // Municipalities are the profiles' municipalities.
-var Municipalities = map[string]ca.Municipality{
-	"302015": {Prefecture: "Wakayama-ken", Name: "Wakayama-shi"},
-	"131016": {Prefecture: "Tokyo-to", Name: "Chiyoda-ku"},
-}
+var Municipalities = catest.Municipalities
 
 // New starts a server; it stops when the test ends.
 func New(t testing.TB, opts Options) *Server {
 	t.Helper()
-	ctx := context.Background()
-	keys := opts.Keys
-	if keys == nil {
-		var err error
-		if keys, err = hsm.OpenSoftware(filepath.Join(t.TempDir(), "keys")); err != nil {
-			t.Fatal(err)
-		}
-	}
-	st, err := store.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "ca.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
 	clock := &Clock{t: Start}
-	_, err = ceremony.Run(ctx, ceremony.Config{
-		IssuerValidity: 20 * 365 * 24 * time.Hour, ResponderValidity: 30 * 24 * time.Hour,
-		ResponderAlgorithm: hsm.ECDSAP256, ClientCAValidity: 20 * 365 * 24 * time.Hour, Actor: "admin:test",
-	}, ceremony.Deps{Store: st, Keys: keys, Clock: func() time.Time { return Start.Add(-time.Hour) }, Rand: rand.Reader,
-		Logger: slog.New(slog.DiscardHandler)}, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kr, err := ceremony.Load(ctx, st, keys)
-	if err != nil {
-		t.Fatal(err)
-	}
-	profiles, err := ca.NewProfiles(ca.ProfileConfig{
-		OCSPURL: "http://127.0.0.1:8080/ocsp", CRLBaseURL: "http://127.0.0.1:8080/crl",
-		SignatureCPSURL: "http://127.0.0.1:8080/cps.html", AuthenticationCPSURL: "http://127.0.0.1:8080/cps.html",
-		Municipalities: Municipalities,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	auth, err := ca.NewAuthority(ca.AuthorityConfig{RenewalWindowMonths: 3}, ca.AuthorityDeps{
-		Store: st, Profiles: profiles, Issuers: kr.Current, Clock: clock.Now, Rand: rand.Reader, Listener: opts.Listener,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := catest.New(t, catest.Options{Keys: opts.Keys, IssuerValidity: 20 * 365 * 24 * time.Hour, Clock: clock.Now,
+		Listener: opts.Listener, Municipalities: Municipalities})
+	st, kr, auth := c.Store, c.Keyring, c.Auth[1]
 	clientCAs := x509.NewCertPool()
 	clientCAs.AddCert(kr.ClientCA.Cert)
 	cfg := opts.Config
@@ -135,11 +95,7 @@ func New(t testing.TB, opts Options) *Server {
 	srv.TLS = api.TLSConfig(cert)
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
-	roots := x509.NewCertPool()
-	for _, ik := range kr.Issuers {
-		roots.AddCert(ik.Cert)
-	}
-	return &Server{URL: srv.URL, HTTP: srv, API: a, Store: st, Keyring: kr, Auth: auth, Clock: clock, Roots: roots,
+	return &Server{URL: srv.URL, HTTP: srv, API: a, Store: st, Keyring: kr, Auth: auth, Clock: clock, Roots: c.Roots,
 		ServerCA: clientCAs}
 }
 
