@@ -26,7 +26,7 @@ import (
 // TestServeAllRoles runs `serve` with every role and checks the wiring
 // between them: a certificate issued through the API is answered good by
 // OCSP on the status listener and on the separate OCSP listener, and a revocation through the API turns it revoked at
-// once, the pre-signer being the authority's listener.
+// shortly after, the pre-signer being the authority's listener.
 func TestServeAllRoles(t *testing.T) {
 	tc := writeConfig(t)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -121,14 +121,16 @@ func TestServeAllRoles(t *testing.T) {
 	if _, err := client.Revoke(ctx, issued.Serial, "keyCompromise"); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(time.Second)
+	// The latency itself is the ocsp package's test and benchmark; here a
+	// generous bound only keeps a broken wiring from hanging the test.
+	deadline := time.Now().Add(10 * time.Second)
 	for {
 		r := query("http://" + tc.status)
 		if r.Status == xocsp.Revoked && r.RevocationReason == xocsp.KeyCompromise {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("a second after the revocation OCSP says %d", r.Status)
+			t.Fatalf("ten seconds after the revocation OCSP says %d", r.Status)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
