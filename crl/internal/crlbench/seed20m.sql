@@ -7,7 +7,8 @@ DROP INDEX certificates_card;
 DROP INDEX certificates_resident;
 DROP INDEX certificates_issuer_status_expiry;
 DROP INDEX certificates_municipality_expiry;
-DROP INDEX certificates_revoked_partition;
+DROP INDEX certificates_crl_partition;
+DROP INDEX certificates_crl;
 WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM s WHERE i < 20000000)
 INSERT INTO certificates (serial_number, authority_key_identifier, ca_label, status, reason, expiry, revoked_at, pem,
   issued_at, not_before, metadata, sans, common_name, serial_hex, cert_type, card_id, resident_id, municipality,
