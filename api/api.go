@@ -76,6 +76,9 @@ type API struct {
 	logger    *slog.Logger
 	mux       *http.ServeMux
 
+	// limiters holds one token bucket per authenticated terminal; only
+	// clients that passed identify get one, so the map is bounded by the
+	// terminals the client CA enrolled.
 	limMu    sync.Mutex
 	limiters map[string]*rate.Limiter
 
