@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -181,6 +182,7 @@ func readyHandler(deps map[string]pinger) http.Handler {
 		}
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		if len(down) > 0 {
+			sort.Strings(down)
 			w.WriteHeader(http.StatusServiceUnavailable)
 			fmt.Fprintf(w, "not ready: %s unreachable\n", strings.Join(down, ", "))
 			return
