@@ -9,8 +9,10 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/pem"
+	"errors"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -174,5 +176,36 @@ func TestOCSPPresign(t *testing.T) {
 	}
 	if live == 0 || stored != live {
 		t.Fatalf("%d live certificates, %d stored responses (%s)", live, stored, out.String())
+	}
+}
+
+type pingFunc func(context.Context) error
+
+func (f pingFunc) Ping(ctx context.Context) error { return f(ctx) }
+
+// TestReadyz: /readyz is 503 and names what is down when the database or the
+// key store does not answer, 200 when both do.
+func TestReadyz(t *testing.T) {
+	ok := pingFunc(func(context.Context) error { return nil })
+	down := pingFunc(func(context.Context) error { return errors.New("connection refused") })
+	hang := pingFunc(func(ctx context.Context) error { <-ctx.Done(); return ctx.Err() })
+	for _, tt := range []struct {
+		name     string
+		db, keys pinger
+		status   int
+		body     string
+	}{
+		{"both up", ok, ok, 200, "ready"},
+		{"database gone", down, ok, 503, "database"},
+		{"HSM hanging", ok, hang, 503, "keys"},
+		{"both down", down, down, 503, "database, keys"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := httptest.NewRecorder()
+			readyHandler(map[string]pinger{"database": tt.db, "keys": tt.keys}).ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
+			if rec.Code != tt.status || !strings.Contains(rec.Body.String(), tt.body) {
+				t.Fatalf("readyz = %d %q, want %d with %q", rec.Code, rec.Body.String(), tt.status, tt.body)
+			}
+		})
 	}
 }
