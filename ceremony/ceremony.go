@@ -60,9 +60,12 @@ type Result struct {
 // cardTypes are the two issuers every generation has.
 var cardTypes = []ca.CertType{ca.Signature, ca.Authentication}
 
-// Run performs the key ceremony. Without newGeneration it refuses a store that
-// already has card issuers (ErrInitialised); with it, it adds the next
-// generation of both. The client CA is created once.
+// Run performs the key ceremony. It creates what the store lacks: generation
+// 1 of a card issuer type that has none, a delegated responder for every
+// issuer without one, and the client CA; so a ceremony that was interrupted
+// completes when run again. With newGeneration it also adds the next
+// generation of both card issuers. A store that lacks nothing, without
+// newGeneration, is ErrInitialised.
 func Run(ctx context.Context, cfg Config, deps Deps, newGeneration bool) (Result, error) {
 	if cfg.IssuerValidity <= 0 || cfg.ResponderValidity <= 0 || cfg.ClientCAValidity <= 0 {
 		return Result{}, fmt.Errorf("%w: ceremony validities must be positive", ca.ErrInvalid)
@@ -71,35 +74,60 @@ func Run(ctx context.Context, cfg Config, deps Deps, newGeneration bool) (Result
 	if err != nil {
 		return Result{}, fmt.Errorf("listing issuers: %w", err)
 	}
+	responders, err := deps.Store.Responders(ctx)
+	if err != nil {
+		return Result{}, fmt.Errorf("listing responders: %w", err)
+	}
+	hasResponder := map[string]bool{}
+	for _, r := range responders {
+		hasResponder[r.IssuerID] = true
+	}
 	gen := map[ca.CertType]int{}
+	var unanswered []ca.Issuer // card issuers without a responder
 	for _, is := range existing {
 		gen[is.Type] = max(gen[is.Type], is.Generation)
-	}
-	if gen[ca.Signature] > 0 || gen[ca.Authentication] > 0 {
-		if !newGeneration {
-			return Result{}, fmt.Errorf("%w: the store has issuers; run with --new-generation to add one", ErrInitialised)
+		if is.Type != ca.Terminal && !hasResponder[is.ID] {
+			unanswered = append(unanswered, is)
 		}
+	}
+	var create []ca.CertType // card issuer types that get a new generation
+	for _, t := range cardTypes {
+		if newGeneration || gen[t] == 0 {
+			create = append(create, t)
+		}
+	}
+	needClientCA := gen[ca.Terminal] == 0
+	if len(create) == 0 && len(unanswered) == 0 && !needClientCA {
+		return Result{}, fmt.Errorf("%w: the store has its issuers; run with --new-generation to add one", ErrInitialised)
 	}
 	// Check every label first, so that a clash stops the ceremony before
 	// anything is created.
-	labels := []string{}
-	for _, t := range cardTypes {
+	var labels []string
+	for _, t := range create {
 		labels = append(labels, issuerLabel(IssuerID(t, gen[t]+1)))
 	}
-	if gen[ca.Terminal] == 0 {
+	if needClientCA {
 		labels = append(labels, clientCALabel)
 	}
 	for _, l := range labels {
 		_, err := deps.Keys.Signer(ctx, l)
 		switch {
 		case err == nil:
-			return Result{}, fmt.Errorf("%w: key %s is already in the key store; the ceremony will not overwrite it", hsm.ErrKeyExists, l)
+			return Result{}, fmt.Errorf("%w: key %s is already in the key store but not in the store (an interrupted ceremony?); "+
+				"the ceremony will not overwrite it: remove it from the key store first", hsm.ErrKeyExists, l)
 		case !errors.Is(err, hsm.ErrKeyNotFound):
 			return Result{}, fmt.Errorf("checking key %s: %w", l, err)
 		}
 	}
 	var res Result
-	for _, t := range cardTypes {
+	for _, is := range unanswered {
+		r, err := createResponder(ctx, cfg, deps, is)
+		if err != nil {
+			return res, err
+		}
+		res.Responders = append(res.Responders, r)
+	}
+	for _, t := range create {
 		is, err := createIssuer(ctx, cfg, deps, t, gen[t]+1)
 		if err != nil {
 			return res, err
@@ -111,7 +139,7 @@ func Run(ctx context.Context, cfg Config, deps Deps, newGeneration bool) (Result
 		}
 		res.Responders = append(res.Responders, r)
 	}
-	if gen[ca.Terminal] == 0 {
+	if needClientCA {
 		cca, err := createClientCA(ctx, cfg, deps)
 		if err != nil {
 			return res, err

@@ -2,11 +2,13 @@ package ceremony
 
 import (
 	"context"
+	"crypto"
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/asn1"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"log/slog"
 	"path/filepath"
 	"testing"
@@ -178,5 +180,54 @@ func TestIssueClient(t *testing.T) {
 	if _, err := IssueClient(ctx, deps.Store, kr, ClientRequest{Role: "counter", Name: "no-municipality",
 		Validity: time.Hour, Actor: "admin:test"}, ceremonyNow, rand.Reader); !errors.Is(err, ca.ErrInvalid) {
 		t.Fatalf("counter without municipality = %v, want ErrInvalid", err)
+	}
+}
+
+// failingKeys is a key store whose key generation fails after a number of
+// keys, as a ceremony interrupted by a crash or a lost HSM would.
+type failingKeys struct {
+	hsm.KeyStore
+	left int
+}
+
+var errInterrupted = errors.New("interrupted")
+
+func (k *failingKeys) GenerateKey(ctx context.Context, req hsm.GenerateKeyRequest) (crypto.Signer, error) {
+	if k.left == 0 {
+		return nil, errInterrupted
+	}
+	k.left--
+	return k.KeyStore.GenerateKey(ctx, req)
+}
+
+// TestRunCompletesAnInterruptedCeremony: a ceremony that stopped after any
+// number of keys completes when run again, and then refuses a third run.
+func TestRunCompletesAnInterruptedCeremony(t *testing.T) {
+	ctx := context.Background()
+	// Keys: signature issuer, its responder, authentication issuer, its
+	// responder, the client CA.
+	for _, made := range []int{1, 2, 3, 4} {
+		t.Run(fmt.Sprintf("after %d keys", made), func(t *testing.T) {
+			deps := testDeps(t)
+			real := deps.Keys
+			deps.Keys = &failingKeys{KeyStore: real, left: made}
+			if _, err := Run(ctx, testConfig(), deps, false); !errors.Is(err, errInterrupted) {
+				t.Fatalf("interrupted run = %v", err)
+			}
+			deps.Keys = real
+			if _, err := Run(ctx, testConfig(), deps, false); err != nil {
+				t.Fatalf("completing run: %v", err)
+			}
+			kr, err := Load(ctx, deps.Store, deps.Keys)
+			if err != nil {
+				t.Fatalf("Load after completion: %v", err)
+			}
+			if len(kr.Current) != 2 || len(kr.Responders) != 2 || kr.ClientCA.Signer == nil {
+				t.Fatalf("after completion: %d issuers, %d responders, client CA %v", len(kr.Current), len(kr.Responders), kr.ClientCA.Signer != nil)
+			}
+			if _, err := Run(ctx, testConfig(), deps, false); !errors.Is(err, ErrInitialised) {
+				t.Fatalf("third run = %v, want ErrInitialised", err)
+			}
+		})
 	}
 }
