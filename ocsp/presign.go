@@ -73,6 +73,9 @@ type Config struct {
 	RefreshInterval time.Duration
 	// MaxBody bounds a POST body (10 KiB).
 	MaxBody int64
+	// AuditInterval is how often the signatures made are written to the
+	// audit log, one entry per issuer (10 min), with Deps.Audit.
+	AuditInterval time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -90,6 +93,7 @@ func (c Config) withDefaults() Config {
 	def(&c.MaxAge, 5*time.Minute)
 	def(&c.PollInterval, time.Second)
 	def(&c.RefreshInterval, time.Minute)
+	def(&c.AuditInterval, 10*time.Minute)
 	defInt(&c.Workers, runtime.GOMAXPROCS(0))
 	defInt(&c.MaxInFlight, 64)
 	defInt(&c.QueueSize, 1<<16)
@@ -110,6 +114,10 @@ type Deps struct {
 	// gives them back at the next start, so that a restart does not re-sign
 	// what is still valid.
 	Responses ResponseStore
+	// Audit, if set, receives an "ocsp.sign" entry per issuer and
+	// Config.AuditInterval: how many responses were signed, by which
+	// responder. One entry per response would be hundreds of millions a day.
+	Audit Auditor
 	// Metrics, if set, receives the responder's Prometheus metrics.
 	Metrics prometheus.Registerer
 	Logger  *slog.Logger
@@ -141,6 +149,9 @@ type Presigner struct {
 
 	responses ResponseStore
 	persistQ  chan persistJob
+
+	audit      Auditor
+	auditSince time.Time // start of the interval the next audit entries cover
 
 	retryMu sync.Mutex
 	retry   map[ca.Serial]struct{}
@@ -188,6 +199,7 @@ func NewPresigner(cfg Config, deps Deps) (*Presigner, error) {
 
 		responses: deps.Responses,
 		persistQ:  make(chan persistJob, cfg.QueueSize),
+		audit:     deps.Audit,
 	}
 	for i, ic := range deps.Issuers {
 		a, err := newAuthority(i, ic)
@@ -253,6 +265,9 @@ func (p *Presigner) Run(ctx context.Context) error {
 	})
 	wg.Go(func() { p.follow(ctx) })
 	wg.Go(func() { p.refreshLoop(ctx) })
+	if p.audit != nil {
+		wg.Go(func() { p.auditLoop(ctx) })
+	}
 	wg.Wait()
 	return ctx.Err()
 }

@@ -13,6 +13,7 @@ import (
 	"encoding/asn1"
 	"fmt"
 	"io"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/crypto/cryptobyte"
@@ -56,6 +57,8 @@ type authority struct {
 	digest     crypto.Hash
 	notAfter   time.Time // of the responder certificate (or issuer)
 	signerDesc string
+	// signed counts signatures since the last audit entry.
+	signed atomic.Uint64
 }
 
 // hashIndex maps the two CertID hashes to 0 and 1.
@@ -104,9 +107,11 @@ func newAuthority(idx int, c IssuerConfig) (*authority, error) {
 		a.keyHash[i] = sum(h, key)
 	}
 	signerCert := c.Cert
+	a.signerDesc = "issuer " + c.ID
 	if c.ResponderCert != nil {
 		signerCert = c.ResponderCert
 		a.notAfter = c.ResponderCert.NotAfter
+		a.signerDesc = "delegated responder " + c.ResponderCert.SerialNumber.Text(16)
 		if !bytes.Equal(c.ResponderCert.RawIssuer, c.Cert.RawSubject) {
 			return nil, fmt.Errorf("%w: responder certificate of %s is not issued by it", ErrInvalid, c.ID)
 		}
@@ -185,5 +190,6 @@ func (a *authority) sign(ctx context.Context, rand io.Reader, dst []byte, produc
 	if err != nil {
 		return nil, fmt.Errorf("signing OCSP response for %s: %w", a.id, err)
 	}
+	a.signed.Add(1)
 	return appendSigned(dst, a.sigAlg, sig), nil
 }
