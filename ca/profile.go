@@ -265,14 +265,11 @@ func (p *Profiles) Template(req TemplateRequest) (*x509.Certificate, error) {
 }
 
 func (p *Profiles) template(req TemplateRequest) (*x509.Certificate, error) {
-	var err error
 	if req.Type != Signature && req.Type != Authentication {
 		return nil, fmt.Errorf("%w: certificate type %v", ErrInvalid, req.Type)
 	}
-	if err := checkCommon(req.Serial, req.NotBefore, req.NotAfter); err != nil {
-		return nil, err
-	}
-	if err := CheckCardKey(req.PublicKey); err != nil {
+	ski, err := checkSubject(req.Serial, req.NotBefore, req.NotAfter, req.PublicKey, CheckCardKey)
+	if err != nil {
 		return nil, err
 	}
 	if err := checkIssuer(req.Type, req.Issuer); err != nil {
@@ -290,10 +287,6 @@ func (p *Profiles) template(req TemplateRequest) (*x509.Certificate, error) {
 		return nil, fmt.Errorf("%w: issuer ID %q", ErrInvalid, req.IssuerID)
 	}
 	muni, err := p.Municipality(req.Municipality)
-	if err != nil {
-		return nil, err
-	}
-	ski, err := SubjectKeyID(req.PublicKey)
 	if err != nil {
 		return nil, err
 	}
@@ -370,6 +363,19 @@ func checkCommon(serial Serial, notBefore, notAfter time.Time) error {
 		return fmt.Errorf("%w: validity %v to %v", ErrInvalid, notBefore, notAfter)
 	}
 	return nil
+}
+
+// checkSubject runs the checks every template makes on its serial, validity
+// and subject key (checkKey: CheckCardKey or checkServiceKey) and returns the
+// key's subject key identifier.
+func checkSubject(serial Serial, notBefore, notAfter time.Time, pub crypto.PublicKey, checkKey func(crypto.PublicKey) error) ([]byte, error) {
+	if err := checkCommon(serial, notBefore, notAfter); err != nil {
+		return nil, err
+	}
+	if err := checkKey(pub); err != nil {
+		return nil, err
+	}
+	return SubjectKeyID(pub)
 }
 
 // checkIssuer checks that issuer is a CA certificate with an SKI and, for a
@@ -574,17 +580,11 @@ type IssuerTemplateRequest struct {
 // keyCertSign and cRLSign critical, SKI. The key must be RSA-2048 with
 // e = 65537, as J-LIS's roots are.
 func IssuerTemplate(req IssuerTemplateRequest) (*x509.Certificate, error) {
-	if err := checkCommon(req.Serial, req.NotBefore, req.NotAfter); err != nil {
-		return nil, fmt.Errorf("issuer template: %w", err)
-	}
-	if err := CheckCardKey(req.PublicKey); err != nil {
-		return nil, fmt.Errorf("issuer template: %w", err)
-	}
-	name, err := IssuerName(req.Type)
+	ski, err := checkSubject(req.Serial, req.NotBefore, req.NotAfter, req.PublicKey, CheckCardKey)
 	if err != nil {
 		return nil, fmt.Errorf("issuer template: %w", err)
 	}
-	ski, err := SubjectKeyID(req.PublicKey)
+	name, err := IssuerName(req.Type)
 	if err != nil {
 		return nil, fmt.Errorf("issuer template: %w", err)
 	}
@@ -618,10 +618,8 @@ type ResponderTemplateRequest struct {
 // id-pkix-ocsp-nocheck, AKI and SKI. Keys: RSA-2048 to 4096 or ECDSA P-256
 // or P-384.
 func ResponderTemplate(req ResponderTemplateRequest) (*x509.Certificate, error) {
-	if err := checkCommon(req.Serial, req.NotBefore, req.NotAfter); err != nil {
-		return nil, fmt.Errorf("responder template: %w", err)
-	}
-	if err := checkServiceKey(req.PublicKey); err != nil {
+	ski, err := checkSubject(req.Serial, req.NotBefore, req.NotAfter, req.PublicKey, checkServiceKey)
+	if err != nil {
 		return nil, fmt.Errorf("responder template: %w", err)
 	}
 	if err := checkIssuer(req.Type, req.IssuerCert); err != nil {
@@ -632,10 +630,6 @@ func ResponderTemplate(req ResponderTemplateRequest) (*x509.Certificate, error) 
 		return nil, fmt.Errorf("responder template: %w", err)
 	}
 	name, err := marshalName(append(attrs, atv(oidOrgUnit, jlisName, false), atv(oidCommonName, "OCSP Responder", false))...)
-	if err != nil {
-		return nil, fmt.Errorf("responder template: %w", err)
-	}
-	ski, err := SubjectKeyID(req.PublicKey)
 	if err != nil {
 		return nil, fmt.Errorf("responder template: %w", err)
 	}
@@ -668,10 +662,8 @@ type ClientCATemplateRequest struct {
 // ClientCATemplate builds the self-signed client CA: C=JP, O=jpkica, CN=Name;
 // CA:true with path length 0, keyUsage keyCertSign and cRLSign, SKI.
 func ClientCATemplate(req ClientCATemplateRequest) (*x509.Certificate, error) {
-	if err := checkCommon(req.Serial, req.NotBefore, req.NotAfter); err != nil {
-		return nil, fmt.Errorf("client CA template: %w", err)
-	}
-	if err := checkServiceKey(req.PublicKey); err != nil {
+	ski, err := checkSubject(req.Serial, req.NotBefore, req.NotAfter, req.PublicKey, checkServiceKey)
+	if err != nil {
 		return nil, fmt.Errorf("client CA template: %w", err)
 	}
 	cn := req.Name
@@ -682,10 +674,6 @@ func ClientCATemplate(req ClientCATemplateRequest) (*x509.Certificate, error) {
 		return nil, fmt.Errorf("client CA template: name: %w", err)
 	}
 	name, err := marshalName(atv(oidCountry, "JP", true), atv(oidOrganization, "jpkica", false), atv(oidCommonName, cn, false))
-	if err != nil {
-		return nil, fmt.Errorf("client CA template: %w", err)
-	}
-	ski, err := SubjectKeyID(req.PublicKey)
 	if err != nil {
 		return nil, fmt.Errorf("client CA template: %w", err)
 	}
@@ -728,10 +716,8 @@ type ClientTemplateRequest struct {
 // OU=<municipality>, CN=<name>; keyUsage digitalSignature; extKeyUsage
 // clientAuth; AKI, SKI.
 func ClientTemplate(req ClientTemplateRequest) (*x509.Certificate, error) {
-	if err := checkCommon(req.Serial, req.NotBefore, req.NotAfter); err != nil {
-		return nil, fmt.Errorf("client template: %w", err)
-	}
-	if err := checkServiceKey(req.PublicKey); err != nil {
+	ski, err := checkSubject(req.Serial, req.NotBefore, req.NotAfter, req.PublicKey, checkServiceKey)
+	if err != nil {
 		return nil, fmt.Errorf("client template: %w", err)
 	}
 	if err := checkIssuer(Terminal, req.IssuerCert); err != nil {
@@ -754,10 +740,6 @@ func ClientTemplate(req ClientTemplateRequest) (*x509.Certificate, error) {
 		attrs = append(attrs, atv(oidOrgUnit, req.Municipality, false))
 	}
 	name, err := marshalName(append(attrs, atv(oidCommonName, req.Name, false))...)
-	if err != nil {
-		return nil, fmt.Errorf("client template: %w", err)
-	}
-	ski, err := SubjectKeyID(req.PublicKey)
 	if err != nil {
 		return nil, fmt.Errorf("client template: %w", err)
 	}
