@@ -31,15 +31,11 @@ func cmdClients(ctx context.Context, args []string, stdout io.Writer, logger *sl
 	if *role == "" || *name == "" || *out == "" {
 		return fmt.Errorf("%w: clients issue needs --role, --name and --out", errUsage)
 	}
-	d, err := openDeployment(ctx, *configPath, logger)
+	d, kr, err := openKeyring(ctx, *configPath, logger)
 	if err != nil {
 		return err
 	}
 	defer d.Close()
-	kr, err := d.keyring(ctx)
-	if err != nil {
-		return err
-	}
 	cfg, st := d.cfg, d.store
 	v := *validity
 	if v == 0 {

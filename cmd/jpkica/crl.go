@@ -76,15 +76,11 @@ func cmdCRL(ctx context.Context, args []string, stdout io.Writer, logger *slog.L
 	if err := parseFlags(fs, args[1:]); err != nil {
 		return err
 	}
-	d, err := openDeployment(ctx, *configPath, logger)
+	d, kr, err := openKeyring(ctx, *configPath, logger)
 	if err != nil {
 		return err
 	}
 	defer d.Close()
-	kr, err := d.keyring(ctx)
-	if err != nil {
-		return err
-	}
 	cfg := crlConfig(d.cfg)
 	if *out != "" {
 		cfg.Dir = *out

@@ -23,15 +23,11 @@ func cmdOCSP(ctx context.Context, args []string, stdout io.Writer, logger *slog.
 	if err := parseFlags(fs, args[1:]); err != nil {
 		return err
 	}
-	d, err := openDeployment(ctx, *configPath, logger)
+	d, kr, err := openKeyring(ctx, *configPath, logger)
 	if err != nil {
 		return err
 	}
 	defer d.Close()
-	kr, err := d.keyring(ctx)
-	if err != nil {
-		return err
-	}
 	env := &serveEnv{cfg: d.cfg, store: d.store, keys: d.keys, keyring: kr, logger: logger,
 		metrics: prometheus.NewRegistry(), clock: time.Now}
 	p, err := newOCSPPresigner(env)

@@ -30,15 +30,11 @@ func cmdRenewals(ctx context.Context, args []string, stdout io.Writer, logger *s
 	if err != nil {
 		return err
 	}
-	cfg, st, err := openConfigStore(ctx, *configPath, logger)
+	st, lc, err := openLifecycle(ctx, *configPath, logger)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	lc, err := newLifecycle(cfg, st)
-	if err != nil {
-		return err
-	}
 	ns, err := lc.RenewalNotices(ctx, *municipality, day)
 	if err != nil {
 		return err

@@ -38,15 +38,11 @@ func cmdRevoke(ctx context.Context, args []string, stdout io.Writer, logger *slo
 	if err != nil {
 		return err
 	}
-	cfg, st, err := openConfigStore(ctx, *configPath, logger)
+	st, lc, err := openLifecycle(ctx, *configPath, logger)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	lc, err := newLifecycle(cfg, st)
-	if err != nil {
-		return err
-	}
 	rec, err := lc.Revoke(ctx, ca.RevokeRequest{Serial: serial, Reason: reason, Actor: "admin:cli"})
 	if err != nil {
 		return err

@@ -118,6 +118,21 @@ func (d *deployment) keyring(ctx context.Context) (*ceremony.Keyring, error) {
 	return kr, nil
 }
 
+// openKeyring is openDeployment with the keyring loaded, for the commands
+// that sign. Close the deployment when done.
+func openKeyring(ctx context.Context, configPath string, logger *slog.Logger) (*deployment, *ceremony.Keyring, error) {
+	d, err := openDeployment(ctx, configPath, logger)
+	if err != nil {
+		return nil, nil, err
+	}
+	kr, err := d.keyring(ctx)
+	if err != nil {
+		d.Close()
+		return nil, nil, err
+	}
+	return d, kr, nil
+}
+
 // openConfigStore loads the configuration and opens its store, for the
 // commands that need no keys. The caller closes the store.
 func openConfigStore(ctx context.Context, configPath string, logger *slog.Logger) (*config.Config, *store.Store, error) {
@@ -132,9 +147,18 @@ func openConfigStore(ctx context.Context, configPath string, logger *slog.Logger
 	return cfg, st, nil
 }
 
-// newLifecycle is the lifecycle rules over the store, for the admin
-// commands.
-func newLifecycle(cfg *config.Config, st *store.Store) (*ca.Lifecycle, error) {
-	return ca.NewLifecycle(ca.LifecycleConfig{RenewalWindowMonths: cfg.Issuance.RenewalWindowMonths},
+// openLifecycle opens the configured store and the lifecycle rules over it,
+// for the admin commands that need no keys. Close the store when done.
+func openLifecycle(ctx context.Context, configPath string, logger *slog.Logger) (*store.Store, *ca.Lifecycle, error) {
+	cfg, st, err := openConfigStore(ctx, configPath, logger)
+	if err != nil {
+		return nil, nil, err
+	}
+	lc, err := ca.NewLifecycle(ca.LifecycleConfig{RenewalWindowMonths: cfg.Issuance.RenewalWindowMonths},
 		ca.LifecycleDeps{Store: st, Clock: time.Now, Rand: rand.Reader})
+	if err != nil {
+		st.Close()
+		return nil, nil, err
+	}
+	return st, lc, nil
 }
