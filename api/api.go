@@ -285,14 +285,7 @@ func (a *API) issue(w http.ResponseWriter, r *http.Request, id Identity) error {
 	if err != nil {
 		return err
 	}
-	res, err := body.Resident.validate()
-	if err != nil {
-		return err
-	}
-	if err := ownMunicipality(id, res.municipality); err != nil {
-		return err
-	}
-	cardID, cardExpires, err := body.Card.validate()
+	res, cardID, cardExpires, err := applicant(id, body.Resident, body.Card)
 	if err != nil {
 		return err
 	}
@@ -490,20 +483,30 @@ func (a *API) event(w http.ResponseWriter, r *http.Request, id Identity) error {
 	return writeJSON(w, http.StatusOK, certificatesOf(recs))
 }
 
+// applicant validates the resident and card of an application, and that the
+// caller may act for that resident.
+func applicant(id Identity, rs Resident, c Card) (resident, string, ca.Date, error) {
+	res, err := rs.validate()
+	if err != nil {
+		return resident{}, "", ca.Date{}, err
+	}
+	if err := ownMunicipality(id, res.municipality); err != nil {
+		return resident{}, "", ca.Date{}, err
+	}
+	cardID, expires, err := c.validate()
+	if err != nil {
+		return resident{}, "", ca.Date{}, err
+	}
+	return res, cardID, expires, nil
+}
+
 // proxy: POST /v1/proxy-applications.
 func (a *API) proxy(w http.ResponseWriter, r *http.Request, id Identity) error {
 	var body ProxyApplicationRequest
 	if err := decodeJSON(r, &body); err != nil {
 		return err
 	}
-	res, err := body.Resident.validate()
-	if err != nil {
-		return err
-	}
-	if err := ownMunicipality(id, res.municipality); err != nil {
-		return err
-	}
-	cardID, _, err := body.Card.validate()
+	res, cardID, _, err := applicant(id, body.Resident, body.Card)
 	if err != nil {
 		return err
 	}
