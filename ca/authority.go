@@ -163,10 +163,14 @@ func (a *Authority) Issue(ctx context.Context, req IssueRequest) (Issued, error)
 	if err != nil {
 		return Issued{}, err
 	}
-	if err := Lint(tmpl, ik.Cert); err != nil {
+	tbs, err := buildTBS(tmpl, ik.Cert)
+	if err != nil {
+		return Issued{}, fmt.Errorf("building %v certificate %s: %w", req.Type, serial, err)
+	}
+	if err := tbs.lint(ik.Cert); err != nil {
 		return Issued{}, fmt.Errorf("linting %v certificate %s: %w", req.Type, serial, err)
 	}
-	der, err := x509.CreateCertificate(a.rand, tmpl, ik.Cert, req.PublicKey, ik.Signer)
+	der, err := tbs.sign(a.rand, ik.Signer, ik.Cert)
 	if err != nil {
 		return Issued{}, fmt.Errorf("signing %v certificate %s: %w", req.Type, serial, err)
 	}

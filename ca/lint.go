@@ -48,22 +48,27 @@ var lintExceptions = map[string]string{
 	"e_cab_crl_has_valid_reason_code": "JPKI revokes with certificateHold, affiliationChanged and cACompromise (DOMAIN.md)",
 }
 
-// lintRegistry is zlint's global registry without lintExceptions, filtered
-// once.
+// fermatLint is the zlint lint that LintDER runs as fermatFactors
+// (ca/fermat.go) instead of through zlint: the same check, with zlint's
+// number of rounds, for a small fraction of the cost. It is a replacement,
+// not an exception.
+const fermatLint = "e_rsa_fermat_factorization"
+
+// lintRegistry is zlint's global registry without lintExceptions and
+// fermatLint, filtered once.
 var lintRegistry = sync.OnceValues(func() (lint.Registry, error) {
-	return lint.GlobalRegistry().Filter(lint.FilterOptions{ExcludeNames: slices.Sorted(maps.Keys(lintExceptions))})
+	names := append(slices.Sorted(maps.Keys(lintExceptions)), fermatLint)
+	return lint.GlobalRegistry().Filter(lint.FilterOptions{ExcludeNames: names})
 })
 
-// lintKeys are throwaway in-memory keys, one per key type, that sign the
-// certificates Lint checks. They never sign anything that leaves the process.
+// lintKeys are throwaway in-memory keys that sign the certificates Lint
+// checks. They never sign anything that leaves the process: p256 signs the
+// TBSCertificates of buildTBS, the others stand in for the key of a
+// self-signed template, of its type and size.
 var lintKeys = struct {
-	rsa, rsaIssuer, p256, p384 func() (crypto.Signer, error)
+	rsa, p256, p384 func() (crypto.Signer, error)
 }{
 	rsa: sync.OnceValues(func() (crypto.Signer, error) { return rsa.GenerateKey(rand.Reader, 2048) }),
-	// rsaIssuer only signs as the lint issuer of a certificate whose subject
-	// key is someone else's: no lint reads the issuer's key size, and a
-	// 1024-bit signature costs a quarter of a 2048-bit one on every issuance.
-	rsaIssuer: sync.OnceValues(func() (crypto.Signer, error) { return rsa.GenerateKey(rand.Reader, 1024) }),
 	p256: sync.OnceValues(func() (crypto.Signer, error) {
 		return ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	}),
@@ -89,57 +94,55 @@ func lintKeyFor(pub crypto.PublicKey) (crypto.Signer, error) {
 }
 
 // Lint checks a certificate template before the real signature, as Boulder
-// does: it signs the template with a throwaway key under a lint issuer that
-// has the real issuer's name and SKI (issuer nil: a self-signed template),
-// parses the result with zcrypto and runs zlint v3 without lintExceptions.
-// The template's PublicKey field must hold the subject key (every template
-// of this package sets it). Any error or fatal finding is an error wrapping
-// ErrLint that names the lints. Lint uses crypto/rand for the throwaway
-// signature only; nothing it signs is kept. Safe for concurrent use.
+// does, and runs zlint v3 without lintExceptions on it. Under an issuer, it
+// lints the very TBSCertificate the issuer key would sign (see buildTBS),
+// with a placeholder signature. A self-signed template (issuer nil) is
+// signed by a throwaway key of its own key's type and size, which then
+// stands in as the subject key, so that zlint sees a certificate whose
+// signature verifies with its own key, as the real root's will. The
+// template's PublicKey field must hold the subject key (every template of
+// this package sets it). Any error or fatal finding is an error wrapping
+// ErrLint that names the lints. Safe for concurrent use.
 func Lint(tmpl, issuer *x509.Certificate) error {
-	der, err := lintSign(tmpl, issuer)
+	if issuer == nil {
+		der, err := lintSelfSigned(tmpl)
+		if err != nil {
+			return err
+		}
+		return LintDER(der)
+	}
+	tbs, err := buildTBS(tmpl, issuer)
 	if err != nil {
 		return err
+	}
+	return tbs.lint(issuer)
+}
+
+// lint runs LintDER on the TBSCertificate with a placeholder signature.
+func (t tbsCertificate) lint(issuer *x509.Certificate) error {
+	der, err := t.lintDER(issuer)
+	if err != nil {
+		return fmt.Errorf("%w: assembling the lint certificate: %v", ErrLint, err)
 	}
 	return LintDER(der)
 }
 
-// lintSign signs tmpl with a throwaway key and returns the DER. For a
-// self-signed template (issuer nil) the throwaway key is also the subject
-// key, and the SKI is recomputed from it, so that zlint sees a certificate
-// whose signature verifies with its own key, as the real root's will: the
-// key-size lints then check the throwaway key, which has the same type and
-// size as the card and root keys (see CheckCardKey).
-func lintSign(tmpl, issuer *x509.Certificate) ([]byte, error) {
+// lintSelfSigned signs a self-signed template with a throwaway key of its
+// key's type; the SKI is recomputed from the throwaway key.
+func lintSelfSigned(tmpl *x509.Certificate) ([]byte, error) {
 	if tmpl == nil || tmpl.PublicKey == nil {
 		return nil, fmt.Errorf("%w: lint: template without a public key", ErrInvalid)
 	}
-	if issuer == nil {
-		key, err := lintKeyFor(tmpl.PublicKey)
-		if err != nil {
-			return nil, err
-		}
-		self := *tmpl
-		self.PublicKey = key.Public()
-		if self.SubjectKeyId, err = SubjectKeyID(key.Public()); err != nil {
-			return nil, err
-		}
-		der, err := x509.CreateCertificate(rand.Reader, &self, &self, key.Public(), key)
-		if err != nil {
-			return nil, fmt.Errorf("%w: signing the lint certificate: %v", ErrLint, err)
-		}
-		return der, nil
-	}
-	key, err := lintKeyFor(issuer.PublicKey)
-	if _, isRSA := issuer.PublicKey.(*rsa.PublicKey); isRSA {
-		key, err = lintKeys.rsaIssuer()
-	}
+	key, err := lintKeyFor(tmpl.PublicKey)
 	if err != nil {
 		return nil, err
 	}
-	parent := *issuer
-	parent.PublicKey = key.Public()
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, &parent, tmpl.PublicKey, key)
+	self := *tmpl
+	self.PublicKey = key.Public()
+	if self.SubjectKeyId, err = SubjectKeyID(key.Public()); err != nil {
+		return nil, err
+	}
+	der, err := x509.CreateCertificate(rand.Reader, &self, &self, key.Public(), key)
 	if err != nil {
 		return nil, fmt.Errorf("%w: signing the lint certificate: %v", ErrLint, err)
 	}
@@ -150,14 +153,24 @@ func lintSign(tmpl, issuer *x509.Certificate) ([]byte, error) {
 func lintResult(rs *zlint.ResultSet) error {
 	var bad []string
 	for name, r := range rs.Results {
-		if r.Status >= lint.Error {
-			finding := name
-			if r.Details != "" {
-				finding += " (" + r.Details + ")"
-			}
-			bad = append(bad, finding)
-		}
+		bad = appendFinding(bad, name, r)
 	}
+	return lintFailure(bad)
+}
+
+// appendFinding appends an error or fatal result as "name (details)".
+func appendFinding(bad []string, name string, r *lint.LintResult) []string {
+	if r.Status < lint.Error {
+		return bad
+	}
+	if r.Details != "" {
+		name += " (" + r.Details + ")"
+	}
+	return append(bad, name)
+}
+
+// lintFailure is nil for no findings, else an ErrLint naming them.
+func lintFailure(bad []string) error {
 	if len(bad) == 0 {
 		return nil
 	}

@@ -1,6 +1,7 @@
 package ca
 
 import (
+	"crypto/rsa"
 	"crypto/x509"
 	"errors"
 	"math/big"
@@ -61,5 +62,47 @@ func TestLintCRL(t *testing.T) {
 	}
 	if err := LintCRL([]byte{0x30, 0}); !errors.Is(err, ErrLint) {
 		t.Errorf("LintCRL(garbage) = %v", err)
+	}
+}
+
+// TestLintFermatWeakKey: zlint's e_rsa_fermat_factorization is not in the
+// registry Lint runs, and fermatFactors stands in for it: a card key whose
+// primes are neighbours is refused under that lint's name, and the error
+// does not carry the factors (they are the private key).
+func TestLintFermatWeakKey(t *testing.T) {
+	reg, err := lintRegistry()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if reg.CertificateLints().ByName(fermatLint) != nil {
+		t.Fatalf("%s is still run through zlint", fermatLint)
+	}
+	if lint.GlobalRegistry().CertificateLints().ByName(fermatLint) == nil {
+		t.Fatalf("zlint no longer has %s: fermatFactors replaces nothing", fermatLint)
+	}
+	f := newFixture(t)
+	q := nextPrime(fermatRoot(11))
+	p := nextPrime(new(big.Int).Add(q, big.NewInt(1)))
+	weak := &rsa.PublicKey{N: new(big.Int).Mul(p, q), E: 65537}
+	req := f.request(Authentication)
+	req.PublicKey = weak
+	tmpl, err := testProfiles(t).Template(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = Lint(tmpl, f.issuers[Authentication])
+	if !errors.Is(err, ErrLint) || !strings.Contains(err.Error(), fermatLint) {
+		t.Fatalf("Lint(weak key) = %v, want ErrLint naming %s", err, fermatLint)
+	}
+	if strings.Contains(err.Error(), p.String()) || strings.Contains(err.Error(), q.String()) {
+		t.Errorf("Lint's error carries a factor of the key: %v", err)
+	}
+	// The same template with a sound key passes.
+	req.PublicKey = f.card.Public()
+	if tmpl, err = testProfiles(t).Template(req); err != nil {
+		t.Fatal(err)
+	}
+	if err := Lint(tmpl, f.issuers[Authentication]); err != nil {
+		t.Errorf("Lint(sound key) = %v", err)
 	}
 }

@@ -1,0 +1,137 @@
+package ca
+
+import (
+	"crypto"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"fmt"
+	"io"
+
+	"golang.org/x/crypto/cryptobyte"
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
+)
+
+// A certificate is built once as its TBSCertificate, then linted with a
+// placeholder signature (lintDER) and signed by the issuer key (sign): the
+// bytes zlint checks are the bytes the issuer signs. x509.CreateCertificate
+// cannot hand out a TBSCertificate without a signature it has verified, so
+// buildTBS lets it sign with a throwaway ECDSA P-256 key (a few hundredths
+// of an RSA-2048 signature) and then puts the issuer's signature algorithm
+// back into the TBSCertificate. TestSignMatchesCreateCertificate holds the
+// result byte for byte to what x509.CreateCertificate makes with the issuer
+// key itself.
+
+// tbsCertificate is a certificate's to-be-signed part under one issuer.
+type tbsCertificate struct {
+	der   []byte                  // the TBSCertificate
+	alg   x509.SignatureAlgorithm // the issuer's signature algorithm
+	algID []byte                  // its AlgorithmIdentifier, as x509 encodes it
+}
+
+// sigAlgIDs are the AlgorithmIdentifiers x509.CreateCertificate writes for
+// the issuer key types jpkica has (see sigAlgFor): sha256WithRSAEncryption
+// with NULL parameters (RFC 4055), ecdsa-with-SHA256 and -SHA384 without
+// (RFC 5758).
+var sigAlgIDs = map[x509.SignatureAlgorithm][]byte{
+	x509.SHA256WithRSA:   {0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0b, 0x05, 0x00},
+	x509.ECDSAWithSHA256: {0x30, 0x0a, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02},
+	x509.ECDSAWithSHA384: {0x30, 0x0a, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x03},
+}
+
+// buildTBS returns the TBSCertificate of tmpl issued by issuer, as
+// x509.CreateCertificate would sign it with the issuer's key. The template's
+// PublicKey is the subject key; its SignatureAlgorithm, if set, must be the
+// issuer's.
+func buildTBS(tmpl, issuer *x509.Certificate) (tbsCertificate, error) {
+	if tmpl == nil || tmpl.PublicKey == nil || issuer == nil {
+		return tbsCertificate{}, fmt.Errorf("%w: a template with a public key and an issuer are required", ErrInvalid)
+	}
+	alg := sigAlgFor(issuer.PublicKey)
+	if tmpl.SignatureAlgorithm != x509.UnknownSignatureAlgorithm && tmpl.SignatureAlgorithm != alg {
+		return tbsCertificate{}, fmt.Errorf("%w: template signature algorithm %v, issuer key signs %v", ErrInvalid, tmpl.SignatureAlgorithm, alg)
+	}
+	key, err := lintKeys.p256()
+	if err != nil {
+		return tbsCertificate{}, fmt.Errorf("lint key: %w", err)
+	}
+	t := *tmpl
+	t.SignatureAlgorithm = x509.UnknownSignatureAlgorithm
+	parent := *issuer
+	parent.PublicKey = key.Public()
+	der, err := x509.CreateCertificate(rand.Reader, &t, &parent, tmpl.PublicKey, key)
+	if err != nil {
+		return tbsCertificate{}, fmt.Errorf("%w: building the certificate: %v", ErrInvalid, err)
+	}
+	algID := sigAlgIDs[alg]
+	tbs, err := replaceTBSAlgorithm(der, algID)
+	if err != nil {
+		return tbsCertificate{}, err
+	}
+	return tbsCertificate{der: tbs, alg: alg, algID: algID}, nil
+}
+
+// replaceTBSAlgorithm takes the TBSCertificate out of a certificate and
+// swaps its signature field (RFC 5280 4.1.2.3) for algID.
+func replaceTBSAlgorithm(cert, algID []byte) ([]byte, error) {
+	in := cryptobyte.String(cert)
+	var outer, tbs, version, serial, oldAlg cryptobyte.String
+	if !in.ReadASN1(&outer, cbasn1.SEQUENCE) || !outer.ReadASN1(&tbs, cbasn1.SEQUENCE) ||
+		!tbs.ReadASN1Element(&version, cbasn1.Tag(0).Constructed().ContextSpecific()) ||
+		!tbs.ReadASN1Element(&serial, cbasn1.INTEGER) || !tbs.ReadASN1Element(&oldAlg, cbasn1.SEQUENCE) {
+		return nil, fmt.Errorf("%w: malformed TBSCertificate", ErrInvalid)
+	}
+	var b cryptobyte.Builder
+	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+		b.AddBytes(version)
+		b.AddBytes(serial)
+		b.AddBytes(algID)
+		b.AddBytes(tbs) // issuer, validity, subject, key, extensions
+	})
+	return b.Bytes()
+}
+
+// assemble is the Certificate SEQUENCE of the TBSCertificate and a signature.
+func (t tbsCertificate) assemble(sig []byte) ([]byte, error) {
+	var b cryptobyte.Builder
+	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+		b.AddBytes(t.der)
+		b.AddBytes(t.algID)
+		b.AddASN1BitString(sig)
+	})
+	return b.Bytes()
+}
+
+// lintDER is the certificate with a placeholder signature of the issuer
+// signature's size, for linters: zlint reads the signature algorithm, not
+// the signature.
+func (t tbsCertificate) lintDER(issuer *x509.Certificate) ([]byte, error) {
+	size := 72 // an ECDSA P-256 signature, DER
+	if k, ok := issuer.PublicKey.(*rsa.PublicKey); ok {
+		size = k.Size()
+	} else if t.alg == x509.ECDSAWithSHA384 {
+		size = 104
+	}
+	return t.assemble(make([]byte, size))
+}
+
+// sign signs the TBSCertificate with the issuer key and returns the
+// certificate. The signature is checked with the issuer certificate's key
+// before it is used, as x509.CreateCertificate does: a signer that faulted
+// (a known way for RSA-CRT keys to leak) or holds another key fails here.
+func (t tbsCertificate) sign(random io.Reader, signer crypto.Signer, issuer *x509.Certificate) ([]byte, error) {
+	h := crypto.SHA256
+	if t.alg == x509.ECDSAWithSHA384 {
+		h = crypto.SHA384
+	}
+	digest := h.New()
+	digest.Write(t.der)
+	sig, err := signer.Sign(random, digest.Sum(nil), h)
+	if err != nil {
+		return nil, fmt.Errorf("signing: %w", err)
+	}
+	if err := issuer.CheckSignature(t.alg, t.der, sig); err != nil {
+		return nil, fmt.Errorf("the issuer key's signature does not verify: %w", err)
+	}
+	return t.assemble(sig)
+}

@@ -1,0 +1,152 @@
+package ca
+
+import (
+	"bytes"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"errors"
+	"io"
+	"testing"
+)
+
+// TestSignMatchesCreateCertificate holds buildTBS and sign to
+// x509.CreateCertificate with the issuer key itself: byte for byte for the
+// RSA issuers (PKCS #1 v1.5 signatures are deterministic), and for ECDSA
+// issuers the same TBSCertificate and a signature that verifies.
+func TestSignMatchesCreateCertificate(t *testing.T) {
+	f := newFixture(t)
+	p := testProfiles(t)
+	for _, typ := range []CertType{Signature, Authentication} {
+		t.Run(typ.String(), func(t *testing.T) {
+			tmpl, err := p.Template(f.request(typ))
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := x509.CreateCertificate(rand.Reader, tmpl, f.issuers[typ], tmpl.PublicKey, f.keys[typ])
+			if err != nil {
+				t.Fatal(err)
+			}
+			tbs, err := buildTBS(tmpl, f.issuers[typ])
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := tbs.sign(rand.Reader, f.keys[typ], f.issuers[typ])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Errorf("certificate differs from x509.CreateCertificate's:\n got %x\nwant %x", got, want)
+			}
+			if err := tbs.lint(f.issuers[typ]); err != nil {
+				t.Errorf("lint: %v", err)
+			}
+		})
+	}
+	for _, curve := range []elliptic.Curve{elliptic.P256(), elliptic.P384()} {
+		t.Run("client CA "+curve.Params().Name, func(t *testing.T) {
+			caKey, err := ecdsa.GenerateKey(curve, rand.Reader)
+			if err != nil {
+				t.Fatal(err)
+			}
+			caTmpl, err := ClientCATemplate(ClientCATemplateRequest{Serial: SerialFromBytes([]byte{1}), NotBefore: t0,
+				NotAfter: t0.AddDate(5, 0, 0), PublicKey: caKey.Public(), Name: "test client CA"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			caCert := sign(t, caTmpl, caTmpl, caKey.Public(), caKey)
+			termKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tmpl, err := ClientTemplate(ClientTemplateRequest{Serial: SerialFromBytes([]byte{2}), NotBefore: t0,
+				NotAfter: t0.AddDate(1, 0, 0), PublicKey: termKey.Public(), Role: "admin", Name: "admin-01",
+				IssuerCert: caCert})
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := sign(t, tmpl, caCert, termKey.Public(), caKey)
+			tbs, err := buildTBS(tmpl, caCert)
+			if err != nil {
+				t.Fatal(err)
+			}
+			der, err := tbs.sign(rand.Reader, caKey, caCert)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := x509.ParseCertificate(der)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got.RawTBSCertificate, want.RawTBSCertificate) || got.SignatureAlgorithm != want.SignatureAlgorithm {
+				t.Errorf("TBSCertificate or algorithm differs from x509.CreateCertificate's (%v, want %v)",
+					got.SignatureAlgorithm, want.SignatureAlgorithm)
+			}
+			if err := got.CheckSignatureFrom(caCert); err != nil {
+				t.Errorf("signature: %v", err)
+			}
+		})
+	}
+}
+
+// badSigner signs with another key, returns junk, or fails.
+type badSigner struct {
+	pub  crypto.PublicKey
+	sign func(digest []byte, opts crypto.SignerOpts) ([]byte, error)
+}
+
+func (s badSigner) Public() crypto.PublicKey { return s.pub }
+func (s badSigner) Sign(_ io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
+	return s.sign(digest, opts)
+}
+
+// TestSignRefuses: a signature that does not verify with the issuer
+// certificate's key, or a signer error, gives no certificate.
+func TestSignRefuses(t *testing.T) {
+	f := newFixture(t)
+	tmpl, err := testProfiles(t).Template(f.request(Authentication))
+	if err != nil {
+		t.Fatal(err)
+	}
+	issuer := f.issuers[Authentication]
+	tbs, err := buildTBS(tmpl, issuer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	failed := errors.New("token removed")
+	for name, s := range map[string]crypto.Signer{
+		"another key": f.keys[Signature],
+		"junk": badSigner{pub: issuer.PublicKey, sign: func([]byte, crypto.SignerOpts) ([]byte, error) {
+			return make([]byte, 256), nil
+		}},
+		"a faulted signature": badSigner{pub: issuer.PublicKey, sign: func(d []byte, o crypto.SignerOpts) ([]byte, error) {
+			sig, err := f.keys[Authentication].Sign(rand.Reader, d, o)
+			sig[len(sig)/2] ^= 1
+			return sig, err
+		}},
+		"an error": badSigner{pub: issuer.PublicKey, sign: func([]byte, crypto.SignerOpts) ([]byte, error) {
+			return nil, failed
+		}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			der, err := tbs.sign(rand.Reader, s, issuer)
+			if err == nil || der != nil {
+				t.Fatalf("sign = %d bytes, %v; want an error", len(der), err)
+			}
+			if name == "an error" && !errors.Is(err, failed) {
+				t.Errorf("sign = %v, want it to wrap the signer's error", err)
+			}
+		})
+	}
+	// A template that asks for another algorithm than the issuer key's.
+	other := *tmpl
+	other.SignatureAlgorithm = x509.ECDSAWithSHA256
+	if _, err := buildTBS(&other, issuer); !errors.Is(err, ErrInvalid) {
+		t.Errorf("buildTBS(ECDSA template, RSA issuer) = %v, want ErrInvalid", err)
+	}
+	if _, err := buildTBS(nil, issuer); !errors.Is(err, ErrInvalid) {
+		t.Errorf("buildTBS(nil) = %v, want ErrInvalid", err)
+	}
+}
