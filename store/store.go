@@ -42,7 +42,8 @@ var _ ca.Store = (*Store)(nil)
 // date. A dsn of the form postgres://... or postgresql://... is PostgreSQL
 // (through pgx); "sqlite:PATH" or a plain file path is SQLite, opened with
 // WAL, a 5 s busy timeout, foreign keys on, synchronous=NORMAL, IMMEDIATE
-// write transactions and a 64 MiB page cache per connection.
+// write transactions, a 64 MiB page cache and a cache of 128 prepared
+// statements per connection.
 func Open(ctx context.Context, dsn string) (*Store, error) {
 	var (
 		db      *sqlx.DB
@@ -95,6 +96,9 @@ func sqliteDSN(dsn string) (string, error) {
 		"_synchronous":  "NORMAL",
 		"_txlock":       "immediate",
 		"_cache_size":   "-65536", // KiB: 64 MiB of page cache per connection
+		// Prepared statements kept per connection: an issuance runs a dozen
+		// statements, and preparing each again was 2% of its CPU time.
+		"_stmt_cache_size": "128",
 	} {
 		if params.Get(k) == "" {
 			params.Set(k, v)
