@@ -48,6 +48,9 @@ type Options struct {
 	Config api.Config
 	// Listener, if set, is the Authority's StatusListener.
 	Listener ca.StatusListener
+	// ResponderAlgorithm is the delegated OCSP responders' key type
+	// (catest's default, ECDSA P-256, when zero).
+	ResponderAlgorithm hsm.Algorithm
 }
 
 // Server is a running API with its parts.
@@ -71,7 +74,7 @@ func New(t testing.TB, opts Options) *Server {
 	t.Helper()
 	clock := &Clock{t: Start}
 	c := catest.New(t, catest.Options{Keys: opts.Keys, IssuerValidity: 20 * 365 * 24 * time.Hour, Clock: clock.Now,
-		Listener: opts.Listener, Municipalities: Municipalities})
+		Listener: opts.Listener, Municipalities: Municipalities, ResponderAlgorithm: opts.ResponderAlgorithm})
 	st, kr, auth := c.Store, c.Keyring, c.Auth[1]
 	clientCAs := x509.NewCertPool()
 	clientCAs.AddCert(kr.ClientCA.Cert)
