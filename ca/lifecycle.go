@@ -383,11 +383,11 @@ type ProxyAnswer struct {
 	AnswerCode    string
 }
 
-// Issue is issuance at the counter: Authority.Issue (which supersedes the
-// card's earlier certificate of the type, held ones included), checked
-// against a proxy application when proxy is not nil. After a new issuance,
-// the resident's certificates of the same type still on hold on other
-// (lost) cards are revoked as superseded: a card hold is never released.
+// Issue is issuance at the counter: Authority.Issue, checked against a proxy
+// application when proxy is not nil. The issuance supersedes the card's
+// earlier certificate of the type, held ones included, and the resident's
+// certificates of the type still on hold on other (lost) cards, in its own
+// transaction (Issuance.Supersede): a card hold is never released.
 func (l *Lifecycle) Issue(ctx context.Context, req IssueRequest, proxy *ProxyAnswer) (Issued, error) {
 	if l.auth == nil {
 		return Issued{}, fmt.Errorf("%w: this lifecycle has no authority to issue with", ErrUnavailable)
@@ -420,30 +420,6 @@ func (l *Lifecycle) Issue(ctx context.Context, req IssueRequest, proxy *ProxyAns
 			}
 		}
 		return Issued{}, err
-	}
-	if got.Replayed {
-		return got, nil
-	}
-	recs, err := l.store.CertificatesByResident(ctx, req.ResidentID)
-	if err != nil {
-		return got, nil // issued; the held ones stay held and are retired next time
-	}
-	var held []Serial
-	for _, r := range recs {
-		if r.Type == req.Type && r.Status == OnHold && r.CardID != req.CardID {
-			held = append(held, r.Serial)
-		}
-	}
-	if len(held) > 0 {
-		now := l.now()
-		detail, _ := json.Marshal(map[string]string{"status": Revoked.String(), "reason": Superseded.String(),
-			"superseded_by": got.Record.Serial.Hex()})
-		changed, err := l.store.ChangeStatus(ctx, StatusChange{Serials: held, Status: Revoked, Reason: Superseded, At: now,
-			Audit: audit.Entry{Time: now, Actor: req.Actor, Action: "certificate.supersede", Detail: detail}})
-		if err == nil {
-			l.notify(ctx, changed)
-			got.Superseded = append(got.Superseded, changed...)
-		}
 	}
 	return got, nil
 }

@@ -8,12 +8,14 @@ import (
 )
 
 // Issuance is one certificate to be stored atomically: the record, the
-// superseding of the card's previous certificate of the same type, the audit
+// superseding of the certificates it replaces, the audit
 // entry and the idempotency key all commit together or not at all.
 type Issuance struct {
 	Record Record
 	// Supersede revokes (reason superseded, at Record.IssuedAt) every good or
-	// held certificate of Record.Type on Record.CardID.
+	// held certificate of Record.Type on Record.CardID, and every held one of
+	// Record.ResidentID of that type on other (lost) cards: a hold is never
+	// released.
 	Supersede bool
 	// IdempotencyKey, when set, is remembered with RequestHash and the serial
 	// for the client that sent it (ClientID).

@@ -299,8 +299,9 @@ func (s *Store) CertificatesByResident(ctx context.Context, residentID string) (
 }
 
 // InsertCertificate stores an issuance in one transaction: the superseding of
-// the card's previous good or held certificates of the same type (revoked,
-// reason superseded, at Record.IssuedAt), the record, one audit entry for the
+// the card's previous good or held certificates of the same type and of the
+// resident's held ones of that type on other cards (revoked, reason
+// superseded, at Record.IssuedAt), the record, one audit entry for the
 // issuance and one per superseded serial, and the idempotency key. A serial
 // already stored, or an idempotency key the client already used, is
 // ca.ErrConflict, and nothing is written.
@@ -332,8 +333,10 @@ func (s *Store) InsertCertificate(ctx context.Context, in ca.Issuance) ([]ca.Ser
 		if in.Supersede {
 			var keys []string
 			err := tx.SelectContext(ctx, &keys, s.q(`SELECT serial_hex FROM certificates
-WHERE card_id = ? AND cert_type = ? AND (status = 'good' OR (status = 'revoked' AND reason = ?))
-ORDER BY serial_hex`), r.CardID, r.Type.String(), int(ca.CertificateHold))
+WHERE cert_type = ? AND (
+  (card_id = ? AND (status = 'good' OR (status = 'revoked' AND reason = ?)))
+  OR (resident_id = ? AND status = 'revoked' AND reason = ?))
+ORDER BY serial_hex`), r.Type.String(), r.CardID, int(ca.CertificateHold), r.ResidentID, int(ca.CertificateHold))
 			if err != nil {
 				return fmt.Errorf("finding certificates to supersede: %w", s.classify(err))
 			}

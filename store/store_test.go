@@ -153,7 +153,17 @@ func testSupersede(t *testing.T, _ newDSN, open func(*testing.T) *Store) {
 	gone.Status, gone.Reason, gone.RevokedAt = ca.Revoked, ca.KeyCompromise, t0
 	oldHeld := record(t, big1(4), card)
 	oldHeld.Status, oldHeld.Reason, oldHeld.RevokedAt = ca.OnHold, ca.CertificateHold, t0
-	for _, r := range []ca.Record{old, heldSig, gone, oldHeld} {
+	// The resident's lost card: its held certificate of the type is
+	// superseded too, its held one of the other type is not, and another
+	// resident's held certificate is not.
+	lost := record(t, big1(6), "card-sup-lost")
+	lost.ResidentID = old.ResidentID
+	lost.Status, lost.Reason, lost.RevokedAt = ca.OnHold, ca.CertificateHold, t0
+	lostSig := lost
+	lostSig.Serial, lostSig.Type = ca.SerialFromBig(big1(7)), ca.Signature
+	stranger := record(t, big1(8), "card-stranger")
+	stranger.Status, stranger.Reason, stranger.RevokedAt = ca.OnHold, ca.CertificateHold, t0
+	for _, r := range []ca.Record{old, heldSig, gone, oldHeld, lost, lostSig, stranger} {
 		in := issuance(r)
 		in.Supersede = false
 		mustInsert(t, s, in)
@@ -167,7 +177,7 @@ func testSupersede(t *testing.T, _ newDSN, open func(*testing.T) *Store) {
 	renew := record(t, big1(5), card)
 	renew.IssuedAt = t0.Add(24 * time.Hour)
 	sup := mustInsert(t, s, issuance(renew))
-	if got, want := serials(sup), serials([]ca.Serial{old.Serial, oldHeld.Serial}); got != want {
+	if got, want := serials(sup), serials([]ca.Serial{old.Serial, oldHeld.Serial, lost.Serial}); got != want {
 		t.Fatalf("superseded %s, want %s", got, want)
 	}
 	for _, tc := range []struct {
@@ -178,8 +188,11 @@ func testSupersede(t *testing.T, _ newDSN, open func(*testing.T) *Store) {
 	}{
 		{old, ca.Revoked, ca.Superseded, renew.IssuedAt},
 		{oldHeld, ca.Revoked, ca.Superseded, renew.IssuedAt},
-		{heldSig, ca.OnHold, ca.CertificateHold, t0}, // other type: untouched
-		{gone, ca.Revoked, ca.KeyCompromise, t0},     // already revoked: untouched
+		{lost, ca.Revoked, ca.Superseded, renew.IssuedAt},
+		{heldSig, ca.OnHold, ca.CertificateHold, t0},  // other type: untouched
+		{lostSig, ca.OnHold, ca.CertificateHold, t0},  // other type: untouched
+		{stranger, ca.OnHold, ca.CertificateHold, t0}, // another resident: untouched
+		{gone, ca.Revoked, ca.KeyCompromise, t0},      // already revoked: untouched
 		{renew, ca.Good, ca.Unspecified, time.Time{}},
 	} {
 		got, err := s.Certificate(ctx, tc.r.Serial)
@@ -195,7 +208,7 @@ func testSupersede(t *testing.T, _ newDSN, open func(*testing.T) *Store) {
 	for _, e := range es {
 		actions = append(actions, e.Action+" "+e.Subject)
 	}
-	want := []string{"certificate.issue 05", "certificate.supersede 01", "certificate.supersede 04"}
+	want := []string{"certificate.issue 05", "certificate.supersede 01", "certificate.supersede 04", "certificate.supersede 06"}
 	if !reflect.DeepEqual(actions, want) {
 		t.Errorf("audit entries %q, want %q", actions, want)
 	}
