@@ -163,16 +163,9 @@ func (a *Authority) Issue(ctx context.Context, req IssueRequest) (Issued, error)
 	if err != nil {
 		return Issued{}, err
 	}
-	tbs, err := buildTBS(tmpl, ik.Cert)
+	der, err := SignCertificate(a.rand, tmpl, ik.Cert, ik.Signer)
 	if err != nil {
-		return Issued{}, fmt.Errorf("building %v certificate %s: %w", req.Type, serial, err)
-	}
-	if err := tbs.lint(ik.Cert); err != nil {
-		return Issued{}, fmt.Errorf("linting %v certificate %s: %w", req.Type, serial, err)
-	}
-	der, err := tbs.sign(a.rand, ik.Signer, ik.Cert)
-	if err != nil {
-		return Issued{}, fmt.Errorf("signing %v certificate %s: %w", req.Type, serial, err)
+		return Issued{}, fmt.Errorf("issuing %v certificate %s: %w", req.Type, serial, err)
 	}
 	rec := Record{
 		Serial: serial, IssuerID: ik.Issuer.ID, AKI: ik.Cert.SubjectKeyId, Type: req.Type,

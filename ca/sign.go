@@ -135,3 +135,30 @@ func (t tbsCertificate) sign(random io.Reader, signer crypto.Signer, issuer *x50
 	}
 	return t.assemble(sig)
 }
+
+// SignCertificate issues tmpl under issuer with the issuer's signer, linted
+// before the signature as Lint does: the issuer key signs the very
+// TBSCertificate zlint passed, and its signature is checked before the
+// certificate is returned. A self-signed template (issuer nil) is linted
+// with a throwaway key and then self-signed by signer. Errors wrap ErrLint
+// for lint findings and ErrInvalid for a template x509 refuses.
+func SignCertificate(random io.Reader, tmpl, issuer *x509.Certificate, signer crypto.Signer) ([]byte, error) {
+	if issuer == nil {
+		if err := Lint(tmpl, nil); err != nil {
+			return nil, err
+		}
+		der, err := x509.CreateCertificate(random, tmpl, tmpl, signer.Public(), signer)
+		if err != nil {
+			return nil, fmt.Errorf("self-signing: %w", err)
+		}
+		return der, nil
+	}
+	tbs, err := buildTBS(tmpl, issuer)
+	if err != nil {
+		return nil, err
+	}
+	if err := tbs.lint(issuer); err != nil {
+		return nil, err
+	}
+	return tbs.sign(random, signer, issuer)
+}

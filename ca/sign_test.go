@@ -7,8 +7,11 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
 	"errors"
 	"io"
+	"slices"
 	"testing"
 )
 
@@ -148,5 +151,51 @@ func TestSignRefuses(t *testing.T) {
 	}
 	if _, err := buildTBS(nil, issuer); !errors.Is(err, ErrInvalid) {
 		t.Errorf("buildTBS(nil) = %v, want ErrInvalid", err)
+	}
+}
+
+// TestSignCertificate: the ceremony's and the client CA's path. A template
+// zlint refuses gets no signature; a sound one, self-signed or under an
+// issuer, comes back signed and verifying.
+func TestSignCertificate(t *testing.T) {
+	f := newFixture(t)
+	issuer, key := f.issuers[Authentication], f.keys[Authentication]
+	tmpl, err := testProfiles(t).Template(f.request(Authentication))
+	if err != nil {
+		t.Fatal(err)
+	}
+	signed := 0
+	counting := badSigner{pub: key.Public(), sign: func(d []byte, o crypto.SignerOpts) ([]byte, error) {
+		signed++
+		return key.Sign(rand.Reader, d, o)
+	}}
+	bad := *tmpl
+	bad.ExtraExtensions = append(slices.Clone(bad.ExtraExtensions),
+		pkix.Extension{Id: asn1.ObjectIdentifier{2, 5, 29, 17}, Critical: true, Value: []byte{0x30, 0x00}})
+	if der, err := SignCertificate(rand.Reader, &bad, issuer, counting); !errors.Is(err, ErrLint) || der != nil || signed != 0 {
+		t.Fatalf("SignCertificate(lint failure) = %d bytes, %v, %d signatures; want ErrLint and no signature", len(der), err, signed)
+	}
+	der, err := SignCertificate(rand.Reader, tmpl, issuer, counting)
+	if err != nil || signed != 1 {
+		t.Fatalf("SignCertificate = %v, %d signatures", err, signed)
+	}
+	if c, err := x509.ParseCertificate(der); err != nil || c.CheckSignatureFrom(issuer) != nil {
+		t.Fatalf("issued certificate: %v", err)
+	}
+	rootKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, err := ClientCATemplate(ClientCATemplateRequest{Serial: SerialFromBytes([]byte{9}), NotBefore: t0,
+		NotAfter: t0.AddDate(5, 0, 0), PublicKey: rootKey.Public(), Name: "test client CA"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err = SignCertificate(rand.Reader, root, nil, rootKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, err := x509.ParseCertificate(der); err != nil || c.CheckSignatureFrom(c) != nil {
+		t.Fatalf("self-signed certificate: %v", err)
 	}
 }

@@ -192,7 +192,7 @@ func createRoot(ctx context.Context, cfg Config, deps Deps, r root) (ca.Issuer, 
 	if err != nil {
 		return ca.Issuer{}, err
 	}
-	if is.CertDER, err = x509.CreateCertificate(deps.Rand, tmpl, tmpl, key.Public(), key); err != nil {
+	if is.CertDER, err = ca.SignCertificate(deps.Rand, tmpl, nil, key); err != nil {
 		return ca.Issuer{}, fmt.Errorf("self-signing %s: %w", is.ID, err)
 	}
 	is.CreatedAt = now
@@ -250,7 +250,7 @@ func createResponder(ctx context.Context, cfg Config, deps Deps, is ca.Issuer) (
 	if err != nil {
 		return store.Responder{}, err
 	}
-	der, err := x509.CreateCertificate(deps.Rand, tmpl, issuerCert, key.Public(), issuerKey)
+	der, err := ca.SignCertificate(deps.Rand, tmpl, issuerCert, issuerKey)
 	if err != nil {
 		return store.Responder{}, fmt.Errorf("signing responder %s: %w", id, err)
 	}

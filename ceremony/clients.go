@@ -59,7 +59,7 @@ func IssueClient(ctx context.Context, st certInserter, kr *Keyring, req ClientRe
 	if err != nil {
 		return Client{}, err
 	}
-	der, err := x509.CreateCertificate(rand, tmpl, cca.Cert, key.Public(), cca.Signer)
+	der, err := ca.SignCertificate(rand, tmpl, cca.Cert, cca.Signer)
 	if err != nil {
 		return Client{}, fmt.Errorf("signing terminal certificate: %w", err)
 	}
