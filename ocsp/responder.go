@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Responder is the OCSP responder over HTTP (RFC 6960 appendix A.1, RFC 5019
@@ -27,6 +29,9 @@ import (
 type Responder struct {
 	p      *Presigner
 	prefix string
+	// answered counts answers by CertStatus, curried once from the
+	// requests counter rather than looked up by label on each request.
+	answered [3]prometheus.Counter
 }
 
 // NewResponder serves p's answers for GETs under prefix ("/ocsp/").
@@ -34,7 +39,11 @@ func NewResponder(p *Presigner, prefix string) *Responder {
 	if !strings.HasSuffix(prefix, "/") {
 		prefix += "/"
 	}
-	return &Responder{p: p, prefix: prefix}
+	r := &Responder{p: p, prefix: prefix}
+	for i := range r.answered {
+		r.answered[i] = p.m.requests.WithLabelValues(CertStatus(i).String())
+	}
+	return r
 }
 
 // Guard returns a handler that sends every request for the responder's
@@ -95,7 +104,9 @@ func (r *Responder) handle(ctx context.Context, method string, der []byte, inm s
 	if err != nil {
 		return r.failed(statusOf(err))
 	}
-	r.p.m.requests.WithLabelValues(ans.Status.String()).Inc()
+	if int(ans.Status) < len(r.answered) {
+		r.answered[ans.Status].Inc()
+	}
 	rep := reply{code: http.StatusOK, ok: true, ans: ans}
 	if ans.Fresh || method == http.MethodPost {
 		return rep
@@ -105,13 +116,21 @@ func (r *Responder) handle(ctx context.Context, method string, der []byte, inm s
 	if maxAge < 0 {
 		maxAge = 0
 	}
-	var tag [20]byte
-	t := append(tag[:0], '"')
-	t = hex.AppendEncode(t, ans.Body[max(0, len(ans.Body)-8):])
-	rep.etag = string(append(t, '"'))
-	rep.lastModified = ans.ProducedAt.UTC().Format(http.TimeFormat)
-	rep.expires = ans.NextUpdate.UTC().Format(http.TimeFormat)
-	rep.cacheControl = "max-age=" + strconv.Itoa(int(maxAge/time.Second)) + ", public, no-transform, must-revalidate"
+	// The four header values are built in one buffer and made one string.
+	var hb [160]byte
+	b := append(hb[:0], '"')
+	b = hex.AppendEncode(b, ans.Body[max(0, len(ans.Body)-8):])
+	b = append(b, '"')
+	etag := len(b)
+	b = appendHTTPDate(b, ans.ProducedAt)
+	modified := len(b)
+	b = appendHTTPDate(b, ans.NextUpdate)
+	expires := len(b)
+	b = append(b, "max-age="...)
+	b = strconv.AppendInt(b, int64(maxAge/time.Second), 10)
+	b = append(b, ", public, no-transform, must-revalidate"...)
+	h := string(b)
+	rep.etag, rep.lastModified, rep.expires, rep.cacheControl = h[:etag], h[etag:modified], h[modified:expires], h[expires:]
 	if inm != "" && etagMatch(inm, rep.etag) {
 		rep.code = http.StatusNotModified
 	}
