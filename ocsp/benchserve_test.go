@@ -24,8 +24,8 @@ import (
 	"github.com/jpkica/jpkica/ocsp"
 )
 
-// TestBenchServe is the server side of the wrk load test in
-// docs/benchmarks-ocsp.md, not a test: it is skipped unless
+// TestBenchServe is the server side of the wrk load test (scripts/bench-ocsp.sh) in
+// docs/benchmarks.md, not a test: it is skipped unless
 // JPKICA_OCSP_BENCH_DIR is set. It pre-signs JPKICA_OCSP_BENCH_N (100000)
 // certificates with a JPKICA_OCSP_BENCH_KEY ("ecdsa" or "rsa") responder
 // key, writes into the directory

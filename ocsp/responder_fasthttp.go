@@ -11,7 +11,7 @@ import (
 // FastHandler returns the responder as a fasthttp handler, for a listener of
 // its own (see NewFastServer): the same answers, headers and error mapping
 // as ServeHTTP, at a fraction of net/http's cost per request (see
-// docs/benchmarks-ocsp.md). Paths other than the prefix are 404.
+// docs/benchmarks.md). Paths other than the prefix are 404.
 func (r *Responder) FastHandler() fasthttp.RequestHandler {
 	exact := r.prefix[:len(r.prefix)-1]
 	return func(ctx *fasthttp.RequestCtx) {
