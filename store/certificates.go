@@ -311,8 +311,8 @@ func (s *Store) InsertCertificate(ctx context.Context, in ca.Issuance) ([]ca.Ser
 	if err != nil {
 		return nil, fmt.Errorf("inserting certificate: %w", err)
 	}
-	if in.Supersede && r.CardID == "" {
-		return nil, fmt.Errorf("inserting certificate %s: %w: superseding needs a card ID", r.Serial, ca.ErrInvalid)
+	if in.Supersede && (r.CardID == "" || r.ResidentID == "") {
+		return nil, fmt.Errorf("inserting certificate %s: %w: superseding needs a card and a resident ID", r.Serial, ca.ErrInvalid)
 	}
 	if in.Supersede && r.IssuedAt.IsZero() {
 		return nil, fmt.Errorf("inserting certificate %s: %w: superseding needs the issuance time", r.Serial, ca.ErrInvalid)

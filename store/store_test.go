@@ -174,6 +174,19 @@ func testSupersede(t *testing.T, _ newDSN, open func(*testing.T) *Store) {
 	}
 	auditBefore := len(auditEntries(t, s))
 
+	// Superseding without a card or a resident to look under is refused,
+	// and nothing is written.
+	for _, clear := range []func(*ca.Record){func(r *ca.Record) { r.CardID = "" }, func(r *ca.Record) { r.ResidentID = "" }} {
+		r := record(t, big1(9), card)
+		clear(&r)
+		if _, err := s.InsertCertificate(ctx, issuance(r)); !errors.Is(err, ca.ErrInvalid) {
+			t.Fatalf("superseding without IDs: err = %v, want ErrInvalid", err)
+		}
+	}
+	if _, err := s.Certificate(ctx, ca.SerialFromBig(big1(9))); !errors.Is(err, ca.ErrNotFound) {
+		t.Fatalf("refused issuance stored: %v", err)
+	}
+
 	renew := record(t, big1(5), card)
 	renew.IssuedAt = t0.Add(24 * time.Hour)
 	sup := mustInsert(t, s, issuance(renew))
