@@ -111,11 +111,21 @@ func Lint(tmpl, issuer *x509.Certificate) error {
 		}
 		return LintDER(der)
 	}
+	_, err := lintedTBS(tmpl, issuer)
+	return err
+}
+
+// lintedTBS builds tmpl's TBSCertificate under issuer and lints it with a
+// placeholder signature: what the issuer key may then sign.
+func lintedTBS(tmpl, issuer *x509.Certificate) (tbsCertificate, error) {
 	tbs, err := buildTBS(tmpl, issuer)
 	if err != nil {
-		return err
+		return tbsCertificate{}, err
 	}
-	return tbs.lint(issuer)
+	if err := tbs.lint(issuer); err != nil {
+		return tbsCertificate{}, err
+	}
+	return tbs, nil
 }
 
 // lint runs LintDER on the TBSCertificate with a placeholder signature.

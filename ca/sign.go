@@ -153,11 +153,8 @@ func SignCertificate(random io.Reader, tmpl, issuer *x509.Certificate, signer cr
 		}
 		return der, nil
 	}
-	tbs, err := buildTBS(tmpl, issuer)
+	tbs, err := lintedTBS(tmpl, issuer)
 	if err != nil {
-		return nil, err
-	}
-	if err := tbs.lint(issuer); err != nil {
 		return nil, err
 	}
 	return tbs.sign(random, signer, issuer)
