@@ -82,8 +82,9 @@ func (r *Responder) FastHandler() fasthttp.RequestHandler {
 
 // NewFastServer is a fasthttp server for the responder with timeouts that
 // keep slow clients from holding connections, and the POST body limit.
-func (r *Responder) NewFastServer() *fasthttp.Server {
-	return &fasthttp.Server{
+// Its messages go to the pre-signer's logger at debug level.
+func (r *Responder) NewFastServer() *FastServer {
+	return &FastServer{&fasthttp.Server{
 		Handler:                       r.FastHandler(),
 		Name:                          "jpkica",
 		ReadTimeout:                   10 * time.Second,
@@ -101,7 +102,8 @@ func (r *Responder) NewFastServer() *fasthttp.Server {
 			}
 			ctx.Error("bad request", fasthttp.StatusBadRequest)
 		},
-	}
+		Logger: debugLogger{r.p.log},
+	}}
 }
 
 func hasPrefix(b []byte, p string) bool { return len(b) >= len(p) && string(b[:len(p)]) == p }
