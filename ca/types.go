@@ -207,6 +207,15 @@ type Record struct {
 	Synthetic    bool // made by `jpkica dev seed`, not by issuance
 }
 
+// OCSPResponse is a signed OCSP response as the store keeps it, for the
+// certificate Serial of the issuer whose key identifier is AKI.
+type OCSPResponse struct {
+	Serial Serial
+	AKI    []byte
+	Body   []byte    // the DER OCSPResponse
+	Expiry time.Time // its nextUpdate
+}
+
 // Sentinel errors of the ca package; match them with errors.Is.
 var (
 	// ErrInvalid: the input is malformed.

@@ -16,20 +16,15 @@ import (
 // satisfies it (its ocsp_responses table, which cfssl's responder also
 // reads). It is optional: without it a start re-signs every response.
 type ResponseStore interface {
-	// UpsertOCSP stores the DER OCSPResponse of a certificate.
-	UpsertOCSP(ctx context.Context, serial ca.Serial, aki []byte, body []byte, expiry time.Time) error
+	// UpsertOCSP stores DER OCSPResponses, all or none.
+	UpsertOCSP(ctx context.Context, rs ...ca.OCSPResponse) error
 	// OCSPResponses streams the stored responses of unexpired certificates
 	// with each certificate's current status and change_seq.
 	OCSPResponses(ctx context.Context, now time.Time, fn func(seq int64, r ca.Record, body []byte) error) error
 }
 
-// persistJob is one response to store.
-type persistJob struct {
-	serial ca.Serial
-	aki    []byte
-	der    []byte
-	expiry time.Time
-}
+// persistBatch is the most responses stored in one transaction.
+const persistBatch = 256
 
 // persist queues a SHA-1 CertID response for storing; a full queue drops it
 // (it is a cache: the next re-signing stores it again).
@@ -38,30 +33,58 @@ func (p *Presigner) persist(a *authority, serial ca.Serial, it *Item) {
 		return
 	}
 	ans := p.answer(a, it)
-	j := persistJob{serial: serial, aki: a.ski, der: ans.AppendDER(nil), expiry: ans.NextUpdate}
+	r := ca.OCSPResponse{Serial: serial, AKI: a.ski, Body: ans.AppendDER(nil), Expiry: ans.NextUpdate}
 	p.pending.Add(1)
 	select {
-	case p.persistQ <- j:
+	case p.persistQ <- r:
 	default:
 		p.pending.Add(-1)
 		p.m.persistDropped.Inc()
 	}
 }
 
-// writeResponses stores queued responses one at a time until ctx ends.
+// writeResponses stores queued responses until ctx ends: what is queued,
+// up to persistBatch, in one transaction.
 func (p *Presigner) writeResponses(ctx context.Context) {
+	batch := make([]ca.OCSPResponse, 0, persistBatch)
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case j := <-p.persistQ:
-			if err := p.responses.UpsertOCSP(ctx, j.serial, j.aki, j.der, j.expiry); err != nil && ctx.Err() == nil {
-				p.m.persistDropped.Inc()
-				p.log.Debug("ocsp: storing a response", "serial", j.serial.Hex(), "err", err)
-			}
-			p.pending.Add(-1)
+		case r := <-p.persistQ:
+			batch = append(batch[:0], r)
 		}
+	fill:
+		for len(batch) < persistBatch {
+			select {
+			case r := <-p.persistQ:
+				batch = append(batch, r)
+			default:
+				break fill
+			}
+		}
+		p.store(ctx, batch)
+		p.pending.Add(-int64(len(batch)))
+		clear(batch) // the bodies are garbage now
 	}
+}
+
+// store writes a batch. If the transaction fails, each response is tried
+// on its own, so that one the store refuses does not take the others with
+// it.
+func (p *Presigner) store(ctx context.Context, batch []ca.OCSPResponse) {
+	err := p.responses.UpsertOCSP(ctx, batch...)
+	if err == nil || ctx.Err() != nil {
+		return
+	}
+	if len(batch) > 1 {
+		for _, r := range batch {
+			p.store(ctx, []ca.OCSPResponse{r})
+		}
+		return
+	}
+	p.m.persistDropped.Inc()
+	p.log.Debug("ocsp: storing a response", "serial", batch[0].Serial.Hex(), "err", err)
 }
 
 // warmFromStore fills the cache with the stored responses that are still

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto"
 	"crypto/rand"
+	"errors"
 	"io"
 	"sync/atomic"
 	"testing"
@@ -84,5 +85,58 @@ func TestPersistedWarm(t *testing.T) {
 	it, _ := p2.Lookup(changed.rec.IssuerID, changed.rec.Serial, crypto.SHA1)
 	if it.Status != ocsp.StatusRevoked || ca.Reason(it.Reason) != ca.KeyCompromise {
 		t.Fatalf("changed certificate: %v %d", it.Status, it.Reason)
+	}
+}
+
+// refusingStore refuses every batch that holds one serial.
+type refusingStore struct {
+	ocsp.ResponseStore
+	refuse  ca.Serial
+	batches atomic.Int64
+}
+
+func (s *refusingStore) UpsertOCSP(ctx context.Context, rs ...ca.OCSPResponse) error {
+	s.batches.Add(1)
+	for _, r := range rs {
+		if r.Serial == s.refuse {
+			return errors.New("refused")
+		}
+	}
+	return s.ResponseStore.UpsertOCSP(ctx, rs...)
+}
+
+// TestPersistRefusalLosesOnlyItself: responses are stored in batches; a
+// batch the store refuses is stored response by response, so only the
+// refused one is missing.
+func TestPersistRefusalLosesOnlyItself(t *testing.T) {
+	f := newFixture(t, "", hsm.ECDSAP256)
+	certs := issueSet(t, f)
+	rs := &refusingStore{ResponseStore: f.st, refuse: certs[0].rec.Serial}
+	p, err := ocsp.NewPresigner(ocsp.Config{}, ocsp.Deps{Issuers: f.issuers(), Source: f.st, Responses: rs,
+		Clock: time.Now, Rand: rand.Reader})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { p.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	if err := p.Drain(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for i, w := range certs {
+		_, _, err := f.st.OCSP(ctx, w.rec.Serial, w.rec.AKI)
+		if i == 0 {
+			if !errors.Is(err, ca.ErrNotFound) {
+				t.Errorf("the refused response: err = %v, want ErrNotFound", err)
+			}
+		} else if err != nil {
+			t.Errorf("certificate %d: %v", i, err)
+		}
+	}
+	// Fewer transactions than responses, plus one per response of the
+	// refused batch.
+	if n := rs.batches.Load(); n >= int64(2*len(certs)) {
+		t.Errorf("%d transactions for %d responses", n, len(certs))
 	}
 }

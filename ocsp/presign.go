@@ -148,7 +148,7 @@ type Presigner struct {
 	pending atomic.Int64
 
 	responses ResponseStore
-	persistQ  chan persistJob
+	persistQ  chan ca.OCSPResponse
 
 	audit      Auditor
 	auditSince time.Time // start of the interval the next audit entries cover
@@ -198,7 +198,7 @@ func NewPresigner(cfg Config, deps Deps) (*Presigner, error) {
 		retry:  map[ca.Serial]struct{}{},
 
 		responses: deps.Responses,
-		persistQ:  make(chan persistJob, cfg.QueueSize),
+		persistQ:  make(chan ca.OCSPResponse, cfg.QueueSize),
 		audit:     deps.Audit,
 	}
 	for i, ic := range deps.Issuers {

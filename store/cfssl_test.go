@@ -41,7 +41,7 @@ func testCFSSLAccessor(t *testing.T, _ newDSN, open func(*testing.T) *Store) {
 		t.Fatal(err)
 	}
 	body := []byte{0x30, 0x82, 0x00, 0x00, 0x5c, 0x00, 0xff}
-	if err := s.UpsertOCSP(ctx, revoked.Serial, revoked.AKI, body, now.Add(time.Hour)); err != nil {
+	if err := s.UpsertOCSP(ctx, ca.OCSPResponse{Serial: revoked.Serial, AKI: revoked.AKI, Body: body, Expiry: now.Add(time.Hour)}); err != nil {
 		t.Fatal(err)
 	}
 

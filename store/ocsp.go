@@ -8,24 +8,41 @@ import (
 	"math/big"
 	"time"
 
+	"github.com/jmoiron/sqlx"
+
 	"github.com/jpkica/jpkica/ca"
 )
 
-// UpsertOCSP stores the DER OCSP response for a certificate (identified as
-// cfssl does, by serial and the issuer's key identifier), replacing the one
-// before. An unknown certificate is ca.ErrNotFound.
-func (s *Store) UpsertOCSP(ctx context.Context, serial ca.Serial, aki []byte, body []byte, expiry time.Time) error {
-	if serial.IsZero() || len(aki) == 0 || len(body) == 0 {
-		return fmt.Errorf("storing OCSP response: %w: serial, AKI and body are required", ca.ErrInvalid)
+// UpsertOCSP stores DER OCSP responses (each identified as cfssl does, by
+// serial and the issuer's key identifier), replacing the ones before, in
+// one transaction. A response for an unknown certificate is ca.ErrNotFound,
+// and then none is stored.
+//
+// With SQLite it queues behind this process's other writers. Written past
+// them, it met their lock inside SQLite, whose busy handler slept 1 ms and
+// more in the C call, holding one of Go's Ps: issuance lost 6-8% of its
+// throughput to that (docs/benchmarks.md).
+func (s *Store) UpsertOCSP(ctx context.Context, rs ...ca.OCSPResponse) error {
+	for _, r := range rs {
+		if r.Serial.IsZero() || len(r.AKI) == 0 || len(r.Body) == 0 {
+			return fmt.Errorf("storing OCSP responses: %w: serial, AKI and body are required", ca.ErrInvalid)
+		}
 	}
-	_, err := s.db.ExecContext(ctx, s.q(`INSERT INTO ocsp_responses (serial_number, authority_key_identifier, body, expiry)
+	step := fmt.Sprintf("storing %d OCSP responses", len(rs))
+	if len(rs) == 1 {
+		step = "storing OCSP response for " + rs[0].Serial.Hex()
+	}
+	return s.write(ctx, step, func(tx *sqlx.Tx) error {
+		for _, r := range rs {
+			if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO ocsp_responses (serial_number, authority_key_identifier, body, expiry)
 VALUES (?, ?, ?, ?)
 ON CONFLICT (serial_number, authority_key_identifier) DO UPDATE SET body = excluded.body, expiry = excluded.expiry`),
-		serial.Decimal(), hex.EncodeToString(aki), body, nullTime(expiry))
-	if err != nil {
-		return s.fail("storing OCSP response for "+serial.Hex(), err)
-	}
-	return nil
+				r.Serial.Decimal(), hex.EncodeToString(r.AKI), r.Body, nullTime(r.Expiry)); err != nil {
+				return fmt.Errorf("%s: %w", r.Serial.Hex(), s.classify(err))
+			}
+		}
+		return nil
+	})
 }
 
 // OCSP returns the stored DER OCSP response and its expiry: ca.ErrNotFound if

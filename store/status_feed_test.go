@@ -71,7 +71,7 @@ func testStatusFeed(t *testing.T, dsn newDSN) {
 		t.Fatalf("fn's error: %v", err)
 	}
 	// Stored responses of unexpired certificates.
-	if err := s.UpsertOCSP(ctx, b.Serial, b.AKI, []byte{0x30, 0x00}, t0); err != nil {
+	if err := s.UpsertOCSP(ctx, ca.OCSPResponse{Serial: b.Serial, AKI: b.AKI, Body: []byte{0x30, 0x00}, Expiry: t0}); err != nil {
 		t.Fatal(err)
 	}
 	var n int

@@ -619,7 +619,7 @@ func testOCSP(t *testing.T, _ newDSN, open func(*testing.T) *Store) {
 	}
 	for i, body := range [][]byte{{0x30, 0x03, 0x0a, 0x01, 0x00}, {0x30, 0x00, 0xff, 0x5c, 0x27}} {
 		exp := t0.Add(time.Duration(i+1) * time.Hour)
-		if err := s.UpsertOCSP(ctx, r.Serial, r.AKI, body, exp); err != nil {
+		if err := s.UpsertOCSP(ctx, ca.OCSPResponse{Serial: r.Serial, AKI: r.AKI, Body: body, Expiry: exp}); err != nil {
 			t.Fatal(err)
 		}
 		got, gotExp, err := s.OCSP(ctx, r.Serial, r.AKI)
@@ -627,8 +627,39 @@ func testOCSP(t *testing.T, _ newDSN, open func(*testing.T) *Store) {
 			t.Errorf("OCSP = %x, %v, %v; want %x, %v", got, gotExp, err, body, exp)
 		}
 	}
-	if err := s.UpsertOCSP(ctx, ca.SerialFromBig(big1(78)), r.AKI, []byte{1}, t0); !errors.Is(err, ca.ErrNotFound) {
+	if err := s.UpsertOCSP(ctx, ca.OCSPResponse{Serial: ca.SerialFromBig(big1(78)), AKI: r.AKI, Body: []byte{1}, Expiry: t0}); !errors.Is(err, ca.ErrNotFound) {
 		t.Errorf("response for unknown certificate: err = %v, want ErrNotFound", err)
+	}
+	// One transaction: a batch with an unknown certificate stores nothing.
+	r2 := record(t, big1(79), "card-p")
+	mustInsert(t, s, issuance(r2))
+	before, _, _ := s.OCSP(ctx, r.Serial, r.AKI)
+	err := s.UpsertOCSP(ctx, ca.OCSPResponse{Serial: r.Serial, AKI: r.AKI, Body: []byte{7}, Expiry: t0},
+		ca.OCSPResponse{Serial: r2.Serial, AKI: r2.AKI, Body: []byte{8}, Expiry: t0},
+		ca.OCSPResponse{Serial: ca.SerialFromBig(big1(80)), AKI: r.AKI, Body: []byte{9}, Expiry: t0})
+	if !errors.Is(err, ca.ErrNotFound) {
+		t.Errorf("batch with an unknown certificate: err = %v, want ErrNotFound", err)
+	}
+	if got, _, _ := s.OCSP(ctx, r.Serial, r.AKI); string(got) != string(before) {
+		t.Errorf("after a failed batch: %x, want %x", got, before)
+	}
+	if _, _, err := s.OCSP(ctx, r2.Serial, r2.AKI); !errors.Is(err, ca.ErrNotFound) {
+		t.Errorf("after a failed batch: err = %v, want ErrNotFound", err)
+	}
+	if err := s.UpsertOCSP(ctx, ca.OCSPResponse{Serial: r.Serial, AKI: r.AKI, Body: []byte{7}, Expiry: t0},
+		ca.OCSPResponse{Serial: r2.Serial, AKI: r2.AKI, Body: []byte{8}, Expiry: t0}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		r    ca.Record
+		body string
+	}{{r, "\x07"}, {r2, "\x08"}} {
+		if got, _, err := s.OCSP(ctx, c.r.Serial, c.r.AKI); err != nil || string(got) != c.body {
+			t.Errorf("after a batch: %s = %x, %v", c.r.Serial, got, err)
+		}
+	}
+	if err := s.UpsertOCSP(ctx, ca.OCSPResponse{Serial: r.Serial, AKI: r.AKI}); !errors.Is(err, ca.ErrInvalid) {
+		t.Errorf("no body: err = %v, want ErrInvalid", err)
 	}
 }
 
