@@ -11,7 +11,6 @@ import (
 
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/jmoiron/sqlx"
-	_ "github.com/mattn/go-sqlite3" // registers the "sqlite3" driver
 
 	"github.com/jpkica/jpkica/ca"
 )
@@ -34,6 +33,11 @@ type Store struct {
 	// in Go instead of spinning on SQLite's busy handler. Other processes are
 	// still kept out by SQLite's own lock.
 	wmu sync.Mutex
+	// SQLite only: the background WAL checkpoints (checkpoint.go).
+	stopCkpt context.CancelFunc
+	ckptDone chan struct{}
+	ckptErr  atomic.Pointer[error] // the last checkpoint's
+	closing  sync.Once
 }
 
 var _ ca.Store = (*Store)(nil)
@@ -43,7 +47,8 @@ var _ ca.Store = (*Store)(nil)
 // (through pgx); "sqlite:PATH" or a plain file path is SQLite, opened with
 // WAL, a 5 s busy timeout, foreign keys on, synchronous=NORMAL, IMMEDIATE
 // write transactions, a 64 MiB page cache and a cache of 128 prepared
-// statements per connection.
+// statements per connection; its WAL is checkpointed in the background
+// (checkpoint.go).
 func Open(ctx context.Context, dsn string) (*Store, error) {
 	var (
 		db      *sqlx.DB
@@ -59,7 +64,7 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		var path string
 		path, err = sqliteDSN(dsn)
 		if err == nil {
-			db, err = sqlx.Open("sqlite3", path)
+			db, err = sqlx.Open(sqliteDriver, path)
 		}
 	}
 	if err != nil {
@@ -69,6 +74,11 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("migrating %s database: %w", dialect, err)
+	}
+	if dialect == SQLite {
+		ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		s.stopCkpt, s.ckptDone = cancel, make(chan struct{})
+		go s.checkpointLoop(ctx)
 	}
 	return s, nil
 }
@@ -109,11 +119,18 @@ func sqliteDSN(dsn string) (string, error) {
 
 // Close closes the database. Calls after Close fail with ca.ErrUnavailable.
 func (s *Store) Close() error {
+	s.closing.Do(func() {
+		if s.stopCkpt != nil {
+			s.stopCkpt()
+			<-s.ckptDone
+		}
+	})
 	s.closed.Store(true)
 	return s.db.Close()
 }
 
-// Ping checks that the database answers (for /readyz).
+// Ping checks that the database answers (for /readyz), and that the last
+// background WAL checkpoint (SQLite) succeeded.
 func (s *Store) Ping(ctx context.Context) error {
 	if err := s.db.PingContext(ctx); err != nil {
 		return s.fail("pinging database", err)
@@ -122,7 +139,7 @@ func (s *Store) Ping(ctx context.Context) error {
 	if err := s.db.QueryRowContext(ctx, "SELECT 1").Scan(&one); err != nil {
 		return s.fail("pinging database", err)
 	}
-	return nil
+	return s.checkpointErr()
 }
 
 // Dialect reports which database the Store uses.
