@@ -101,15 +101,22 @@ func postgresDSN(t testing.TB) string { return pgtest.DSN(t) }
 // ends.
 func startPresigner(t testing.TB, src ocsp.Source, iss []ocsp.IssuerConfig, cfg ocsp.Config) *ocsp.Presigner {
 	t.Helper()
-	p, err := ocsp.NewPresigner(cfg, ocsp.Deps{Issuers: iss, Source: src, Clock: time.Now, Rand: rand.Reader})
+	p, stop := runPresigner(t, cfg, ocsp.Deps{Issuers: iss, Source: src, Clock: time.Now, Rand: rand.Reader})
+	t.Cleanup(stop)
+	return p
+}
+
+// runPresigner starts a Presigner; stop ends it and waits for it.
+func runPresigner(t testing.TB, cfg ocsp.Config, deps ocsp.Deps) (p *ocsp.Presigner, stop func()) {
+	t.Helper()
+	p, err := ocsp.NewPresigner(cfg, deps)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { p.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
-	return p
+	return p, func() { cancel(); <-done }
 }
 
 func mustParse(t testing.TB, der []byte) *x509.Certificate {

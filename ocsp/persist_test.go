@@ -37,15 +37,8 @@ func TestPersistedWarm(t *testing.T) {
 		for i := range iss {
 			iss[i].Signer = countingSigner{Signer: iss[i].Signer, n: signs}
 		}
-		p, err := ocsp.NewPresigner(ocsp.Config{}, ocsp.Deps{Issuers: iss, Source: f.st, Responses: f.st,
+		return runPresigner(t, ocsp.Config{}, ocsp.Deps{Issuers: iss, Source: f.st, Responses: f.st,
 			Clock: time.Now, Rand: rand.Reader})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan struct{})
-		go func() { p.Run(ctx); close(done) }()
-		return p, func() { cancel(); <-done }
 	}
 	var first atomic.Int64
 	p1, stop1 := run(&first)
@@ -112,15 +105,10 @@ func TestPersistRefusalLosesOnlyItself(t *testing.T) {
 	f := newFixture(t, "", hsm.ECDSAP256)
 	certs := issueSet(t, f)
 	rs := &refusingStore{ResponseStore: f.st, refuse: certs[0].rec.Serial}
-	p, err := ocsp.NewPresigner(ocsp.Config{}, ocsp.Deps{Issuers: f.issuers(), Source: f.st, Responses: rs,
+	p, stop := runPresigner(t, ocsp.Config{}, ocsp.Deps{Issuers: f.issuers(), Source: f.st, Responses: rs,
 		Clock: time.Now, Rand: rand.Reader})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { p.Run(ctx); close(done) }()
-	defer func() { cancel(); <-done }()
+	defer stop()
+	ctx := context.Background()
 	if err := p.Drain(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,6 @@
 package ocsp_test
 
 import (
-	"context"
 	"crypto"
 	"crypto/rand"
 	"sync/atomic"
@@ -27,15 +26,9 @@ func TestRefresh(t *testing.T) {
 		r.NotAfter = base.Add(24 * time.Hour)
 		src.set(r)
 	}
-	p, err := ocsp.NewPresigner(ocsp.Config{Validity: time.Hour, RefreshInterval: 20 * time.Millisecond},
+	p, stop := runPresigner(t, ocsp.Config{Validity: time.Hour, RefreshInterval: 20 * time.Millisecond},
 		ocsp.Deps{Issuers: pki.issuers(), Source: src, Clock: clock, Rand: rand.Reader})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { p.Run(ctx); close(done) }()
-	defer func() { cancel(); <-done }()
+	defer stop()
 	waitFor(t, func() bool { return p.Cache().Len() == n })
 	produced := func() (fresh int) {
 		for i := int64(1); i <= n; i++ {
