@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"fmt"
-	"os"
 	"testing"
 	"time"
 )
@@ -58,13 +57,12 @@ func TestCheckpointOffTheWritePath(t *testing.T) {
 	}
 }
 
-// A reader that holds a snapshot keeps a PASSIVE checkpoint from finishing;
-// past walLimit frames the checkpoint waits for it and empties the WAL.
-func TestCheckpointPastTheLimitWaitsForReaders(t *testing.T) {
-	defer func(l int) { walLimit = l }(walLimit)
-	walLimit = 100
-	dsn := sqliteDSNs(t)
-	s := mustOpen(t, dsn)
+// Past walRestart frames the checkpoint waits for a reader that holds a
+// snapshot, and the next write starts the WAL over.
+func TestCheckpointRestartsTheWAL(t *testing.T) {
+	defer func(l int) { walRestart = l }(walRestart)
+	walRestart = 100
+	s := mustOpen(t, sqliteDSNs(t))
 	ctx := context.Background()
 	stopCheckpoints(s)
 	mustInsert(t, s, issuance(record(t, big1(1), "CARD-0")))
@@ -86,6 +84,7 @@ func TestCheckpointPastTheLimitWaitsForReaders(t *testing.T) {
 	for i := 1; i < 100; i++ {
 		mustInsert(t, s, issuance(record(t, big1(int64(i+1)), fmt.Sprintf("CARD-%d", i))))
 	}
+	_, before, _ := walCheckpoint(t, s, "NOOP")
 	released := make(chan struct{})
 	go func() {
 		time.Sleep(200 * time.Millisecond)
@@ -100,11 +99,8 @@ func TestCheckpointPastTheLimitWaitsForReaders(t *testing.T) {
 	default:
 		t.Fatal("the checkpoint finished while the reader still held its snapshot")
 	}
-	fi, err := os.Stat(dsn[len("sqlite:"):] + "-wal")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if fi.Size() != 0 {
-		t.Fatalf("WAL is %d bytes after a TRUNCATE checkpoint", fi.Size())
+	mustInsert(t, s, issuance(record(t, big1(101), "CARD-100")))
+	if busy, log, _ := walCheckpoint(t, s, "NOOP"); busy != 0 || log >= before || log > 50 {
+		t.Fatalf("after the restart and one write: busy %d, %d frames (%d before); want the WAL started over", busy, log, before)
 	}
 }
