@@ -2,9 +2,9 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"testing"
-	"time"
 )
 
 // walCheckpoint runs a checkpoint of the given mode and returns SQLite's
@@ -18,17 +18,25 @@ func walCheckpoint(t *testing.T, s *Store, mode string) (busy, log, done int) {
 	return busy, log, done
 }
 
-// stopCheckpoints stops the background checkpoints: the test runs them.
-func stopCheckpoints(s *Store) {
+// stopCheckpoints stops the background checkpoints and returns a
+// connection for the test to run them on.
+func stopCheckpoints(t *testing.T, s *Store) *sql.Conn {
+	t.Helper()
 	s.stopCkpt()
 	<-s.ckptDone
+	conn, err := s.checkpointConn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
 }
 
 func TestCheckpointOffTheWritePath(t *testing.T) {
 	dsn := sqliteDSNs(t)
 	s := mustOpen(t, dsn)
 	ctx := context.Background()
-	stopCheckpoints(s)
+	conn := stopCheckpoints(t, s)
 
 	var auto int
 	if err := s.db.QueryRowContext(ctx, "PRAGMA wal_autocheckpoint").Scan(&auto); err != nil || auto != 0 {
@@ -41,7 +49,7 @@ func TestCheckpointOffTheWritePath(t *testing.T) {
 	if busy, log, done := walCheckpoint(t, s, "NOOP"); busy != 0 || log <= 1000 || done != 0 {
 		t.Fatalf("before the checkpoint: busy %d, %d frames, %d copied; want 0, over 1000, 0", busy, log, done)
 	}
-	if err := s.checkpoint(ctx); err != nil {
+	if err := s.checkpoint(ctx, conn); err != nil {
 		t.Fatal(err)
 	}
 	if busy, log, done := walCheckpoint(t, s, "NOOP"); busy != 0 || done != log {
@@ -57,18 +65,24 @@ func TestCheckpointOffTheWritePath(t *testing.T) {
 	}
 }
 
-// Past walRestart frames the checkpoint waits for a reader that holds a
-// snapshot, and the next write starts the WAL over.
+// Past walRestart frames the checkpoint starts the WAL over, which its
+// first, lock-free step cannot do while writers commit; while a reader
+// still uses the WAL it gives up at once rather than hold the write lock.
 func TestCheckpointRestartsTheWAL(t *testing.T) {
 	defer func(l int) { walRestart = l }(walRestart)
 	walRestart = 100
-	s := mustOpen(t, sqliteDSNs(t))
+	// A busy timeout that would outlast the test: a checkpoint that
+	// waited for the reader would hang.
+	s := mustOpen(t, sqliteDSNs(t)+"?_busy_timeout=600000")
 	ctx := context.Background()
-	stopCheckpoints(s)
-	mustInsert(t, s, issuance(record(t, big1(1), "CARD-0")))
+	conn := stopCheckpoints(t, s)
+	write := func(i int64) {
+		mustInsert(t, s, issuance(record(t, big1(i), fmt.Sprintf("CARD-%d", i))))
+	}
+	write(1)
 
-	// A deferred transaction: BeginTx would take the write lock
-	// (_txlock=immediate).
+	// A reader in a deferred transaction (BeginTx would take the write
+	// lock: _txlock=immediate) keeps the frames written after it.
 	reader, err := s.db.Conn(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -81,26 +95,38 @@ func TestCheckpointRestartsTheWAL(t *testing.T) {
 	if err := reader.QueryRowContext(ctx, "SELECT count(*) FROM certificates").Scan(&n); err != nil {
 		t.Fatal(err)
 	}
-	for i := 1; i < 100; i++ {
-		mustInsert(t, s, issuance(record(t, big1(int64(i+1)), fmt.Sprintf("CARD-%d", i))))
+	for i := int64(2); i <= 100; i++ {
+		write(i)
 	}
-	_, before, _ := walCheckpoint(t, s, "NOOP")
-	released := make(chan struct{})
-	go func() {
-		time.Sleep(200 * time.Millisecond)
-		close(released)
-		reader.ExecContext(ctx, "ROLLBACK")
-	}()
-	if err := s.checkpoint(ctx); err != nil {
+	if err := s.checkpoint(ctx, conn); err != nil {
+		t.Fatalf("with a reader: %v", err)
+	}
+	_, held, _ := walCheckpoint(t, s, "NOOP")
+	write(101)
+	if _, log, _ := walCheckpoint(t, s, "NOOP"); log <= held {
+		t.Fatalf("with a reader the WAL started over: %d frames, %d before the write", log, held)
+	}
+
+	// Writers that commit while the lock-free step copies stand in the way
+	// of the WAL starting over, as the reader does here: after it, the
+	// next write still appends. The second step, under the write lock,
+	// lets it start over.
+	if _, err := s.checkpointPassive(ctx, conn); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case <-released:
-	default:
-		t.Fatal("the checkpoint finished while the reader still held its snapshot")
+	if _, err := reader.ExecContext(ctx, "ROLLBACK"); err != nil {
+		t.Fatal(err)
 	}
-	mustInsert(t, s, issuance(record(t, big1(101), "CARD-100")))
-	if busy, log, _ := walCheckpoint(t, s, "NOOP"); busy != 0 || log >= before || log > 50 {
-		t.Fatalf("after the restart and one write: busy %d, %d frames (%d before); want the WAL started over", busy, log, before)
+	write(102)
+	_, grown, _ := walCheckpoint(t, s, "NOOP")
+	if grown <= held {
+		t.Fatalf("after the lock-free step alone: %d frames, %d before; want the WAL still growing", grown, held)
+	}
+	if err := s.checkpointRestart(ctx, conn); err != nil {
+		t.Fatal(err)
+	}
+	write(103)
+	if busy, log, _ := walCheckpoint(t, s, "NOOP"); busy != 0 || log > 50 {
+		t.Fatalf("after the restart and one write: busy %d, %d frames (%d before); want the WAL started over", busy, log, grown)
 	}
 }
