@@ -4,11 +4,9 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"io"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -128,19 +126,16 @@ func TestServeAPI(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, []string{"serve", "--config", cfg}, io.Discard, quiet()) }()
-	pair, err := tls.LoadX509KeyPair(prefix+".crt", prefix+".key")
-	if err != nil {
-		t.Fatal(err)
-	}
-	caPEM, _ := os.ReadFile(prefix + "-ca.crt")
-	roots := x509.NewCertPool()
-	roots.AppendCertsFromPEM(caPEM)
+	pair, roots := loadClient(t, prefix)
 	get := func(certs []tls.Certificate) (*http.Response, error) {
 		c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
 			TLSClientConfig: &tls.Config{RootCAs: roots, Certificates: certs}}}
 		return c.Get("https://" + apiAddr + "/v1/renewal-notices?municipality=302015&on=2031-03-01")
 	}
-	var resp *http.Response
+	var (
+		resp *http.Response
+		err  error
+	)
 	for range 100 {
 		if resp, err = get([]tls.Certificate{pair}); err == nil {
 			break

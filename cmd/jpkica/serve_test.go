@@ -50,13 +50,7 @@ func TestServeAllRoles(t *testing.T) {
 		}
 	}()
 
-	pair, err := tls.LoadX509KeyPair(prefix+".crt", prefix+".key")
-	if err != nil {
-		t.Fatal(err)
-	}
-	caPEM, _ := os.ReadFile(prefix + "-ca.crt")
-	roots := x509.NewCertPool()
-	roots.AppendCertsFromPEM(caPEM)
+	pair, roots := loadClient(t, prefix)
 	client, err := counter.NewClient(counter.ClientConfig{BaseURL: "https://" + tc.api, Certificate: pair, ServerCAs: roots, Timeout: 10 * time.Second})
 	if err != nil {
 		t.Fatal(err)
@@ -208,4 +202,23 @@ func TestReadyz(t *testing.T) {
 			}
 		})
 	}
+}
+
+// loadClient reads what `jpkica clients issue --out prefix` wrote: the
+// client's key pair and the CA that signed the API's server certificate.
+func loadClient(t *testing.T, prefix string) (tls.Certificate, *x509.CertPool) {
+	t.Helper()
+	pair, err := tls.LoadX509KeyPair(prefix+".crt", prefix+".key")
+	if err != nil {
+		t.Fatal(err)
+	}
+	caPEM, err := os.ReadFile(prefix + "-ca.crt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(caPEM) {
+		t.Fatalf("no certificate in %s-ca.crt", prefix)
+	}
+	return pair, roots
 }
