@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"io"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -119,5 +120,54 @@ func TestPersistRefusalLosesOnlyItself(t *testing.T) {
 		} else if err != nil {
 			t.Errorf("certificate %d: %v", i, err)
 		}
+	}
+}
+
+// gatedStore holds the first UpsertOCSP until gate is closed, and records
+// how many responses each call carried.
+type gatedStore struct {
+	ocsp.ResponseStore
+	gate  chan struct{}
+	mu    sync.Mutex
+	sizes []int
+}
+
+func (s *gatedStore) UpsertOCSP(ctx context.Context, rs ...ca.OCSPResponse) error {
+	s.mu.Lock()
+	first := len(s.sizes) == 0
+	s.sizes = append(s.sizes, len(rs))
+	s.mu.Unlock()
+	if first {
+		<-s.gate
+	}
+	return s.ResponseStore.UpsertOCSP(ctx, rs...)
+}
+
+// TestPersistBatches: the responses queued while a write is in progress go
+// to the store together, in one call.
+func TestPersistBatches(t *testing.T) {
+	f := newFixture(t, "", hsm.ECDSAP256)
+	certs := issueSet(t, f)
+	gs := &gatedStore{ResponseStore: f.st, gate: make(chan struct{})}
+	p, stop := runPresigner(t, ocsp.Config{}, ocsp.Deps{Issuers: f.issuers(), Source: f.st, Responses: gs,
+		Clock: time.Now, Rand: rand.Reader})
+	defer stop()
+	// Every response signed (and queued) while the first write waits.
+	waitCached(t, p, certs, 10*time.Second)
+	close(gs.gate)
+	if err := p.Drain(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	gs.mu.Lock()
+	defer gs.mu.Unlock()
+	// The one or two responses between cache and queue when the gate
+	// opened may come in a call of their own.
+	total, largest := 0, 0
+	for _, n := range gs.sizes {
+		total += n
+		largest = max(largest, n)
+	}
+	if total != len(certs) || largest < len(certs)/2 {
+		t.Fatalf("%d responses in calls of %v; want %d, most of them in one call", total, gs.sizes, len(certs))
 	}
 }
