@@ -381,12 +381,15 @@ func (p *Presigner) do(ctx context.Context, j job) error {
 		return nil // an issuer this responder does not serve
 	}
 	for h := range hashes {
-		// SHA-1 CertIDs (RFC 5019) are always kept; SHA-256 ones once asked.
-		if h != 0 {
-			k := makeKey(a.idx, h, rec.Serial.Bytes())
-			if _, ok := p.cache.get(k.bytes()); !ok {
-				continue
-			}
+		k := makeKey(a.idx, h, rec.Serial.Bytes())
+		cached, ok := p.cache.get(k.bytes())
+		switch {
+		case !ok && h != 0:
+			continue // SHA-1 CertIDs (RFC 5019) are always kept; SHA-256 ones once asked
+		case ok && cached.Seq >= seq:
+			// Signed for this change or a newer one since the job was
+			// queued: on demand, for a request that came first.
+			continue
 		}
 		if _, err := p.signAndPut(ctx, a, h, rec.Serial, seq, rec); err != nil {
 			return err

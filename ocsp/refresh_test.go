@@ -1,8 +1,10 @@
 package ocsp_test
 
 import (
+	"context"
 	"crypto"
 	"crypto/rand"
+	"io"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -62,4 +64,56 @@ func TestRefresh(t *testing.T) {
 	// Expired certificates leave the cache.
 	now.Store(base.Add(25 * time.Hour).Unix())
 	waitFor(t, func() bool { return p.Cache().Len() == 0 })
+}
+
+// gatedSigner holds its first signature until gate is closed (entered is
+// closed when it starts waiting), and counts the signatures it made.
+type gatedSigner struct {
+	crypto.Signer
+	gate, entered chan struct{}
+	held          atomic.Bool
+	n             atomic.Int64
+}
+
+func (s *gatedSigner) Sign(r io.Reader, d []byte, o crypto.SignerOpts) ([]byte, error) {
+	if s.held.CompareAndSwap(false, true) {
+		close(s.entered)
+		<-s.gate
+	}
+	s.n.Add(1)
+	return s.Signer.Sign(r, d, o)
+}
+
+// TestNoSecondSignature: a queued job whose certificate was signed on
+// demand meanwhile, for a request that came first, is not signed again.
+func TestNoSecondSignature(t *testing.T) {
+	pki := testPKI()
+	src := newMemSource()
+	for i := int64(1); i <= 2; i++ {
+		r, _ := pki.leaf(t, i)
+		src.set(r)
+	}
+	iss := pki.issuers()
+	gs := &gatedSigner{Signer: iss[0].Signer, gate: make(chan struct{}), entered: make(chan struct{})}
+	iss[0].Signer = gs
+	// One worker: it takes serial 1 and waits in its signature, while
+	// serial 2 waits in the queue.
+	p, stop := runPresigner(t, ocsp.Config{Workers: 1}, ocsp.Deps{Issuers: iss, Source: src, Clock: time.Now, Rand: rand.Reader})
+	defer stop()
+	<-gs.entered
+	req, err := ocsp.ParseRequest(request(t, 2, crypto.SHA1), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := p.Answer(ctx, &req); err != nil {
+		t.Fatal(err)
+	}
+	close(gs.gate)
+	if err := p.Drain(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := gs.n.Load(); n != 2 {
+		t.Fatalf("%d signatures for 2 certificates", n)
+	}
 }
