@@ -50,15 +50,7 @@ func TestSignMatchesCreateCertificate(t *testing.T) {
 	}
 	for _, curve := range []elliptic.Curve{elliptic.P256(), elliptic.P384()} {
 		t.Run("client CA "+curve.Params().Name, func(t *testing.T) {
-			caKey, err := ecdsa.GenerateKey(curve, rand.Reader)
-			if err != nil {
-				t.Fatal(err)
-			}
-			caTmpl, err := ClientCATemplate(ClientCATemplateRequest{Serial: SerialFromBytes([]byte{1}), NotBefore: t0,
-				NotAfter: t0.AddDate(5, 0, 0), PublicKey: caKey.Public(), Name: "test client CA"})
-			if err != nil {
-				t.Fatal(err)
-			}
+			caKey, caTmpl := testClientCA(t, curve, 1)
 			caCert := sign(t, caTmpl, caTmpl, caKey.Public(), caKey)
 			termKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 			if err != nil {
@@ -182,15 +174,7 @@ func TestSignCertificate(t *testing.T) {
 	if c, err := x509.ParseCertificate(der); err != nil || c.CheckSignatureFrom(issuer) != nil {
 		t.Fatalf("issued certificate: %v", err)
 	}
-	rootKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	root, err := ClientCATemplate(ClientCATemplateRequest{Serial: SerialFromBytes([]byte{9}), NotBefore: t0,
-		NotAfter: t0.AddDate(5, 0, 0), PublicKey: rootKey.Public(), Name: "test client CA"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	rootKey, root := testClientCA(t, elliptic.P256(), 9)
 	der, err = SignCertificate(rand.Reader, root, nil, rootKey)
 	if err != nil {
 		t.Fatal(err)
@@ -198,4 +182,19 @@ func TestSignCertificate(t *testing.T) {
 	if c, err := x509.ParseCertificate(der); err != nil || c.CheckSignatureFrom(c) != nil {
 		t.Fatalf("self-signed certificate: %v", err)
 	}
+}
+
+// testClientCA is a fresh key on curve and a client CA template for it.
+func testClientCA(t *testing.T, curve elliptic.Curve, serial byte) (*ecdsa.PrivateKey, *x509.Certificate) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(curve, rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl, err := ClientCATemplate(ClientCATemplateRequest{Serial: SerialFromBytes([]byte{serial}), NotBefore: t0,
+		NotAfter: t0.AddDate(5, 0, 0), PublicKey: key.Public(), Name: "test client CA"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key, tmpl
 }
