@@ -45,11 +45,19 @@
 // implements) waits no longer than its context allows (AcquireTimeout when
 // the context has no deadline). A wait that runs out fails with an error
 // wrapping ErrUnavailable (and the context's error). The PKCS #11 call
-// itself cannot be interrupted once started, and it keeps its goroutine's P
-// (the Go scheduler's right to run Go code) until the runtime's monitor
-// thread hands the P on, 20 µs or more into the call: on 2 CPUs, issuance
-// through the API with SoftHSM2 kept 1.75-1.8 CPUs busy, against 1.92-1.95
-// with the software store (docs/benchmarks.md).
+// itself cannot be interrupted once started.
+//
+// A PKCS #11 call made through cgo keeps its goroutine's P (the Go
+// scheduler's right to run Go code) until the runtime's monitor thread
+// hands the P on, 20 µs or more into the call. So while the scheduler is
+// saturated (every P busy, or goroutines waiting for one), C_SignInit and
+// C_Sign run on C threads of the store's own, one per session, and the
+// signing goroutine waits in the network poller holding no P; otherwise
+// they run on the goroutine's own thread, which is quicker on an idle
+// machine (no thread wake-ups). On 2 CPUs this took issuance through the
+// API with SoftHSM2 from 1.72-1.77 CPUs busy to 1.82-1.87 and 6-9% more
+// issuances per second (docs/benchmarks.md). The threads reach the module
+// through its own function list (C_GetFunctionList of the same library).
 //
 // Login state in PKCS #11 belongs to the application and token, not to the
 // session: the first session logs in (CKR_USER_ALREADY_LOGGED_IN counts as

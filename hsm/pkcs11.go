@@ -74,6 +74,8 @@ const (
 // package documentation for sessions, concurrency and recovery.
 type PKCS11 struct {
 	pool           *pool
+	threads        *signThreads // make the signing calls; see signthreads.go
+	stopThreads    sync.Once
 	acquireTimeout time.Duration
 	rand           io.Reader
 	genMu          sync.Mutex // one key generation at a time, so label checks hold
@@ -132,18 +134,27 @@ func OpenPKCS11(ctx context.Context, cfg PKCS11Config, logger *slog.Logger) (*PK
 		}
 		return nil, fmt.Errorf("opening PKCS#11 store: %w", err)
 	}
+	threads, err := startSignThreads(cfg.Module, cfg.MaxSessions)
+	if err != nil {
+		_ = mod.CloseSession(sh)
+		_ = mod.Finalize()
+		mod.Destroy()
+		return nil, fmt.Errorf("opening PKCS#11 store: %w", err)
+	}
 	p.slot = slot
 	p.idle = []pkcs11.SessionHandle{sh}
 	p.okSinceReinit = true
 	p.backoff = p.minBackoff
 	logger.Info("hsm: PKCS#11 token opened", "config", cfg)
-	return &PKCS11{pool: p, acquireTimeout: cfg.AcquireTimeout, rand: rand.Reader}, nil
+	return &PKCS11{pool: p, threads: threads, acquireTimeout: cfg.AcquireTimeout, rand: rand.Reader}, nil
 }
 
 // Close waits for signatures in progress, then finalises and unloads the
 // module. Signers obtained from the store fail with ErrUnavailable after.
 func (k *PKCS11) Close() error {
-	return k.pool.close()
+	err := k.pool.close()
+	k.stopThreads.Do(k.threads.stop)
+	return err
 }
 
 // withSession runs fn on a borrowed session. If fn fails because the

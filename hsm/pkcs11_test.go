@@ -89,8 +89,36 @@ var signCases = []struct {
 	{"ECDSA P-256 SHA-256", ECDSAP256, crypto.SHA256, func(b []byte) []byte { d := sha256.Sum256(b); return d[:] }},
 }
 
+// signPaths are the two ways signThreads makes a signature: tests that
+// sign run under each, pinned with pinPath.
+var signPaths = []struct {
+	name    string
+	offload bool
+}{{"direct", false}, {"thread", true}}
+
+// pinPath makes every signature of k go the one way, whatever the
+// scheduler's load; call it before signing starts.
+func pinPath(k *PKCS11, offload bool) {
+	k.threads.offload = func() bool { return offload }
+}
+
+// pathCount is how many signatures k made the pinned way.
+func pathCount(k *PKCS11, offload bool) int64 {
+	if offload {
+		return k.threads.threaded.Load()
+	}
+	return k.threads.direct.Load()
+}
+
 func TestPKCS11GenerateSignVerify(t *testing.T) {
+	for _, path := range signPaths {
+		t.Run(path.name, func(t *testing.T) { testGenerateSignVerify(t, path.offload) })
+	}
+}
+
+func testGenerateSignVerify(t *testing.T, offload bool) {
 	k, _ := openToken(t, nil)
+	pinPath(k, offload)
 	ctx := context.Background()
 	rsaKey, err := k.GenerateKey(ctx, GenerateKeyRequest{Label: "rsa", Algorithm: RSA2048})
 	if err != nil {
@@ -128,6 +156,9 @@ func TestPKCS11GenerateSignVerify(t *testing.T) {
 			}
 			verify(t, key.Public(), d, sig, tc.opts)
 		})
+	}
+	if got, want := pathCount(k, offload), int64(2*len(signCases)); got != want {
+		t.Errorf("%d signatures made the pinned way, want %d", got, want)
 	}
 }
 
@@ -400,7 +431,18 @@ func TestPKCS11Closed(t *testing.T) {
 }
 
 func TestPKCS11ConcurrentSigning(t *testing.T) {
+	for _, path := range signPaths {
+		t.Run(path.name, func(t *testing.T) {
+			testConcurrentSigning(t, func(k *PKCS11) { pinPath(k, path.offload) })
+		})
+	}
+	// As in production: each signature's way chosen by the load.
+	t.Run("by-load", func(t *testing.T) { testConcurrentSigning(t, func(*PKCS11) {}) })
+}
+
+func testConcurrentSigning(t *testing.T, pin func(*PKCS11)) {
 	k, _ := openToken(t, func(c *PKCS11Config) { c.MaxSessions = 2 })
+	pin(k)
 	ctx := context.Background()
 	var signers []crypto.Signer
 	for _, alg := range []Algorithm{RSA2048, ECDSAP256} {

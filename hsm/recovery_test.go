@@ -176,10 +176,17 @@ func generatePair(t *testing.T, k *PKCS11) []crypto.Signer {
 // running signers; the pool notices (CKR_CRYPTOKI_NOT_INITIALIZED),
 // re-initialises, logs in, finds the keys again, and the same signers go on.
 func TestPKCS11RecoversFromModuleFinalize(t *testing.T) {
+	for _, path := range signPaths {
+		t.Run(path.name, func(t *testing.T) { testRecoversFromModuleFinalize(t, path.offload) })
+	}
+}
+
+func testRecoversFromModuleFinalize(t *testing.T, offload bool) {
 	k, _ := openToken(t, func(c *PKCS11Config) {
 		c.MaxSessions = 2
 		c.MaxReinitBackoff = 200 * time.Millisecond
 	})
+	pinPath(k, offload)
 	signers := generatePair(t, k)
 	sl := startSigning(t, signers, 3, time.Second)
 
@@ -194,6 +201,9 @@ func TestPKCS11RecoversFromModuleFinalize(t *testing.T) {
 	}
 	sl.finish(t)
 	t.Logf("ok=%d unavailable=%d reinits=%d", sl.ok.Load(), sl.unavailable.Load(), k.pool.reinits.Load())
+	if n := pathCount(k, !offload); n != 0 {
+		t.Errorf("%d signatures went the other way", n)
+	}
 	// A module that comes straight back costs callers nothing: the failed
 	// attempt is retried after the re-initialisation, within the deadline.
 	if n := sl.unavailable.Load(); n != 0 {
@@ -261,7 +271,14 @@ func TestPKCS11RecoversFromTokenOutage(t *testing.T) {
 // (CKR_SESSION_HANDLE_INVALID) costs the caller nothing: the signature is
 // retried once on a fresh session.
 func TestPKCS11StaleSessionRetried(t *testing.T) {
+	for _, path := range signPaths {
+		t.Run(path.name, func(t *testing.T) { testStaleSessionRetried(t, path.offload) })
+	}
+}
+
+func testStaleSessionRetried(t *testing.T, offload bool) {
 	k, _ := openToken(t, func(c *PKCS11Config) { c.MaxSessions = 1 })
+	pinPath(k, offload)
 	s := generatePair(t, k)[1]
 	k.pool.mu.Lock()
 	idle := append([]pkcs11.SessionHandle(nil), k.pool.idle...)
@@ -287,6 +304,9 @@ func TestPKCS11StaleSessionRetried(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = k.pool.mod.CloseSession(other)
+	if n := pathCount(k, offload); n != 2 {
+		t.Errorf("%d signatures made the pinned way, want 2 (the stale session's and the retry)", n)
+	}
 	if n := k.pool.reinits.Load(); n != 0 {
 		t.Errorf("a stale session caused %d module re-initialisations, want 0", n)
 	}

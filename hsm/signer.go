@@ -73,17 +73,9 @@ func (s *p11Signer) SignContext(ctx context.Context, digest []byte, opts crypto.
 		if err != nil {
 			return err
 		}
-		mod := s.store.pool.mod
-		if err := mod.SignInit(l.sh, mech, h); err != nil {
-			s.forgetHandle(err)
-			return fmt.Errorf("C_SignInit: %w", err)
-		}
-		sig, err = mod.Sign(l.sh, input)
-		if err != nil {
-			s.forgetHandle(err)
-			return fmt.Errorf("C_Sign: %w", err)
-		}
-		return nil
+		sig, err = s.store.threads.sign(l.sh, h, mech, input)
+		s.forgetHandle(err)
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("signing with key %q: %w", s.label, err)
@@ -129,7 +121,7 @@ func (s *p11Signer) objectHandle(l *lease) (pkcs11.ObjectHandle, error) {
 }
 
 // mechanism picks the PKCS #11 mechanism and the bytes to sign.
-func (s *p11Signer) mechanism(digest []byte, opts crypto.SignerOpts) ([]*pkcs11.Mechanism, []byte, error) {
+func (s *p11Signer) mechanism(digest []byte, opts crypto.SignerOpts) (*pkcs11.Mechanism, []byte, error) {
 	h, err := checkDigest(digest, opts)
 	if err != nil {
 		return nil, nil, err
@@ -149,14 +141,14 @@ func (s *p11Signer) mechanism(digest []byte, opts crypto.SignerOpts) ([]*pkcs11.
 				return nil, nil, fmt.Errorf("%w: PSS with %v", ErrUnsupported, h)
 			}
 			params := pkcs11.NewPSSParams(hm, mgf, uint(salt))
-			return []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_RSA_PKCS_PSS, params)}, digest, nil
+			return pkcs11.NewMechanism(pkcs11.CKM_RSA_PKCS_PSS, params), digest, nil
 		}
 		prefix := digestInfoPrefixes[h]
 		in := make([]byte, 0, len(prefix)+len(digest))
 		in = append(append(in, prefix...), digest...)
-		return []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_RSA_PKCS, nil)}, in, nil
+		return pkcs11.NewMechanism(pkcs11.CKM_RSA_PKCS, nil), in, nil
 	case *ecdsa.PublicKey:
-		return []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_ECDSA, nil)}, digest, nil
+		return pkcs11.NewMechanism(pkcs11.CKM_ECDSA, nil), digest, nil
 	default:
 		return nil, nil, fmt.Errorf("%w: public key type %T", ErrUnsupported, s.pub)
 	}

@@ -1,0 +1,75 @@
+package hsm
+
+import (
+	"errors"
+	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/jpkica/jpkica/internal/softhsmtest"
+)
+
+// TestSaturated: with a P to spare, a signature is made directly; with
+// every P running Go code, it goes to a thread. The scheduler's counts
+// move with whatever else the runtime runs (the GC's workers, say), so
+// each state is waited for, not sampled once.
+func TestSaturated(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
+	waitFor(t, "saturated() false on an idle runtime", func() bool { return !saturated() })
+
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Go(func() {
+			for !stop.Load() {
+			}
+		})
+	}
+	waitFor(t, "saturated() true with every P busy", saturated)
+	stop.Store(true)
+	wg.Wait()
+	waitFor(t, "saturated() false once the Ps are free again", func() bool { return !saturated() })
+}
+
+// TestSignThreadsNotAModule: a library that is not a PKCS #11 module, or
+// no library at all, is refused with ErrUnavailable, and nothing leaks.
+func TestSignThreadsNotAModule(t *testing.T) {
+	for _, path := range []string{"/nonexistent/libnothing.so", "libm.so.6"} {
+		if _, err := startSignThreads(path, 2); !errors.Is(err, ErrUnavailable) {
+			t.Errorf("startSignThreads(%q): got %v, want ErrUnavailable", path, err)
+		}
+	}
+}
+
+// TestSignThreadsStartStop: stop ends and joins every thread that start
+// made; starting and stopping again and again leaves none behind.
+func TestSignThreadsStartStop(t *testing.T) {
+	tk := softhsmtest.New(t)
+	before := threadCount(t)
+	for range 5 {
+		st, err := startSignThreads(tk.Module, 8)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := threadCount(t); n < before+8 {
+			t.Fatalf("%d threads running after starting 8, from %d", n, before)
+		}
+		st.stop()
+	}
+	// The Go runtime may have started a thread or two of its own meanwhile;
+	// 40 would be left had stop not ended them.
+	if n := threadCount(t); n > before+4 {
+		t.Errorf("%d threads left after 5 starts and stops of 8, from %d", n, before)
+	}
+}
+
+// threadCount is the number of threads of this process.
+func threadCount(t *testing.T) int {
+	es, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(es)
+}
