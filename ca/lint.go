@@ -61,10 +61,9 @@ var lintRegistry = sync.OnceValues(func() (lint.Registry, error) {
 	return lint.GlobalRegistry().Filter(lint.FilterOptions{ExcludeNames: names})
 })
 
-// lintKeys are throwaway in-memory keys that sign the certificates Lint
-// checks. They never sign anything that leaves the process: p256 signs the
-// TBSCertificates of buildTBS, the others stand in for the key of a
-// self-signed template, of its type and size.
+// lintKeys are throwaway in-memory keys that sign the self-signed
+// certificates Lint checks, each standing in for a template's own key of
+// its type and size. They never sign anything that leaves the process.
 var lintKeys = struct {
 	rsa, p256, p384 func() (crypto.Signer, error)
 }{

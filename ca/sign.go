@@ -5,8 +5,10 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
+	"slices"
 
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
@@ -14,13 +16,12 @@ import (
 
 // A certificate is built once as its TBSCertificate, then linted with a
 // placeholder signature (lintDER) and signed by the issuer key (sign): the
-// bytes zlint checks are the bytes the issuer signs. x509.CreateCertificate
-// cannot hand out a TBSCertificate without a signature it has verified, so
-// buildTBS lets it sign with a throwaway ECDSA P-256 key (a few hundredths
-// of an RSA-2048 signature) and then puts the issuer's signature algorithm
-// back into the TBSCertificate. TestSignMatchesCreateCertificate holds the
-// result byte for byte to what x509.CreateCertificate makes with the issuer
-// key itself.
+// bytes zlint checks are the bytes the issuer signs. buildTBS has
+// x509.CreateCertificate encode the template under the issuer and catches
+// the TBSCertificate where CreateCertificate hands it to the signer
+// (crypto.MessageSigner's SignMessage), before anything is signed.
+// TestSignMatchesCreateCertificate holds the result byte for byte to what
+// x509.CreateCertificate makes with the issuer key itself.
 
 // tbsCertificate is a certificate's to-be-signed part under one issuer.
 type tbsCertificate struct {
@@ -51,44 +52,44 @@ func buildTBS(tmpl, issuer *x509.Certificate) (tbsCertificate, error) {
 	if tmpl.SignatureAlgorithm != x509.UnknownSignatureAlgorithm && tmpl.SignatureAlgorithm != alg {
 		return tbsCertificate{}, fmt.Errorf("%w: template signature algorithm %v, issuer key signs %v", ErrInvalid, tmpl.SignatureAlgorithm, alg)
 	}
-	key, err := lintKeys.p256()
-	if err != nil {
-		return tbsCertificate{}, fmt.Errorf("lint key: %w", err)
+	algID, ok := sigAlgIDs[alg]
+	if !ok {
+		return tbsCertificate{}, fmt.Errorf("%w: issuer key type %T", ErrInvalid, issuer.PublicKey)
 	}
 	t := *tmpl
 	t.SignatureAlgorithm = x509.UnknownSignatureAlgorithm
-	parent := *issuer
-	parent.PublicKey = key.Public()
-	der, err := x509.CreateCertificate(rand.Reader, &t, &parent, tmpl.PublicKey, key)
-	if err != nil {
+	c := &tbsCatcher{pub: issuer.PublicKey}
+	_, err := x509.CreateCertificate(rand.Reader, &t, issuer, tmpl.PublicKey, c)
+	if !errors.Is(err, errTBSCaught) {
+		if err == nil {
+			err = errors.New("signed without asking the signer")
+		}
 		return tbsCertificate{}, fmt.Errorf("%w: building the certificate: %v", ErrInvalid, err)
 	}
-	algID := sigAlgIDs[alg]
-	tbs, err := replaceTBSAlgorithm(der, algID)
-	if err != nil {
-		return tbsCertificate{}, err
-	}
-	return tbsCertificate{der: tbs, alg: alg, algID: algID}, nil
+	return tbsCertificate{der: c.tbs, alg: alg, algID: algID}, nil
 }
 
-// replaceTBSAlgorithm takes the TBSCertificate out of a certificate and
-// swaps its signature field (RFC 5280 4.1.2.3) for algID.
-func replaceTBSAlgorithm(cert, algID []byte) ([]byte, error) {
-	in := cryptobyte.String(cert)
-	var outer, tbs, version, serial, oldAlg cryptobyte.String
-	if !in.ReadASN1(&outer, cbasn1.SEQUENCE) || !outer.ReadASN1(&tbs, cbasn1.SEQUENCE) ||
-		!tbs.ReadASN1Element(&version, cbasn1.Tag(0).Constructed().ContextSpecific()) ||
-		!tbs.ReadASN1Element(&serial, cbasn1.INTEGER) || !tbs.ReadASN1Element(&oldAlg, cbasn1.SEQUENCE) {
-		return nil, fmt.Errorf("%w: malformed TBSCertificate", ErrInvalid)
-	}
-	var b cryptobyte.Builder
-	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-		b.AddBytes(version)
-		b.AddBytes(serial)
-		b.AddBytes(algID)
-		b.AddBytes(tbs) // issuer, validity, subject, key, extensions
-	})
-	return b.Bytes()
+// errTBSCaught stops x509.CreateCertificate once tbsCatcher has the
+// TBSCertificate.
+var errTBSCaught = errors.New("TBSCertificate caught before signing")
+
+// tbsCatcher stands in for the issuer key in x509.CreateCertificate: it
+// keeps the TBSCertificate handed to SignMessage and signs nothing.
+type tbsCatcher struct {
+	pub crypto.PublicKey
+	tbs []byte
+}
+
+func (c *tbsCatcher) Public() crypto.PublicKey { return c.pub }
+
+func (c *tbsCatcher) SignMessage(_ io.Reader, msg []byte, _ crypto.SignerOpts) ([]byte, error) {
+	c.tbs = slices.Clone(msg)
+	return nil, errTBSCaught
+}
+
+// Sign is never called: crypto.SignMessage prefers SignMessage.
+func (c *tbsCatcher) Sign(io.Reader, []byte, crypto.SignerOpts) ([]byte, error) {
+	return nil, errTBSCaught
 }
 
 // assemble is the Certificate SEQUENCE of the TBSCertificate and a signature.
