@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/jpkica/jpkica/internal/softhsmtest"
 )
@@ -55,6 +56,11 @@ func TestSignThreadsStartStop(t *testing.T) {
 		}
 		if n := threadCount(t); n < before+8 {
 			t.Fatalf("%d threads running after starting 8, from %d", n, before)
+		}
+		// The signing goroutine waits in the network poller, holding no
+		// P: only a pollable file takes a deadline.
+		if err := st.all[0].done.SetReadDeadline(time.Time{}); err != nil {
+			t.Fatalf("the done eventfd is not in the network poller: %v", err)
 		}
 		st.stop()
 	}
