@@ -118,6 +118,16 @@ func (f *fixture) request(typ CertType) TemplateRequest {
 	}
 }
 
+// template is the test profiles' template of f.request(typ).
+func (f *fixture) template(t testing.TB, typ CertType) *x509.Certificate {
+	t.Helper()
+	tmpl, err := testProfiles(t).Template(f.request(typ))
+	if err != nil {
+		t.Fatalf("Template: %v", err)
+	}
+	return tmpl
+}
+
 func (f *fixture) issue(t testing.TB, p *Profiles, req TemplateRequest) *x509.Certificate {
 	t.Helper()
 	tmpl, err := p.Template(req)
@@ -566,13 +576,10 @@ func TestLintCardProfiles(t *testing.T) {
 // TestLintFails checks that Lint reports what zlint finds.
 func TestLintFails(t *testing.T) {
 	f := newFixture(t)
-	tmpl, err := testProfiles(t).Template(f.request(Authentication))
-	if err != nil {
-		t.Fatal(err)
-	}
+	tmpl := f.template(t, Authentication)
 	// An empty subjectAltName: e_ext_san_no_entries.
 	tmpl.ExtraExtensions = append(tmpl.ExtraExtensions, pkix.Extension{Id: asn1.ObjectIdentifier{2, 5, 29, 17}, Critical: true, Value: []byte{0x30, 0x00}})
-	err = Lint(tmpl, f.issuers[Authentication])
+	err := Lint(tmpl, f.issuers[Authentication])
 	if !errors.Is(err, ErrLint) {
 		t.Fatalf("Lint = %v, want ErrLint", err)
 	}

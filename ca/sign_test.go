@@ -101,10 +101,7 @@ func (s badSigner) Sign(_ io.Reader, digest []byte, opts crypto.SignerOpts) ([]b
 // certificate's key, or a signer error, gives no certificate.
 func TestSignRefuses(t *testing.T) {
 	f := newFixture(t)
-	tmpl, err := testProfiles(t).Template(f.request(Authentication))
-	if err != nil {
-		t.Fatal(err)
-	}
+	tmpl := f.template(t, Authentication)
 	issuer := f.issuers[Authentication]
 	tbs, err := buildTBS(tmpl, issuer)
 	if err != nil {
@@ -152,10 +149,7 @@ func TestSignRefuses(t *testing.T) {
 func TestSignCertificate(t *testing.T) {
 	f := newFixture(t)
 	issuer, key := f.issuers[Authentication], f.keys[Authentication]
-	tmpl, err := testProfiles(t).Template(f.request(Authentication))
-	if err != nil {
-		t.Fatal(err)
-	}
+	tmpl := f.template(t, Authentication)
 	signed := 0
 	counting := badSigner{pub: key.Public(), sign: func(d []byte, o crypto.SignerOpts) ([]byte, error) {
 		signed++
@@ -203,10 +197,7 @@ func testClientCA(t *testing.T, curve elliptic.Curve, serial byte) (*ecdsa.Priva
 // x509.CreateCertificate (docs/benchmarks.md has the figures).
 func BenchmarkBuildTBS(b *testing.B) {
 	f := newFixture(b)
-	tmpl, err := testProfiles(b).Template(f.request(Signature))
-	if err != nil {
-		b.Fatal(err)
-	}
+	tmpl := f.template(b, Signature)
 	issuer := f.issuers[Signature]
 	for b.Loop() {
 		if _, err := buildTBS(tmpl, issuer); err != nil {
