@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"math/big"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/miekg/pkcs11"
@@ -76,6 +77,7 @@ type PKCS11 struct {
 	pool           *pool
 	threads        *signThreads // make the signing calls; see signthreads.go
 	stopThreads    sync.Once
+	signErrors     atomic.Int64 // signatures that failed, after any retry
 	acquireTimeout time.Duration
 	rand           io.Reader
 	genMu          sync.Mutex // one key generation at a time, so label checks hold

@@ -78,6 +78,7 @@ func (s *p11Signer) SignContext(ctx context.Context, digest []byte, opts crypto.
 		return err
 	})
 	if err != nil {
+		s.store.signErrors.Add(1)
 		return nil, fmt.Errorf("signing with key %q: %w", s.label, err)
 	}
 	if _, ok := s.pub.(*ecdsa.PublicKey); ok {

@@ -1,6 +1,8 @@
 package hsm
 
 import (
+	"context"
+	"crypto"
 	"errors"
 	"os"
 	"runtime"
@@ -78,4 +80,43 @@ func threadCount(t *testing.T) int {
 		t.Fatal(err)
 	}
 	return len(es)
+}
+
+// TestPKCS11Stats: the counters follow what the store did: signatures by
+// the way they were made, a failed one, and the sessions open and lent.
+func TestPKCS11Stats(t *testing.T) {
+	k, _ := openToken(t, func(c *PKCS11Config) { c.MaxSessions = 2 })
+	s, err := k.GenerateKey(context.Background(), GenerateKeyRequest{Label: "stats", Algorithm: ECDSAP256})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sign := func(n int) {
+		for range n {
+			if _, err := s.Sign(nil, digest256("stats"), crypto.SHA256); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	pinPath(k, false)
+	sign(3)
+	pinPath(k, true)
+	sign(2)
+	// The key vanishes behind the store's back: the next signature fails,
+	// its one signing call (on a thread) with CKR_KEY_HANDLE_INVALID.
+	sh, err := k.pool.mod.OpenSession(k.pool.slot, sessionFlags)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := k.pool.mod.DestroyObject(sh, s.(*p11Signer).handle.Load().h); err != nil {
+		t.Fatal(err)
+	}
+	_ = k.pool.mod.CloseSession(sh)
+	if _, err := s.Sign(nil, digest256("stats"), crypto.SHA256); !errors.Is(err, ErrKeyNotFound) {
+		t.Fatalf("Sign with the key gone: got %v, want ErrKeyNotFound", err)
+	}
+	got := k.Stats()
+	want := Stats{DirectSignatures: 3, ThreadSignatures: 3, SignatureErrors: 1, SessionsOpen: got.SessionsOpen}
+	if got != want || got.SessionsOpen < 1 || got.SessionsOpen > 2 {
+		t.Errorf("Stats() = %+v, want %+v with 1 or 2 sessions open", got, want)
+	}
 }

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto"
+	"crypto/sha256"
 	"fmt"
 	"io"
 	"os"
@@ -10,6 +12,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/jpkica/jpkica/hsm"
 	"github.com/jpkica/jpkica/internal/softhsmtest"
 )
 
@@ -64,5 +69,70 @@ keys:
 	}
 	if strings.Contains(err.Error(), "999999") || strings.Contains(logs.String(), "999999") {
 		t.Fatalf("the wrong PIN appears in the error or the logs: %v", err)
+	}
+}
+
+// TestKeyStoreMetrics: /metrics carries the PKCS #11 store's counters, and
+// nothing for the software store.
+func TestKeyStoreMetrics(t *testing.T) {
+	tok := softhsmtest.New(t)
+	keys, err := hsm.OpenPKCS11(context.Background(), hsm.PKCS11Config{Module: tok.Module, TokenLabel: tok.Label, PIN: tok.PIN}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { keys.Close() })
+	s, err := keys.GenerateKey(context.Background(), hsm.GenerateKeyRequest{Label: "metrics", Algorithm: hsm.ECDSAP256})
+	if err != nil {
+		t.Fatal(err)
+	}
+	digest := sha256.Sum256([]byte("metrics"))
+	for range 3 {
+		if _, err := s.Sign(nil, digest[:], crypto.SHA256); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reg := prometheus.NewRegistry()
+	if err := registerKeyStoreMetrics(reg, keys); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			got[mf.GetName()] += m.GetCounter().GetValue() + m.GetGauge().GetValue()
+		}
+	}
+	// Which way each call went depends on the scheduler's load; together
+	// they are the three signatures.
+	for name, want := range map[string]float64{
+		"jpkica_hsm_signing_calls_total":     3,
+		"jpkica_hsm_signature_errors_total":  0,
+		"jpkica_hsm_reinitialisations_total": 0,
+		"jpkica_hsm_reinit_attempts_total":   0,
+		"jpkica_hsm_sessions_open":           1,
+		"jpkica_hsm_sessions_in_use":         0,
+	} {
+		if v, ok := got[name]; !ok || v != want {
+			t.Errorf("%s = %v (exported: %t), want %v", name, v, ok, want)
+		}
+	}
+
+	softDir := filepath.Join(t.TempDir(), "keys")
+	if err := os.Mkdir(softDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	soft, err := hsm.OpenSoftware(softDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg = prometheus.NewRegistry()
+	if err := registerKeyStoreMetrics(reg, soft); err != nil {
+		t.Fatal(err)
+	}
+	if mfs, _ := reg.Gather(); len(mfs) != 0 {
+		t.Errorf("the software store exports %d metric families, want none", len(mfs))
 	}
 }

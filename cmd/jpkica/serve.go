@@ -67,6 +67,9 @@ func cmdServe(ctx context.Context, args []string, logger *slog.Logger) error {
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if err := registerKeyStoreMetrics(reg, keys); err != nil {
+		return fmt.Errorf("key store metrics: %w", err)
+	}
 
 	mux := http.NewServeMux()
 	// The roles' background work ends with roleCtx, and serve waits for it

@@ -1,0 +1,63 @@
+package main
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/jpkica/jpkica/hsm"
+)
+
+// statser is a key store that counts what it does (hsm.PKCS11).
+type statser interface{ Stats() hsm.Stats }
+
+// keyStoreCollector exports a PKCS #11 store's counters, read once per
+// scrape.
+type keyStoreCollector struct {
+	stats                          func() hsm.Stats
+	calls, errs, reinits, attempts *prometheus.Desc
+	sessionsOpen, sessionsInUse    *prometheus.Desc
+}
+
+// registerKeyStoreMetrics adds the key store's metrics to reg, if it has
+// any (the software store has none).
+func registerKeyStoreMetrics(reg prometheus.Registerer, keys any) error {
+	s, ok := keys.(statser)
+	if !ok {
+		return nil
+	}
+	return reg.Register(&keyStoreCollector{
+		stats: s.Stats,
+		calls: prometheus.NewDesc("jpkica_hsm_signing_calls_total",
+			"PKCS #11 signing calls (C_SignInit and C_Sign), by where they ran: direct on the signing goroutine's thread, or thread on one of the store's signing threads while the Go scheduler was saturated.",
+			[]string{"path"}, nil),
+		errs: prometheus.NewDesc("jpkica_hsm_signature_errors_total",
+			"Signatures that failed in the session pool or the token, after any retry.", nil, nil),
+		reinits: prometheus.NewDesc("jpkica_hsm_reinitialisations_total",
+			"Re-initialisations of the PKCS #11 module that succeeded.", nil, nil),
+		attempts: prometheus.NewDesc("jpkica_hsm_reinit_attempts_total",
+			"Attempts to re-initialise the PKCS #11 module.", nil, nil),
+		sessionsOpen: prometheus.NewDesc("jpkica_hsm_sessions_open",
+			"Sessions open on the token.", nil, nil),
+		sessionsInUse: prometheus.NewDesc("jpkica_hsm_sessions_in_use",
+			"Sessions lent out to a signature or another call now.", nil, nil),
+	})
+}
+
+func (c *keyStoreCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.calls, c.errs, c.reinits, c.attempts, c.sessionsOpen, c.sessionsInUse} {
+		ch <- d
+	}
+}
+
+func (c *keyStoreCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.stats()
+	counter := func(d *prometheus.Desc, v int64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	counter(c.calls, s.DirectSignatures, "direct")
+	counter(c.calls, s.ThreadSignatures, "thread")
+	counter(c.errs, s.SignatureErrors)
+	counter(c.reinits, s.Reinitialisations)
+	counter(c.attempts, s.ReinitAttempts)
+	ch <- prometheus.MustNewConstMetric(c.sessionsOpen, prometheus.GaugeValue, float64(s.SessionsOpen))
+	ch <- prometheus.MustNewConstMetric(c.sessionsInUse, prometheus.GaugeValue, float64(s.SessionsInUse))
+}
