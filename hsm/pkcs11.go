@@ -83,8 +83,9 @@ type PKCS11 struct {
 	genMu          sync.Mutex // one key generation at a time, so label checks hold
 }
 
-// OpenPKCS11 loads the module, initialises it, finds the token by label and
-// logs in. A wrong PIN fails with ErrLogin; a missing token with
+// OpenPKCS11 loads the module, initialises it, finds the token by label,
+// logs in, and starts a signing thread per session it may open (see the
+// package documentation). A wrong PIN fails with ErrLogin; a missing token with
 // ErrUnavailable. logger may be nil. Call Close when done: it finalises the
 // module.
 //

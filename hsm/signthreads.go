@@ -48,7 +48,7 @@ type signThreads struct {
 	// offload says whether the next signature goes to a thread;
 	// saturated, but tests pin it.
 	offload func() bool
-	// direct and threaded count the signatures made each way.
+	// direct and threaded count the signing calls made each way.
 	direct, threaded atomic.Int64
 }
 
