@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"testing"
+	"time"
 )
 
 // walCheckpoint runs a checkpoint of the given mode and returns SQLite's
@@ -128,5 +129,73 @@ func TestCheckpointRestartsTheWAL(t *testing.T) {
 	write(103)
 	if busy, log, _ := walCheckpoint(t, s, "NOOP"); busy != 0 || log > 50 {
 		t.Fatalf("after the restart and one write: busy %d, %d frames (%d before); want the WAL started over", busy, log, grown)
+	}
+}
+
+// TestCheckpointEscalates: a checkpoint whose lock-free step leaves the WAL
+// at walRestart frames or more goes on to the second step, and below that
+// it does not. Here a reader keeps the first step from finishing and lets
+// go while the checkpoint waits for the write lock, as a writer that
+// commits during the first step would: only the second step then starts
+// the WAL over.
+func TestCheckpointEscalates(t *testing.T) {
+	defer func(l int) { walRestart = l }(walRestart)
+	for _, tc := range []struct {
+		name      string
+		threshold int
+		restarts  bool
+	}{{"past walRestart", 1, true}, {"under walRestart", 1 << 30, false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			walRestart = tc.threshold
+			s := mustOpen(t, sqliteDSNs(t)+"?_busy_timeout=600000")
+			ctx := context.Background()
+			conn := stopCheckpoints(t, s)
+			write := func(i int64) {
+				mustInsert(t, s, issuance(record(t, big1(i), fmt.Sprintf("CARD-%d", i))))
+			}
+			write(1)
+			reader, err := s.db.Conn(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer reader.Close()
+			var n int
+			if _, err := reader.ExecContext(ctx, "BEGIN DEFERRED"); err != nil {
+				t.Fatal(err)
+			}
+			if err := reader.QueryRowContext(ctx, "SELECT count(*) FROM certificates").Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			for i := int64(2); i <= 20; i++ {
+				write(i)
+			}
+			_, before, copied := walCheckpoint(t, s, "NOOP")
+
+			// The test holds the write lock; the checkpoint's first step
+			// copies what the reader lets it, then any second step waits.
+			s.wmu.Lock()
+			done := make(chan error, 1)
+			go func() { done <- s.checkpoint(ctx, conn) }()
+			for deadline := time.Now().Add(time.Minute); ; time.Sleep(time.Millisecond) {
+				if _, _, c := walCheckpoint(t, s, "NOOP"); c > copied {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatal("the lock-free step copied nothing in a minute")
+				}
+			}
+			if _, err := reader.ExecContext(ctx, "ROLLBACK"); err != nil {
+				t.Fatal(err)
+			}
+			s.wmu.Unlock()
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+			write(21)
+			_, after, _ := walCheckpoint(t, s, "NOOP")
+			if restarted := after < before; restarted != tc.restarts {
+				t.Errorf("WAL started over: %t (%d frames before, %d after one more write), want %t", restarted, before, after, tc.restarts)
+			}
+		})
 	}
 }
