@@ -252,6 +252,9 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if ae.status >= 500 {
 		a.logger.ErrorContext(r.Context(), "api call failed", "method", r.Method, "path", r.URL.Path, "status", ae.status, "err", err)
 	}
+	if ae.status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "1")
+	}
 	writeJSON(w, ae.status, ErrorBody{Error: Error{Code: ae.code, Message: ae.msg}})
 }
 

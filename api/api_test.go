@@ -69,11 +69,15 @@ type answer struct {
 	body   []byte
 }
 
-func (a answer) code() string {
+// apiError is the answer's JSON error, empty if it has none.
+func (a answer) apiError() api.Error {
 	var e api.ErrorBody
 	json.Unmarshal(a.body, &e)
-	return e.Error.Code
+	return e.Error
 }
+
+func (a answer) code() string    { return a.apiError().Code }
+func (a answer) message() string { return a.apiError().Message }
 
 func (c caller) do(method, path string, body any, header ...string) answer {
 	c.t.Helper()

@@ -26,7 +26,7 @@ import (
 const maxSessions = 4
 
 // openSoftHSM opens a fresh SoftHSM2 token as the issuers' key store.
-func openSoftHSM(b *testing.B) (*hsm.PKCS11, *softhsmtest.Token) {
+func openSoftHSM(b testing.TB) (*hsm.PKCS11, *softhsmtest.Token) {
 	tk := softhsmtest.New(b)
 	keys, err := hsm.OpenPKCS11(context.Background(), hsm.PKCS11Config{Module: tk.Module, TokenLabel: tk.Label, PIN: tk.PIN,
 		MaxSessions: maxSessions}, nil)

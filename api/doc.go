@@ -17,7 +17,11 @@
 //
 // Errors are {"error": {"code": "...", "message": "..."}} with the Code*
 // constants; this package is the only one that turns the ca and hsm
-// sentinels into HTTP statuses (see classify).
+// sentinels into HTTP statuses (see classify). A 503 (the key store or the
+// database unavailable) says which of the two is down and carries
+// Retry-After; what went wrong inside (key and token labels, PKCS #11 and
+// SQL errors) goes to the log, not to the client. A 500 says only
+// "internal error".
 //
 // # Input
 //

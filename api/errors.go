@@ -45,7 +45,7 @@ const (
 	CodeBodyTooLarge           = "body_too_large"    // 413
 	CodeNotEligible            = "not_eligible"      // 422: valid, but the JPKI rules do not allow it
 	CodeRateLimited            = "rate_limited"      // 429, with Retry-After
-	CodeUnavailable            = "unavailable"       // 503: HSM or database unavailable; safe to retry
+	CodeUnavailable            = "unavailable"       // 503, with Retry-After: HSM or database unavailable; safe to retry
 	CodeInternal               = "internal"          // 500
 )
 
@@ -86,10 +86,16 @@ func classify(err error, conflictCode string) *apiError {
 		return ae
 	}
 	e := &apiError{msg: err.Error(), cause: err}
+	// A 503's cause names keys, tokens and database errors: it goes to the
+	// log (writeError), and the client gets which part is down.
 	switch {
-	case errors.Is(err, ca.ErrUnavailable), errors.Is(err, hsm.ErrUnavailable),
-		errors.Is(err, context.DeadlineExceeded):
-		e.status, e.code = http.StatusServiceUnavailable, CodeUnavailable
+	case errors.Is(err, hsm.ErrUnavailable):
+		e.status, e.code, e.msg = http.StatusServiceUnavailable, CodeUnavailable, "the key store is unavailable; safe to retry"
+	case errors.Is(err, ca.ErrUnavailable):
+		e.status, e.code, e.msg = http.StatusServiceUnavailable, CodeUnavailable, "the database is unavailable; safe to retry"
+	case errors.Is(err, context.DeadlineExceeded):
+		e.status, e.code, e.msg = http.StatusServiceUnavailable, CodeUnavailable,
+			"the key store or the database did not answer in time; safe to retry"
 	case errors.Is(err, ca.ErrNotEligible):
 		e.status, e.code = http.StatusUnprocessableEntity, CodeNotEligible
 	case errors.Is(err, ca.ErrNotFound):

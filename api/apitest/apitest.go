@@ -51,6 +51,8 @@ type Options struct {
 	// ResponderAlgorithm is the delegated OCSP responders' key type
 	// (catest's default, ECDSA P-256, when zero).
 	ResponderAlgorithm hsm.Algorithm
+	// DSN is the store's; "" means a fresh SQLite file.
+	DSN string
 }
 
 // Server is a running API with its parts.
@@ -73,7 +75,7 @@ var Municipalities = catest.Municipalities
 func New(t testing.TB, opts Options) *Server {
 	t.Helper()
 	clock := &Clock{t: Start}
-	c := catest.New(t, catest.Options{Keys: opts.Keys, IssuerValidity: 20 * 365 * 24 * time.Hour, Clock: clock.Now,
+	c := catest.New(t, catest.Options{Keys: opts.Keys, DSN: opts.DSN, IssuerValidity: 20 * 365 * 24 * time.Hour, Clock: clock.Now,
 		Listener: opts.Listener, Municipalities: Municipalities, ResponderAlgorithm: opts.ResponderAlgorithm})
 	st, kr, auth := c.Store, c.Keyring, c.Auth[1]
 	clientCAs := x509.NewCertPool()

@@ -1,0 +1,177 @@
+package api_test
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/url"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jpkica/jpkica/api"
+	"github.com/jpkica/jpkica/api/apitest"
+	"github.com/jpkica/jpkica/audit"
+	"github.com/jpkica/jpkica/internal/pgtest"
+)
+
+// outageCheck issues a certificate while a dependency is down and after it
+// is back: the request during the outage is a 503 "unavailable" that
+// writes nothing (no certificate, no audit entry, the idempotency key still
+// free), and the same request once the dependency is back issues the
+// certificate, once. The 503 says which part is down in message, and
+// when to retry in Retry-After. down takes the dependency away; up brings it back and
+// may take a while to be noticed, so the retry is repeated while it is 503.
+func outageCheck(t *testing.T, e *env, down, up func(), message string) {
+	t.Helper()
+	ctx := context.Background()
+	if a, _ := e.counter.issue(issueBody("authentication", "CARD-UP", "RES-UP", "302015"), "before"); a.status != 201 {
+		t.Fatalf("before the outage: %d %s", a.status, a.body)
+	}
+	entries := auditCount(t, e.s)
+
+	down()
+	body := issueBody("authentication", "CARD-OUT", "RES-OUT", "302015")
+	a, _ := e.counter.issue(body, "during")
+	if a.status != 503 || a.code() != api.CodeUnavailable || a.message() != message {
+		t.Fatalf("during the outage: %d %s, want 503 %s %q", a.status, a.body, api.CodeUnavailable, message)
+	}
+	up()
+	if a.header.Get("Retry-After") == "" {
+		t.Errorf("the 503 has no Retry-After")
+	}
+
+	if recs, err := e.s.Store.CertificatesByCard(ctx, "CARD-OUT"); err != nil || len(recs) != 0 {
+		t.Fatalf("after the 503: %d certificates on the card (%v), want none", len(recs), err)
+	}
+	if n := auditCount(t, e.s); n != entries {
+		t.Fatalf("after the 503: %d audit entries, %d before", n, entries)
+	}
+	var got api.Issued
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(50 * time.Millisecond) {
+		if a, got = e.counter.issue(body, "during"); a.status != 503 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("still 503 a minute after the outage: %s", a.body)
+		}
+	}
+	if a.status != 201 {
+		t.Fatalf("the same request after the outage: %d %s", a.status, a.body)
+	}
+	if a, again := e.counter.issue(body, "during"); a.status != 201 || again.Serial != got.Serial {
+		t.Fatalf("replayed: %d serial %s, want 201 %s", a.status, again.Serial, got.Serial)
+	}
+	if recs, _ := e.s.Store.CertificatesByCard(ctx, "CARD-OUT"); len(recs) != 1 {
+		t.Fatalf("%d certificates on the card, want 1", len(recs))
+	}
+	var v audit.Verifier
+	if err := e.s.Store.AuditEntries(ctx, v.Next); err != nil {
+		t.Fatalf("audit chain after the outage: %v", err)
+	}
+}
+
+// TestIssueHSMDown: the issuer keys' token goes away (SoftHSM2's token
+// directory moved out) under a running API.
+func TestIssueHSMDown(t *testing.T) {
+	keys, tk := openSoftHSM(t)
+	e := newEnv(t, apitest.Options{Keys: keys})
+	var plugBack func()
+	// The message names the part that is down and nothing inside it: no
+	// key or token label, no PKCS #11 code (the log has those).
+	outageCheck(t, e, func() { plugBack = tk.Unplug(t) }, func() { plugBack() }, "the key store is unavailable; safe to retry")
+}
+
+// TestIssueDatabaseGone: the PostgreSQL server becomes unreachable under a
+// running API (a proxy between them drops every connection and refuses
+// new ones), and comes back.
+func TestIssueDatabaseGone(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := startTCPProxy(t, u.Host)
+	u.Host = p.addr
+	e := newEnv(t, apitest.Options{DSN: u.String()})
+	outageCheck(t, e, p.cut, p.restore, "the database is unavailable; safe to retry")
+}
+
+// tcpProxy forwards connections to a server until cut: then it closes
+// those it has and refuses new ones, until restore.
+type tcpProxy struct {
+	addr, target string
+	mu           sync.Mutex
+	down         bool
+	conns        map[net.Conn]struct{}
+}
+
+func startTCPProxy(t *testing.T, target string) *tcpProxy {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &tcpProxy{addr: ln.Addr().String(), target: target, conns: map[net.Conn]struct{}{}}
+	var wg sync.WaitGroup
+	t.Cleanup(func() {
+		ln.Close()
+		p.cut()
+		wg.Wait()
+	})
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Go(func() { p.serve(c) })
+		}
+	})
+	return p
+}
+
+func (p *tcpProxy) serve(c net.Conn) {
+	defer c.Close()
+	if !p.track(c) {
+		return
+	}
+	up, err := net.Dial("tcp", p.target)
+	if err != nil {
+		return
+	}
+	defer up.Close()
+	if !p.track(up) {
+		return
+	}
+	done := make(chan struct{}, 2)
+	go func() { io.Copy(up, c); done <- struct{}{} }()
+	go func() { io.Copy(c, up); done <- struct{}{} }()
+	<-done
+}
+
+// track remembers c for cut, or says no while the proxy is down.
+func (p *tcpProxy) track(c net.Conn) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.down {
+		return false
+	}
+	p.conns[c] = struct{}{}
+	return true
+}
+
+func (p *tcpProxy) cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.down = true
+	for c := range p.conns {
+		c.Close()
+	}
+	clear(p.conns)
+}
+
+func (p *tcpProxy) restore() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.down = false
+}
