@@ -33,6 +33,40 @@ func stopCheckpoints(t *testing.T, s *Store) *sql.Conn {
 	return conn
 }
 
+// readerHoldingWAL opens a store with its background checkpoints stopped
+// (and a busy timeout that would outlast the test: a checkpoint that
+// waited for a reader would hang), writes certificate 1, opens a reader
+// in a deferred transaction (BeginTx would take the write lock:
+// _txlock=immediate), which keeps the frames written after it out of the
+// database file, and writes certificates 2 to n. It returns the store, a
+// connection for checkpoints, the reader and the writer.
+func readerHoldingWAL(t *testing.T, n int64) (s *Store, conn, reader *sql.Conn, write func(int64)) {
+	t.Helper()
+	ctx := context.Background()
+	s = mustOpen(t, sqliteDSNs(t)+"?_busy_timeout=600000")
+	conn = stopCheckpoints(t, s)
+	write = func(i int64) {
+		mustInsert(t, s, issuance(record(t, big1(i), fmt.Sprintf("CARD-%d", i))))
+	}
+	write(1)
+	reader, err := s.db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { reader.Close() })
+	var count int
+	if _, err := reader.ExecContext(ctx, "BEGIN DEFERRED"); err != nil {
+		t.Fatal(err)
+	}
+	if err := reader.QueryRowContext(ctx, "SELECT count(*) FROM certificates").Scan(&count); err != nil {
+		t.Fatal(err)
+	}
+	for i := int64(2); i <= n; i++ {
+		write(i)
+	}
+	return s, conn, reader, write
+}
+
 func TestCheckpointOffTheWritePath(t *testing.T) {
 	dsn := sqliteDSNs(t)
 	s := mustOpen(t, dsn)
@@ -72,33 +106,8 @@ func TestCheckpointOffTheWritePath(t *testing.T) {
 func TestCheckpointRestartsTheWAL(t *testing.T) {
 	defer func(l int) { walRestart = l }(walRestart)
 	walRestart = 100
-	// A busy timeout that would outlast the test: a checkpoint that
-	// waited for the reader would hang.
-	s := mustOpen(t, sqliteDSNs(t)+"?_busy_timeout=600000")
 	ctx := context.Background()
-	conn := stopCheckpoints(t, s)
-	write := func(i int64) {
-		mustInsert(t, s, issuance(record(t, big1(i), fmt.Sprintf("CARD-%d", i))))
-	}
-	write(1)
-
-	// A reader in a deferred transaction (BeginTx would take the write
-	// lock: _txlock=immediate) keeps the frames written after it.
-	reader, err := s.db.Conn(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer reader.Close()
-	var n int
-	if _, err := reader.ExecContext(ctx, "BEGIN DEFERRED"); err != nil {
-		t.Fatal(err)
-	}
-	if err := reader.QueryRowContext(ctx, "SELECT count(*) FROM certificates").Scan(&n); err != nil {
-		t.Fatal(err)
-	}
-	for i := int64(2); i <= 100; i++ {
-		write(i)
-	}
+	s, conn, reader, write := readerHoldingWAL(t, 100)
 	if err := s.checkpoint(ctx, conn); err != nil {
 		t.Fatalf("with a reader: %v", err)
 	}
@@ -147,28 +156,8 @@ func TestCheckpointEscalates(t *testing.T) {
 	}{{"past walRestart", 1, true}, {"under walRestart", 1 << 30, false}} {
 		t.Run(tc.name, func(t *testing.T) {
 			walRestart = tc.threshold
-			s := mustOpen(t, sqliteDSNs(t)+"?_busy_timeout=600000")
 			ctx := context.Background()
-			conn := stopCheckpoints(t, s)
-			write := func(i int64) {
-				mustInsert(t, s, issuance(record(t, big1(i), fmt.Sprintf("CARD-%d", i))))
-			}
-			write(1)
-			reader, err := s.db.Conn(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer reader.Close()
-			var n int
-			if _, err := reader.ExecContext(ctx, "BEGIN DEFERRED"); err != nil {
-				t.Fatal(err)
-			}
-			if err := reader.QueryRowContext(ctx, "SELECT count(*) FROM certificates").Scan(&n); err != nil {
-				t.Fatal(err)
-			}
-			for i := int64(2); i <= 20; i++ {
-				write(i)
-			}
+			s, conn, reader, write := readerHoldingWAL(t, 20)
 			_, before, copied := walCheckpoint(t, s, "NOOP")
 
 			// The test holds the write lock; the checkpoint's first step
