@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jpkica/jpkica/hsm"
+	"github.com/jpkica/jpkica/internal/softhsmtest"
 	"github.com/jpkica/jpkica/ocsp"
 )
 
@@ -31,13 +33,23 @@ import (
 func BenchmarkPresignVsRaw(b *testing.B) {
 	ec, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	rk, _ := rsa.GenerateKey(rand.Reader, 2048)
+	goKey := func(k crypto.Signer) func(*testing.B) crypto.Signer { return func(*testing.B) crypto.Signer { return k } }
 	for _, tc := range []struct {
 		name string
-		key  crypto.Signer
+		key  func(*testing.B) crypto.Signer
 		n    int
-	}{{"ECDSA-P256", ec, 40000}, {"RSA-2048", rk, 3000}} {
+	}{
+		{"ECDSA-P256", goKey(ec), 40000},
+		{"RSA-2048", goKey(rk), 3000},
+		// A responder key in SoftHSM2, as `jpkica serve` has it with
+		// keys.backend pkcs11: its signatures go through hsm's session
+		// pool and, while the workers keep the scheduler busy, its signing
+		// threads.
+		{"ECDSA-P256-SoftHSM2", softHSMKey(hsm.ECDSAP256), 20000},
+	} {
 		b.Run(tc.name, func(b *testing.B) {
 			workers := runtime.GOMAXPROCS(0)
+			key := tc.key(b)
 			for b.Loop() {
 				// Raw: workers goroutines signing n SHA-256 digests.
 				digest := sha256.Sum256([]byte("tbsResponseData"))
@@ -49,7 +61,7 @@ func BenchmarkPresignVsRaw(b *testing.B) {
 				for range workers {
 					wg.Go(func() {
 						for left.Add(-1) >= 0 {
-							if _, err := tc.key.Sign(rand.Reader, digest[:], crypto.SHA256); err != nil {
+							if _, err := key.Sign(rand.Reader, digest[:], crypto.SHA256); err != nil {
 								panic(err)
 							}
 						}
@@ -59,7 +71,7 @@ func BenchmarkPresignVsRaw(b *testing.B) {
 				raw := float64(tc.n) / time.Since(start).Seconds()
 				rawCPU := float64(tc.n) / (cpuTime() - cpu0).Seconds()
 
-				pki := newPKI(tc.key)
+				pki := newPKI(key)
 				src := newMemSource()
 				for i := 1; i <= tc.n; i++ {
 					r, _ := pki.leaf(b, int64(i))
@@ -133,4 +145,21 @@ func cpuTime() time.Duration {
 		panic(err)
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// softHSMKey makes a key of alg on a fresh SoftHSM2 token.
+func softHSMKey(alg hsm.Algorithm) func(*testing.B) crypto.Signer {
+	return func(b *testing.B) crypto.Signer {
+		tk := softhsmtest.New(b)
+		keys, err := hsm.OpenPKCS11(context.Background(), hsm.PKCS11Config{Module: tk.Module, TokenLabel: tk.Label, PIN: tk.PIN}, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { keys.Close() })
+		key, err := keys.GenerateKey(context.Background(), hsm.GenerateKeyRequest{Label: "responder", Algorithm: alg})
+		if err != nil {
+			b.Fatal(err)
+		}
+		return key
+	}
 }
