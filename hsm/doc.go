@@ -56,8 +56,11 @@
 // they run on the goroutine's own thread, which is quicker on an idle
 // machine (no thread wake-ups). On 2 CPUs this took issuance through the
 // API with SoftHSM2 from 1.72-1.77 CPUs busy to 1.82-1.87 and 6-9% more
-// issuances per second (docs/benchmarks.md). The threads reach the module
-// through its own function list (C_GetFunctionList of the same library).
+// issuances per second (docs/benchmarks.md). With a network HSM, whose
+// signatures are mostly a wait for the appliance, a direct call would hold
+// a P through that wait too. The threads reach the module through its own
+// function list (C_GetFunctionList of the same library). Stats counts the
+// calls made each way.
 //
 // Login state in PKCS #11 belongs to the application and token, not to the
 // session: the first session logs in (CKR_USER_ALREADY_LOGGED_IN counts as
