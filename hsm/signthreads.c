@@ -7,7 +7,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 // The PKCS #11 types this file needs, declared by layout (PKCS #11 v2.40
@@ -97,23 +97,38 @@ void jp_slot_run(jp_slot *s) {
 // jp_run is a slot's thread: wait for a request, sign, report.
 static void *jp_run(void *arg) {
 	jp_slot *s = arg;
-	uint64_t v;
+	char b;
 	for (;;) {
-		if (read(s->reqfd, &v, sizeof v) != sizeof v) {
-			if (errno == EINTR || errno == EAGAIN) {
-				continue;
-			}
-			break; // cannot happen on a live eventfd
+		ssize_t n = read(s->reqread, &b, 1);
+		if (n < 0 && errno == EINTR) {
+			continue;
 		}
-		if (__atomic_load_n(&s->stop, __ATOMIC_ACQUIRE)) {
-			break;
+		if (n != 1 || __atomic_load_n(&s->stop, __ATOMIC_ACQUIRE)) {
+			break; // stop, or the write end closed (cannot happen before stop)
 		}
 		jp_slot_run(s);
-		v = 1;
-		while (write(s->donefd, &v, sizeof v) != sizeof v && errno == EINTR) {
+		b = 1;
+		while (write(s->donewrite, &b, 1) != 1 && errno == EINTR) {
 		}
 	}
 	return NULL;
+}
+
+// jp_pipe makes a pipe whose ends are closed on exec; nonblocking_read
+// makes the read end non-blocking as well.
+static int jp_pipe(int fds[2], int nonblocking_read) {
+	if (pipe(fds) != 0) {
+		return -1;
+	}
+	if (fcntl(fds[0], F_SETFD, FD_CLOEXEC) != 0 || fcntl(fds[1], F_SETFD, FD_CLOEXEC) != 0 ||
+	    (nonblocking_read && fcntl(fds[0], F_SETFL, fcntl(fds[0], F_GETFL) | O_NONBLOCK) != 0)) {
+		int e = errno;
+		close(fds[0]);
+		close(fds[1]);
+		errno = e;
+		return -1;
+	}
+	return 0;
 }
 
 jp_slot *jp_slot_start(jp_module *m) {
@@ -122,20 +137,29 @@ jp_slot *jp_slot_start(jp_module *m) {
 		return NULL;
 	}
 	s->mod = m;
-	s->reqfd = eventfd(0, EFD_CLOEXEC);
-	s->donefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (s->reqfd < 0 || s->donefd < 0) {
+	int req[2], done[2];
+	if (jp_pipe(req, 0) != 0) {
+		free(s);
+		return NULL;
+	}
+	if (jp_pipe(done, 1) != 0) {
 		int e = errno;
-		if (s->reqfd >= 0) close(s->reqfd);
-		if (s->donefd >= 0) close(s->donefd);
+		close(req[0]);
+		close(req[1]);
 		free(s);
 		errno = e;
 		return NULL;
 	}
+	s->reqread = req[0];
+	s->reqfd = req[1];
+	s->donefd = done[0];
+	s->donewrite = done[1];
 	int e = pthread_create(&s->thread, NULL, jp_run, s);
 	if (e != 0) {
-		close(s->reqfd);
-		close(s->donefd);
+		close(req[0]);
+		close(req[1]);
+		close(done[0]);
+		close(done[1]);
 		free(s);
 		errno = e;
 		return NULL;
@@ -145,11 +169,13 @@ jp_slot *jp_slot_start(jp_module *m) {
 
 void jp_slot_stop(jp_slot *s) {
 	__atomic_store_n(&s->stop, 1, __ATOMIC_RELEASE);
-	uint64_t v = 1;
-	while (write(s->reqfd, &v, sizeof v) != sizeof v && errno == EINTR) {
+	char b = 1;
+	while (write(s->reqfd, &b, 1) != 1 && errno == EINTR) {
 	}
 	pthread_join(s->thread, NULL);
 	close(s->reqfd);
+	close(s->reqread);
+	close(s->donewrite);
 	// donefd belongs to the Go side's os.File, which closes it.
 	free(s);
 }

@@ -6,7 +6,6 @@ package hsm
 import "C"
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -26,9 +25,9 @@ import (
 // as the call runs, until the runtime's monitor thread notices, 20 µs or
 // more into it, and hands the P on; while the token signs, Go code that is
 // ready to run waits. On a slot's thread the goroutine instead writes the
-// job into the slot's C memory, wakes the thread through an eventfd (one
-// write(2)), and parks on a second eventfd in the network poller, holding
-// no P, until the thread has signed.
+// job into the slot's C memory, wakes the thread through a pipe (one
+// write(2)), and parks on a second pipe in the network poller, holding no
+// P, until the thread has signed.
 //
 // That costs two thread wake-ups per signature, which an idle machine
 // pays in full (on the 2-vCPU test VM, 60-100 µs: more than an ECDSA
@@ -52,7 +51,8 @@ type signThreads struct {
 	direct, threaded atomic.Int64
 }
 
-// signSlot is one thread and the eventfd that says its job is done.
+// signSlot is one thread and the pipe ends that start a job and say it is
+// done.
 type signSlot struct {
 	c    *C.jp_slot
 	req  int
@@ -116,8 +116,8 @@ func (t *signThreads) sign(sh pkcs11.SessionHandle, key pkcs11.ObjectHandle, mec
 		}
 		if err := s.wait(); err != nil {
 			// The thread may still be signing, so the slot is not given
-			// back. Unreachable short of a broken eventfd; later
-			// signatures wait for the other slots.
+			// back. Unreachable short of a broken pipe; later signatures
+			// wait for the other slots.
 			return nil, err
 		}
 	} else {
@@ -136,12 +136,11 @@ func (t *signThreads) sign(sh pkcs11.SessionHandle, key pkcs11.ObjectHandle, mec
 	return C.GoBytes(unsafe.Pointer(&c.out[0]), C.int(c.out_len)), nil
 }
 
-// wake writes the slot's request eventfd.
+// wake writes a byte to the slot's request pipe.
 func (s *signSlot) wake() error {
-	var one [8]byte
-	binary.NativeEndian.PutUint64(one[:], 1)
+	one := []byte{1}
 	for {
-		_, err := syscall.Write(s.req, one[:])
+		_, err := syscall.Write(s.req, one)
 		if errors.Is(err, syscall.EINTR) {
 			continue
 		}
@@ -152,9 +151,9 @@ func (s *signSlot) wake() error {
 	}
 }
 
-// wait reads the slot's done eventfd through the network poller.
+// wait reads the byte from the slot's done pipe through the network poller.
 func (s *signSlot) wait() error {
-	var v [8]byte
+	var v [1]byte
 	if _, err := s.done.Read(v[:]); err != nil {
 		return fmt.Errorf("signing threads: waiting for a thread: %w", err)
 	}

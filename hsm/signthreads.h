@@ -17,11 +17,14 @@ typedef struct jp_module jp_module;
 
 // jp_slot is one signing thread and its one job. The Go side owns the job
 // fields between taking the slot and writing reqfd; the thread owns them
-// from reading reqfd until it writes donefd.
+// from reading reqread until it writes donewrite. Pipes, not eventfds, so
+// that it builds on any Unix.
 typedef struct jp_slot {
 	jp_module *mod;
-	int reqfd;  // eventfd, blocking: the thread reads a job request
-	int donefd; // eventfd, non-blocking: the Go side waits for the result
+	int reqfd;    // pipe's write end: the Go side writes a byte per job
+	int reqread;  // its read end, blocking: the thread reads the job request
+	int donefd;   // pipe's read end, non-blocking: the Go side waits for the result
+	int donewrite; // its write end: the thread writes a byte when done
 	int stop;   // set (then reqfd written) to end the thread
 	pthread_t thread;
 
@@ -45,14 +48,14 @@ typedef struct jp_slot {
 jp_module *jp_module_open(const char *path, const char **err);
 void jp_module_close(jp_module *m);
 
-// jp_slot_start makes the eventfds and starts the thread; NULL with errno
+// jp_slot_start makes the pipes and starts the thread; NULL with errno
 // set on failure.
 jp_slot *jp_slot_start(jp_module *m);
 // jp_slot_run does the slot's job on the calling thread: C_SignInit, then
 // C_Sign into out.
 void jp_slot_run(jp_slot *s);
-// jp_slot_stop ends the thread (which must be idle), joins it and frees
-// the slot.
+// jp_slot_stop ends the thread (which must be idle), joins it, closes
+// every pipe end but donefd (the Go side's) and frees the slot.
 void jp_slot_stop(jp_slot *s);
 
 #endif

@@ -62,7 +62,7 @@ func TestSignThreadsStartStop(t *testing.T) {
 		// The signing goroutine waits in the network poller, holding no
 		// P: only a pollable file takes a deadline.
 		if err := st.all[0].done.SetReadDeadline(time.Time{}); err != nil {
-			t.Fatalf("the done eventfd is not in the network poller: %v", err)
+			t.Fatalf("the done pipe is not in the network poller: %v", err)
 		}
 		st.stop()
 	}
