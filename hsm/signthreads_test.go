@@ -77,7 +77,7 @@ func TestSignThreadsStartStop(t *testing.T) {
 func threadCount(t *testing.T) int {
 	es, err := os.ReadDir("/proc/self/task")
 	if err != nil {
-		t.Fatal(err)
+		t.Skipf("counting threads needs Linux's /proc: %v", err)
 	}
 	return len(es)
 }
