@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/miekg/pkcs11"
+
 	"github.com/jpkica/jpkica/internal/softhsmtest"
 )
 
@@ -118,5 +120,59 @@ func TestPKCS11Stats(t *testing.T) {
 	want := Stats{DirectSignatures: 3, ThreadSignatures: 3, SignatureErrors: 1, SessionsOpen: got.SessionsOpen}
 	if got != want || got.SessionsOpen < 1 || got.SessionsOpen > 2 {
 		t.Errorf("Stats() = %+v, want %+v with 1 or 2 sessions open", got, want)
+	}
+}
+
+// TestSignThreadsErrors: what the token refuses comes back as the
+// pkcs11.Error of the call that refused it, down either path, and an input
+// too large for a slot is refused before it takes one; every slot is free
+// again after.
+func TestSignThreadsErrors(t *testing.T) {
+	pss := pkcs11.NewMechanism(pkcs11.CKM_RSA_PKCS_PSS, []byte{1, 2, 3})
+	pkcs1 := pkcs11.NewMechanism(pkcs11.CKM_RSA_PKCS, nil)
+	for _, path := range signPaths {
+		for _, tc := range []struct {
+			name  string
+			mech  *pkcs11.Mechanism
+			input []byte
+			want  error
+		}{
+			// C_SignInit: a PSS parameter of the wrong size.
+			{"parameter", pss, make([]byte, 32), pkcs11.Error(pkcs11.CKR_ARGUMENTS_BAD)},
+			// C_Sign: more than a 2048-bit modulus takes with PKCS #1
+			// padding. SoftHSM2 answers CKR_GENERAL_ERROR, which the store
+			// takes for a module failure: it re-initialises the module,
+			// and the signature after works.
+			{"data length", pkcs1, make([]byte, 300), pkcs11.Error(pkcs11.CKR_GENERAL_ERROR)},
+			{"too large for a slot", pkcs1, make([]byte, 600), ErrInvalidRequest},
+		} {
+			t.Run(path.name+"/"+tc.name, func(t *testing.T) {
+				k, _ := openToken(t, nil)
+				pinPath(k, path.offload)
+				ctx := context.Background()
+				key, err := k.GenerateKey(ctx, GenerateKeyRequest{Label: "rsa", Algorithm: RSA2048})
+				if err != nil {
+					t.Fatal(err)
+				}
+				err = k.withSession(ctx, false, func(l *lease) error {
+					h, err := key.(*p11Signer).objectHandle(l)
+					if err != nil {
+						return err
+					}
+					_, err = k.threads.sign(l.sh, h, tc.mech, tc.input)
+					return err
+				})
+				if !errors.Is(err, tc.want) {
+					t.Errorf("got %v, want %v", err, tc.want)
+				}
+				if n := len(k.threads.free); n != cap(k.threads.free) {
+					t.Errorf("%d of %d slots free after the error", n, cap(k.threads.free))
+				}
+				// The session and the module are still good.
+				if _, err := key.Sign(nil, digest256("after"), crypto.SHA256); err != nil {
+					t.Errorf("Sign after the error: %v", err)
+				}
+			})
+		}
 	}
 }
