@@ -33,7 +33,9 @@ import (
 func BenchmarkPresignVsRaw(b *testing.B) {
 	ec, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	rk, _ := rsa.GenerateKey(rand.Reader, 2048)
-	goKey := func(k crypto.Signer) func(*testing.B) crypto.Signer { return func(*testing.B) crypto.Signer { return k } }
+	goKey := func(k crypto.Signer) func(*testing.B) crypto.Signer {
+		return func(*testing.B) crypto.Signer { return k }
+	}
 	for _, tc := range []struct {
 		name string
 		key  func(*testing.B) crypto.Signer
