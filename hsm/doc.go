@@ -54,9 +54,9 @@
 // C_Sign run on C threads of the store's own, one per session, and the
 // signing goroutine waits in the network poller holding no P; otherwise
 // they run on the goroutine's own thread, which is quicker on an idle
-// machine (no thread wake-ups). On 2 CPUs this took issuance through the
-// API with SoftHSM2 from 1.72-1.77 CPUs busy to 1.82-1.87 and 6-9% more
-// issuances per second (docs/benchmarks.md). With a network HSM, whose
+// machine (no thread wake-ups). On 2 CPUs, issuance through the API with
+// SoftHSM2 went from 1.74-1.84 CPUs busy to 1.82-1.88 (docs/benchmarks.md,
+// issuance, session 4). With a network HSM, whose
 // signatures are mostly a wait for the appliance, a direct call would hold
 // a P through that wait too. The threads reach the module through its own
 // function list (C_GetFunctionList of the same library). Stats counts the
