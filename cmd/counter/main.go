@@ -2,13 +2,14 @@
 // counter: issue both certificates onto a card, renew, revoke, open a proxy
 // application, list renewal notices, quote the fee.
 //
-//	counter [connection flags] issue   --resident FILE.json --card-id ID --card-expires DATE [card flags] [--proxy-app ID --answer CODE]
-//	counter [connection flags] renew   (same as issue: the new certificates supersede the old ones)
-//	counter [connection flags] revoke  --serial HEX --reason REASON
-//	counter [connection flags] proxy   --resident FILE.json --card-id ID --card-expires DATE [--types signature,authentication]
-//	counter [connection flags] notices --municipality CODE --on DATE [--csv]
-//	counter fee [--signature] [--authentication] [--my-number-card] [--own-loss]
+//	counter issue   [connection flags] --resident FILE.json --card-id ID --card-expires DATE [card flags] [--proxy-app ID --answer CODE]
+//	counter renew   (same as issue: the new certificates supersede the old ones)
+//	counter revoke  [connection flags] --serial HEX --reason REASON
+//	counter proxy   [connection flags] --resident FILE.json --card-id ID --card-expires DATE [--types signature,authentication]
+//	counter notices [connection flags] --municipality CODE --on DATE [--csv]
+//	counter fee     [--signature] [--authentication] [--my-number-card] [--own-loss]
 //
+// counter help lists the commands, counter COMMAND -h a command's flags.
 // Connection flags: --api https://127.0.0.1:8443 --cert PREFIX.crt --key
 // PREFIX.key --ca PREFIX-ca.crt. Card flags: --module, --sig-token,
 // --auth-token; the transport PINs come from the environment
@@ -39,10 +40,69 @@ import (
 
 var errUsage = errors.New("usage")
 
+// synopses are the commands' lines of usage.
+var synopses = []string{
+	"issue   --resident FILE.json --card-id ID --card-expires DATE [card flags] [--proxy-app ID --answer CODE]",
+	"renew   (as issue: the new certificates supersede the old ones)",
+	"revoke  --serial HEX --reason REASON",
+	"proxy   --resident FILE.json --card-id ID --card-expires DATE [--types signature,authentication]",
+	"notices --municipality CODE --on DATE [--csv]",
+	"fee     [--signature] [--authentication] [--my-number-card] [--own-loss] [--per-certificate YEN]",
+}
+
+// usage is the whole command line, for help and for a line it cannot read.
+func usage() string {
+	var b strings.Builder
+	b.WriteString("usage: counter <command> [flags]\n\ncommands:\n")
+	for _, l := range synopses {
+		b.WriteString("  " + l + "\n")
+	}
+	b.WriteString("\nEvery command but fee takes the connection flags (--api, --cert, --key, --ca);\n" +
+		"issue and renew the card flags (--module, --sig-token, --auth-token) too.\n" +
+		"counter <command> -h lists a command's flags. The card PINs come from the environment:\n" +
+		"COUNTER_SIG_TRANSPORT_PIN, COUNTER_AUTH_TRANSPORT_PIN, COUNTER_SIG_PIN, COUNTER_AUTH_PIN.\n")
+	return b.String()
+}
+
+// helpText is what -h asked for, for standard output, and no failure.
+type helpText string
+
+func (h helpText) Error() string { return string(h) }
+
+// parseFlags parses a command's flags. -h gives a helpText with the
+// command's line of usage and its flags; a flag it does not know, a usage
+// error that lists them.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	err := fs.Parse(args)
+	if err == nil {
+		return nil
+	}
+	var b strings.Builder
+	for _, l := range synopses {
+		if strings.HasPrefix(l, fs.Name()+" ") {
+			fmt.Fprintf(&b, "usage: counter %s\n\n", l)
+		}
+	}
+	fmt.Fprintf(&b, "flags of counter %s:\n", fs.Name())
+	fs.SetOutput(&b)
+	fs.PrintDefaults()
+	fs.SetOutput(io.Discard)
+	if errors.Is(err, flag.ErrHelp) {
+		return helpText(b.String())
+	}
+	return fmt.Errorf("%w: %s: %v\n\n%s", errUsage, fs.Name(), err, b.String())
+}
+
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout, os.Getenv); err != nil {
+	err := run(ctx, os.Args[1:], os.Stdout, os.Getenv)
+	var help helpText
+	if errors.As(err, &help) {
+		fmt.Fprint(os.Stdout, help)
+		return
+	}
+	if err != nil {
 		fmt.Fprintf(os.Stderr, "counter: %v\n", err)
 		if errors.Is(err, errUsage) {
 			os.Exit(2)
@@ -88,7 +148,11 @@ func (f flags) client() (*counter.Client, error) {
 
 func run(ctx context.Context, args []string, stdout io.Writer, getenv func(string) string) error {
 	if len(args) == 0 {
-		return fmt.Errorf("%w: counter issue|renew|revoke|proxy|notices|fee", errUsage)
+		return fmt.Errorf("%w: no command\n\n%s", errUsage, usage())
+	}
+	switch args[0] {
+	case "help", "-h", "--help":
+		return helpText(usage())
 	}
 	cmd, rest := args[0], args[1:]
 	f := newFlags(cmd)
@@ -102,8 +166,8 @@ func run(ctx context.Context, args []string, stdout io.Writer, getenv func(strin
 		types := f.fs.String("types", "authentication,signature", "certificates to issue")
 		proxyApp := f.fs.String("proxy-app", "", "proxy application ID")
 		answer := f.fs.String("answer", "", "answer code from the proxy's answer sheet")
-		if err := f.fs.Parse(rest); err != nil {
-			return fmt.Errorf("%w: %v", errUsage, err)
+		if err := parseFlags(f.fs, rest); err != nil {
+			return err
 		}
 		res, err := readResident(*residentFile)
 		if err != nil {
@@ -166,7 +230,10 @@ func run(ctx context.Context, args []string, stdout io.Writer, getenv func(strin
 	case "revoke":
 		serial := f.fs.String("serial", "", "certificate serial (hex)")
 		reason := f.fs.String("reason", "", "RFC 5280 reason, e.g. keyCompromise")
-		if err := f.fs.Parse(rest); err != nil || *serial == "" || *reason == "" {
+		if err := parseFlags(f.fs, rest); err != nil {
+			return err
+		}
+		if *serial == "" || *reason == "" {
 			return fmt.Errorf("%w: revoke --serial HEX --reason REASON", errUsage)
 		}
 		c, err := f.client()
@@ -183,8 +250,8 @@ func run(ctx context.Context, args []string, stdout io.Writer, getenv func(strin
 		cardID := f.fs.String("card-id", "", "card serial")
 		cardExpires := f.fs.String("card-expires", "", "card expiry YYYY-MM-DD")
 		types := f.fs.String("types", "authentication,signature", "certificates applied for")
-		if err := f.fs.Parse(rest); err != nil {
-			return fmt.Errorf("%w: %v", errUsage, err)
+		if err := parseFlags(f.fs, rest); err != nil {
+			return err
 		}
 		res, err := readResident(*residentFile)
 		if err != nil {
@@ -204,8 +271,8 @@ func run(ctx context.Context, args []string, stdout io.Writer, getenv func(strin
 		m := f.fs.String("municipality", "", "six-digit code")
 		on := f.fs.String("on", "", "date YYYY-MM-DD")
 		asCSV := f.fs.Bool("csv", false, "CSV for the mail house")
-		if err := f.fs.Parse(rest); err != nil {
-			return fmt.Errorf("%w: %v", errUsage, err)
+		if err := parseFlags(f.fs, rest); err != nil {
+			return err
 		}
 		day, err := ca.ParseDate(*on)
 		if err != nil {
@@ -237,8 +304,8 @@ func run(ctx context.Context, args []string, stdout io.Writer, getenv func(strin
 		fs.BoolVar(&req.MyNumberCard, "my-number-card", false, "onto a My Number Card")
 		fs.BoolVar(&req.ReissueAfterOwnLoss, "own-loss", false, "re-issue after the holder's own loss")
 		per := fs.Int("per-certificate", counter.DefaultFees.PerCertificate, "the municipality's fee per certificate (yen)")
-		if err := fs.Parse(rest); err != nil {
-			return fmt.Errorf("%w: %v", errUsage, err)
+		if err := parseFlags(fs, rest); err != nil {
+			return err
 		}
 		q := counter.FeeSchedule{PerCertificate: *per}.Quote(req)
 		for _, l := range q.Lines {
@@ -247,7 +314,7 @@ func run(ctx context.Context, args []string, stdout io.Writer, getenv func(strin
 		fmt.Fprintf(stdout, "%-15s %5d yen\n", "total", q.Total)
 		return nil
 	}
-	return fmt.Errorf("%w: unknown command %q", errUsage, cmd)
+	return fmt.Errorf("%w: unknown command %q\n\n%s", errUsage, cmd, usage())
 }
 
 func readResident(path string) (api.Resident, error) {

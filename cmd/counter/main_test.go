@@ -25,3 +25,34 @@ func TestUsage(t *testing.T) {
 		}
 	}
 }
+
+// TestHelp: help lists the commands, -h after a command lists its flags,
+// and neither is a failure; an unknown flag is a usage error that lists
+// them too.
+func TestHelp(t *testing.T) {
+	getenv := func(string) string { return "" }
+	for args, want := range map[string][]string{
+		"help":       {"issue ", "notices ", "COUNTER_SIG_PIN"},
+		"issue -h":   {"usage: counter issue ", "-card-id", "-sig-token", "-api"},
+		"revoke -h":  {"usage: counter revoke ", "-serial", "-reason"},
+		"fee --help": {"usage: counter fee ", "-per-certificate"},
+		"notices -h": {"-municipality", "-csv"},
+	} {
+		var out bytes.Buffer
+		err := run(context.Background(), strings.Fields(args), &out, getenv)
+		var help helpText
+		if !errors.As(err, &help) {
+			t.Errorf("run(%q) = %v, want help", args, err)
+			continue
+		}
+		for _, w := range want {
+			if !strings.Contains(string(help), w) {
+				t.Errorf("run(%q) help lacks %q:\n%s", args, w, help)
+			}
+		}
+	}
+	err := run(context.Background(), []string{"revoke", "--nope"}, &bytes.Buffer{}, getenv)
+	if !errors.Is(err, errUsage) || !strings.Contains(err.Error(), "-serial") {
+		t.Errorf("an unknown flag: %v, want a usage error listing the flags", err)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 )
 
@@ -31,13 +32,22 @@ commands:
 // errUsage marks a command line that could not be understood.
 var errUsage = errors.New("usage")
 
+// helpText is what -h or --help after a command asked for: the command's
+// flags, for standard output, and no failure.
+type helpText string
+
+func (h helpText) Error() string { return string(h) }
+
 func main() {
 	logger := newTextLogger(os.Stderr)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	err := run(ctx, os.Args[1:], os.Stdout, logger)
+	var help helpText
 	switch {
 	case err == nil:
+	case errors.As(err, &help):
+		fmt.Fprint(os.Stdout, help)
 	case errors.Is(err, errUsage):
 		fmt.Fprintf(os.Stderr, "jpkica: %v\n\n%s", err, usage)
 		os.Exit(2)
@@ -96,12 +106,35 @@ func newFlags(name string) (*flag.FlagSet, *string) {
 	return fs, configPath
 }
 
+// parseFlags parses a command's flags. -h or --help gives a helpText with
+// the command's flags; a flag it does not know, a usage error that lists
+// them.
 func parseFlags(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		return fmt.Errorf("%w: %s: %v", errUsage, fs.Name(), err)
+	err := fs.Parse(args)
+	if errors.Is(err, flag.ErrHelp) {
+		return helpText(flagHelp(fs))
+	}
+	if err != nil {
+		return fmt.Errorf("%w: %s: %v\n\n%s", errUsage, fs.Name(), err, flagHelp(fs))
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("%w: %s: unexpected argument %q", errUsage, fs.Name(), fs.Arg(0))
 	}
 	return nil
+}
+
+// flagHelp is a command's line of usage, then its flags with their
+// defaults.
+func flagHelp(fs *flag.FlagSet) string {
+	var b strings.Builder
+	for _, line := range strings.Split(usage, "\n") {
+		if strings.HasPrefix(strings.TrimSpace(line), fs.Name()+" ") {
+			fmt.Fprintf(&b, "usage: jpkica %s\n\n", strings.TrimSpace(line))
+		}
+	}
+	fmt.Fprintf(&b, "flags of jpkica %s:\n", fs.Name())
+	fs.SetOutput(&b)
+	fs.PrintDefaults()
+	fs.SetOutput(io.Discard)
+	return b.String()
 }

@@ -251,3 +251,30 @@ func freeAddr(t *testing.T) string {
 	defer ln.Close()
 	return ln.Addr().String()
 }
+
+// TestHelp: -h after a command lists its line of usage and its flags and
+// is no failure; an unknown flag is a usage error that lists them too.
+func TestHelp(t *testing.T) {
+	for args, want := range map[string][]string{
+		"revoke -h":        {"usage: jpkica revoke ", "-reason", "-config"},
+		"crl generate -h":  {"usage: jpkica crl generate ", "-partition", "-delta"},
+		"serve --help":     {"usage: jpkica serve ", "-role"},
+		"clients issue -h": {"-municipality", "-out"},
+	} {
+		err := run(context.Background(), strings.Fields(args), io.Discard, slog.New(slog.DiscardHandler))
+		var help helpText
+		if !errors.As(err, &help) {
+			t.Errorf("run(%q) = %v, want help", args, err)
+			continue
+		}
+		for _, w := range want {
+			if !strings.Contains(string(help), w) {
+				t.Errorf("run(%q) help lacks %q:\n%s", args, w, help)
+			}
+		}
+	}
+	err := run(context.Background(), []string{"revoke", "--nope"}, io.Discard, slog.New(slog.DiscardHandler))
+	if !errors.Is(err, errUsage) || !strings.Contains(err.Error(), "-reason") {
+		t.Errorf("an unknown flag: %v, want a usage error listing the flags", err)
+	}
+}
