@@ -36,9 +36,10 @@ import (
 	"github.com/jpkica/jpkica/api"
 	"github.com/jpkica/jpkica/ca"
 	"github.com/jpkica/jpkica/counter"
+	"github.com/jpkica/jpkica/internal/cmdflags"
 )
 
-var errUsage = errors.New("usage")
+var errUsage = cmdflags.ErrUsage
 
 // synopses are the commands' lines of usage.
 var synopses = []string{
@@ -65,32 +66,11 @@ func usage() string {
 }
 
 // helpText is what -h asked for, for standard output, and no failure.
-type helpText string
+type helpText = cmdflags.Help
 
-func (h helpText) Error() string { return string(h) }
-
-// parseFlags parses a command's flags. -h gives a helpText with the
-// command's line of usage and its flags; a flag it does not know, a usage
-// error that lists them.
+// parseFlags parses a command's flags (see cmdflags.Parse).
 func parseFlags(fs *flag.FlagSet, args []string) error {
-	err := fs.Parse(args)
-	if err == nil {
-		return nil
-	}
-	var b strings.Builder
-	for _, l := range synopses {
-		if strings.HasPrefix(l, fs.Name()+" ") {
-			fmt.Fprintf(&b, "usage: counter %s\n\n", l)
-		}
-	}
-	fmt.Fprintf(&b, "flags of counter %s:\n", fs.Name())
-	fs.SetOutput(&b)
-	fs.PrintDefaults()
-	fs.SetOutput(io.Discard)
-	if errors.Is(err, flag.ErrHelp) {
-		return helpText(b.String())
-	}
-	return fmt.Errorf("%w: %s: %v\n\n%s", errUsage, fs.Name(), err, b.String())
+	return cmdflags.Parse(fs, args, "counter", synopses)
 }
 
 func main() {

@@ -13,6 +13,8 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+
+	"github.com/jpkica/jpkica/internal/cmdflags"
 )
 
 const usage = `usage: jpkica <command> [flags]
@@ -30,13 +32,11 @@ commands:
 `
 
 // errUsage marks a command line that could not be understood.
-var errUsage = errors.New("usage")
+var errUsage = cmdflags.ErrUsage
 
 // helpText is what -h or --help after a command asked for: the command's
 // flags, for standard output, and no failure.
-type helpText string
-
-func (h helpText) Error() string { return string(h) }
+type helpText = cmdflags.Help
 
 func main() {
 	logger := newTextLogger(os.Stderr)
@@ -106,35 +106,18 @@ func newFlags(name string) (*flag.FlagSet, *string) {
 	return fs, configPath
 }
 
-// parseFlags parses a command's flags. -h or --help gives a helpText with
-// the command's flags; a flag it does not know, a usage error that lists
-// them.
+// parseFlags parses a command's flags (see cmdflags.Parse) and refuses
+// arguments after them.
 func parseFlags(fs *flag.FlagSet, args []string) error {
-	err := fs.Parse(args)
-	if errors.Is(err, flag.ErrHelp) {
-		return helpText(flagHelp(fs))
+	var synopses []string
+	for _, line := range strings.Split(usage, "\n") {
+		synopses = append(synopses, strings.TrimSpace(line))
 	}
-	if err != nil {
-		return fmt.Errorf("%w: %s: %v\n\n%s", errUsage, fs.Name(), err, flagHelp(fs))
+	if err := cmdflags.Parse(fs, args, "jpkica", synopses); err != nil {
+		return err
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("%w: %s: unexpected argument %q", errUsage, fs.Name(), fs.Arg(0))
 	}
 	return nil
-}
-
-// flagHelp is a command's line of usage, then its flags with their
-// defaults.
-func flagHelp(fs *flag.FlagSet) string {
-	var b strings.Builder
-	for _, line := range strings.Split(usage, "\n") {
-		if strings.HasPrefix(strings.TrimSpace(line), fs.Name()+" ") {
-			fmt.Fprintf(&b, "usage: jpkica %s\n\n", strings.TrimSpace(line))
-		}
-	}
-	fmt.Fprintf(&b, "flags of jpkica %s:\n", fs.Name())
-	fs.SetOutput(&b)
-	fs.PrintDefaults()
-	fs.SetOutput(io.Discard)
-	return b.String()
 }
