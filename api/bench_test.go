@@ -26,14 +26,14 @@ import (
 const maxSessions = 4
 
 // openSoftHSM opens a fresh SoftHSM2 token as the issuers' key store.
-func openSoftHSM(b testing.TB) (*hsm.PKCS11, *softhsmtest.Token) {
-	tk := softhsmtest.New(b)
+func openSoftHSM(t testing.TB) (*hsm.PKCS11, *softhsmtest.Token) {
+	tk := softhsmtest.New(t)
 	keys, err := hsm.OpenPKCS11(context.Background(), hsm.PKCS11Config{Module: tk.Module, TokenLabel: tk.Label, PIN: tk.PIN,
 		MaxSessions: maxSessions}, nil)
 	if err != nil {
-		b.Fatal(err)
+		t.Fatal(err)
 	}
-	b.Cleanup(func() { keys.Close() })
+	t.Cleanup(func() { keys.Close() })
 	return keys, tk
 }
 

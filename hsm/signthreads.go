@@ -55,8 +55,7 @@ type signThreads struct {
 // done.
 type signSlot struct {
 	c    *C.jp_slot
-	req  int
-	done *os.File
+	done *os.File // c.donefd, in the network poller
 }
 
 // startSignThreads loads the module again and starts n threads.
@@ -75,7 +74,7 @@ func startSignThreads(module string, n int) (*signThreads, error) {
 			t.stop()
 			return nil, fmt.Errorf("signing threads: starting a thread: %w", err)
 		}
-		s := &signSlot{c: c, req: int(c.reqfd), done: os.NewFile(uintptr(c.donefd), "pkcs11-sign-done")}
+		s := &signSlot{c: c, done: os.NewFile(uintptr(c.donefd), "pkcs11-sign-done")}
 		t.all = append(t.all, s)
 		t.free <- s
 	}
@@ -140,7 +139,7 @@ func (t *signThreads) sign(sh pkcs11.SessionHandle, key pkcs11.ObjectHandle, mec
 func (s *signSlot) wake() error {
 	one := []byte{1}
 	for {
-		_, err := syscall.Write(s.req, one)
+		_, err := syscall.Write(int(s.c.reqfd), one)
 		if errors.Is(err, syscall.EINTR) {
 			continue
 		}
