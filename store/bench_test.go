@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"math/big"
 	"testing"
 	"time"
 
@@ -77,4 +78,29 @@ func benchBulkInsert(b *testing.B, dsn newDSN) {
 	b.StopTimer()
 	b.ReportMetric(float64(rows)/elapsed.Seconds(), "rows/s")
 	b.ReportMetric(float64(rows), "rows")
+}
+
+// BenchmarkInsertCertificate measures one issuance's transaction as the
+// API makes it: the certificate superseding the card's previous one (there
+// is none), its idempotency key and its audit entry, in a store that grows
+// by one row per op.
+//
+//	go test ./store -run '^$' -bench InsertCertificate -benchtime=20000x
+func BenchmarkInsertCertificate(b *testing.B) {
+	b.Run("SQLite", func(b *testing.B) { benchInsertCertificate(b, sqliteDSNs) })
+	b.Run("PostgreSQL", func(b *testing.B) { benchInsertCertificate(b, postgresDSNs) })
+}
+
+func benchInsertCertificate(b *testing.B, dsn newDSN) {
+	s := mustOpen(b, dsn(b))
+	ctx := context.Background()
+	n := int64(0)
+	for b.Loop() {
+		n++
+		in := issuance(record(b, big.NewInt(n), fmt.Sprintf("card-%d", n)))
+		in.IdempotencyKey, in.ClientID, in.RequestHash = fmt.Sprintf("key-%d", n), "counter:302015:bench", []byte("hash")
+		if _, err := s.InsertCertificate(ctx, in); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -331,15 +332,19 @@ func (s *Store) InsertCertificate(ctx context.Context, in ca.Issuance) ([]ca.Ser
 	err = s.writeAudited(ctx, "inserting certificate "+r.Serial.Hex(), func(tx *sqlx.Tx, c *chain) error {
 		superseded = nil
 		if in.Supersede {
+			// Sorted here, not by ORDER BY: SQLite sorts the OR of two
+			// index lookups in a temporary B-tree, which took a quarter of
+			// the transaction's time for the few rows there ever are.
 			var keys []string
 			err := tx.SelectContext(ctx, &keys, s.q(`SELECT serial_hex FROM certificates
 WHERE cert_type = ? AND (
   (card_id = ? AND (status = 'good' OR (status = 'revoked' AND reason = ?)))
-  OR (resident_id = ? AND status = 'revoked' AND reason = ?))
-ORDER BY serial_hex`), r.Type.String(), r.CardID, int(ca.CertificateHold), r.ResidentID, int(ca.CertificateHold))
+  OR (resident_id = ? AND status = 'revoked' AND reason = ?))`),
+				r.Type.String(), r.CardID, int(ca.CertificateHold), r.ResidentID, int(ca.CertificateHold))
 			if err != nil {
 				return fmt.Errorf("finding certificates to supersede: %w", s.classify(err))
 			}
+			slices.Sort(keys)
 			for _, k := range keys {
 				if _, err := tx.ExecContext(ctx, s.q(`UPDATE certificates
 SET status = 'revoked', reason = ?, revoked_at = ?, change_seq = `+s.changeSeq()+`

@@ -163,7 +163,9 @@ func testSupersede(t *testing.T, _ newDSN, open func(*testing.T) *Store) {
 	lostSig.Serial, lostSig.Type = ca.SerialFromBig(big1(7)), ca.Signature
 	stranger := record(t, big1(8), "card-stranger")
 	stranger.Status, stranger.Reason, stranger.RevokedAt = ca.OnHold, ca.CertificateHold, t0
-	for _, r := range []ca.Record{old, heldSig, gone, oldHeld, lost, lostSig, stranger} {
+	// oldHeld goes in before old, so that the database's own order is not
+	// the serials' order.
+	for _, r := range []ca.Record{oldHeld, old, heldSig, gone, lost, lostSig, stranger} {
 		in := issuance(r)
 		in.Supersede = false
 		mustInsert(t, s, in)
