@@ -22,8 +22,11 @@
 //     (RFC 5280 4.2.1.4, 4.2.1.6, 4.2.1.13; RFC 6960 4.2.2.2 for responders).
 //   - Serial numbers (NewSerial): 126 random bits, a positive 16-octet
 //     INTEGER (RFC 5280 4.1.2.2).
-//   - Pre-issuance linting (Lint, LintDER, LintCRL): zlint v3 on a copy
-//     signed with a throwaway key, minus the documented lintExceptions.
+//   - Pre-issuance linting (Lint, LintDER, LintCRL): zlint v3's lints of the
+//     standards JPKI follows (lintSources: RFC 5280 and its companions, and
+//     zlint's community lints; not the web PKI's) on the TBSCertificate the
+//     issuer key is to sign, with a placeholder signature, or on a
+//     self-signed template signed by a throwaway key.
 //
 // # Time, randomness, concurrency
 //

@@ -8,7 +8,6 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"fmt"
-	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -18,34 +17,24 @@ import (
 	"github.com/zmap/zlint/v3/lint"
 )
 
-// lintExceptions are the zlint lints that are not run, each because a JPKI
-// rule contradicts the web-PKI rule it checks. This is the only list.
-var lintExceptions = map[string]string{
-	// Issuer roots. DOMAIN.md fixes their names: C=JP, O=JPKI, two OUs and
-	// no CN, as J-LIS's roots have; they are not TLS CAs.
-	"e_ca_common_name_missing":  "the JPKI root names have no CN (DOMAIN.md)",
-	"e_subj_orgunit_in_ca_cert": "the JPKI root names carry two OUs (DOMAIN.md)",
-
-	// Signature certificate. Its extKeyUsage is unconfirmed and absent by
-	// default, and zlint takes a certificate without one for a TLS server
-	// certificate; JPKI is not a web PKI.
-	"e_duplicate_subject_attribs":                       "the subject has two L attributes, prefecture then municipality (DOMAIN.md)",
-	"e_sub_cert_locality_name_must_not_appear":          "the subject has L without O: the holder's prefecture and municipality (DOMAIN.md)",
-	"e_ext_san_other_name_present":                      "the 4 facts are otherName entries of the subjectAltName (DOMAIN.md)",
-	"e_subject_common_name_not_exactly_from_san":        "the CN is the issuance ID; the subjectAltName holds only the 4 facts",
-	"e_dnsname_not_valid_tld":                           "the CN is the issuance ID, not a host name; zlint reads it as one only because there is no EKU",
-	"e_sub_cert_eku_missing":                            "the signature certificate's EKU is unconfirmed and absent by default (DOMAIN.md)",
-	"e_sub_cert_valid_time_longer_than_39_months":       "card certificates run to the 5th or 6th birthday after issuance, up to 6 years (DOMAIN.md)",
-	"e_sub_cert_valid_time_longer_than_825_days":        "card certificates run to the 5th or 6th birthday after issuance, up to 6 years (DOMAIN.md)",
-	"e_tls_server_cert_valid_time_longer_than_398_days": "card certificates run to the 5th or 6th birthday after issuance; they are not TLS server certificates",
-	"e_server_cert_valid_time_longer_than_200_days":     "card certificates run to the 5th or 6th birthday after issuance; they are not TLS server certificates (dated lint, from 2026-03-15)",
-	"e_server_cert_valid_time_longer_than_100_days":     "card certificates run to the 5th or 6th birthday after issuance; they are not TLS server certificates (dated lint, from 2027-03-15)",
-	"e_server_cert_valid_time_longer_than_47_days":      "card certificates run to the 5th or 6th birthday after issuance; they are not TLS server certificates (dated lint, from 2029-03-15)",
-
-	// CRLs. The CA/B Forum allows only some reason codes; JPKI's practice
-	// statement uses certificateHold (lost card), affiliationChanged (4
-	// facts changed) and cACompromise too (DOMAIN.md, lifecycle table).
-	"e_cab_crl_has_valid_reason_code": "JPKI revokes with certificateHold, affiliationChanged and cACompromise (DOMAIN.md)",
+// lintSources are the zlint lint sources that LintDER and LintCRL run: the
+// IETF standards JPKI's certificates and CRLs follow (RFC 5280 with RFC
+// 3279, 5480 and 8813 for keys and signatures, and 5891 for the names it
+// refers to) and zlint's community lints (encoding and structure mistakes
+// that no standard names). zlint's one RFC 6960 lint is on OCSP responses,
+// which are not linted here.
+//
+// The other sources are rulebooks of other PKIs, and are not run: the CA/B
+// Forum's requirements (TLS, EV, code signing, S/MIME) and the Apple, Chrome
+// and Mozilla root store policies govern the web PKI; ETSI's, the EU's
+// qualified certificates; RFC 6962, Certificate Transparency. JPKI is none of
+// these (DOMAIN.md): its rules contradict theirs on the subject (two L
+// attributes, no O; no CN in the roots), the 4 facts as otherNames, the
+// validity (up to 6 years), the signature certificate's absent extKeyUsage
+// (which zlint takes for a TLS server certificate) and the CRL reasons
+// (certificateHold, affiliationChanged, cACompromise).
+var lintSources = lint.SourceList{
+	lint.RFC3279, lint.RFC5280, lint.RFC5480, lint.RFC5891, lint.RFC8813, lint.Community,
 }
 
 // fermatLint is the zlint lint that LintDER runs as fermatFactors
@@ -54,11 +43,10 @@ var lintExceptions = map[string]string{
 // not an exception.
 const fermatLint = "e_rsa_fermat_factorization"
 
-// lintRegistry is zlint's global registry without lintExceptions and
-// fermatLint, filtered once.
+// lintRegistry is zlint's global registry, filtered once to lintSources
+// without fermatLint.
 var lintRegistry = sync.OnceValues(func() (lint.Registry, error) {
-	names := append(slices.Sorted(maps.Keys(lintExceptions)), fermatLint)
-	return lint.GlobalRegistry().Filter(lint.FilterOptions{ExcludeNames: names})
+	return lint.GlobalRegistry().Filter(lint.FilterOptions{IncludeSources: lintSources, ExcludeNames: []string{fermatLint}})
 })
 
 // lintKeys are throwaway in-memory keys that sign the self-signed
@@ -93,7 +81,7 @@ func lintKeyFor(pub crypto.PublicKey) (crypto.Signer, error) {
 }
 
 // Lint checks a certificate template before the real signature, as Boulder
-// does, and runs zlint v3 without lintExceptions on it. Under an issuer, it
+// does, and runs zlint v3's lints of lintSources on it. Under an issuer, it
 // lints the very TBSCertificate the issuer key would sign (see buildTBS),
 // with a placeholder signature. A self-signed template (issuer nil) is
 // signed by a throwaway key of its own key's type and size, which then

@@ -13,17 +13,38 @@ import (
 	"github.com/zmap/zlint/v3/lint"
 )
 
-func TestLintExceptionsDocumented(t *testing.T) {
-	for name, reason := range lintExceptions {
-		if reason == "" {
-			t.Errorf("lint exception %s has no reason", name)
+// TestLintSources: the registry Lint runs holds the lints of lintSources
+// and no others, each source with lints of its own (a source zlint renamed
+// or emptied would otherwise lint nothing, silently), and a lint of each
+// rulebook left out is not run.
+func TestLintSources(t *testing.T) {
+	reg, err := lintRegistry()
+	if err != nil {
+		t.Fatal(err)
+	}
+	perSource := map[lint.LintSource]int{}
+	for _, l := range reg.CertificateLints().Lints() {
+		if !slices.Contains(lintSources, l.Source) {
+			t.Errorf("lint %s of source %s is run", l.Name, l.Source)
 		}
-		if !slices.Contains(lint.GlobalRegistry().Names(), name) {
-			t.Errorf("lint exception %s is not a zlint lint", name)
+		perSource[l.Source]++
+	}
+	for _, src := range lintSources {
+		if perSource[src] == 0 {
+			t.Errorf("no certificate lint of source %s is run", src)
 		}
 	}
-	if _, err := lintRegistry(); err != nil {
-		t.Fatal(err)
+	for _, name := range []string{
+		"e_sub_cert_eku_missing",                            // CA/B Forum BRs
+		"e_tls_server_cert_valid_time_longer_than_398_days", // Apple
+		"e_cab_crl_has_valid_reason_code",                   // CA/B Forum BRs, a CRL lint
+	} {
+		if lint.GlobalRegistry().CertificateLints().ByName(name) == nil && lint.GlobalRegistry().RevocationListLints().ByName(name) == nil {
+			t.Errorf("zlint no longer has %s", name)
+		}
+		if reg.CertificateLints().ByName(name) != nil || reg.RevocationListLints().ByName(name) != nil {
+			t.Errorf("%s, a web-PKI lint, is run", name)
+		}
 	}
 }
 
@@ -104,5 +125,29 @@ func TestLintFermatWeakKey(t *testing.T) {
 	}
 	if err := Lint(tmpl, f.issuers[Authentication]); err != nil {
 		t.Errorf("Lint(sound key) = %v", err)
+	}
+}
+
+// BenchmarkLintDER: the pre-issuance lint of each card certificate's
+// TBSCertificate, zcrypto's parse and fermatFactors included
+// (docs/benchmarks.md has the figures).
+func BenchmarkLintDER(b *testing.B) {
+	f := newFixture(b)
+	for _, typ := range []CertType{Authentication, Signature} {
+		tbs, err := buildTBS(f.template(b, typ), f.issuers[typ])
+		if err != nil {
+			b.Fatal(err)
+		}
+		der, err := tbs.lintDER(f.issuers[typ])
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(typ.String(), func(b *testing.B) {
+			for b.Loop() {
+				if err := LintDER(der); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
