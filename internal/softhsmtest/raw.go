@@ -1,6 +1,7 @@
 package softhsmtest
 
 import (
+	"bytes"
 	"crypto"
 	"errors"
 	"fmt"
@@ -22,6 +23,7 @@ type RawSigner struct {
 	sessions chan pkcs11.SessionHandle
 	key      pkcs11.ObjectHandle
 	mech     []*pkcs11.Mechanism
+	prefix   []byte // what goes before the digest: RSA's DigestInfo, nothing for ECDSA
 }
 
 // sha256DigestInfo is the DER DigestInfo prefix of a SHA-256 digest
@@ -29,7 +31,7 @@ type RawSigner struct {
 var sha256DigestInfo = []byte{0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00, 0x04, 0x20}
 
 // RawSigner opens sessions sessions on the token and finds the private
-// RSA key labelled label. The module must already be initialised and
+// key labelled label, RSA or EC. The module must already be initialised and
 // logged in by the code under test (hsm.OpenPKCS11); the sessions are
 // closed at the end of the test.
 func (tk *Token) RawSigner(t testing.TB, label string, sessions int) *RawSigner {
@@ -46,8 +48,7 @@ func (tk *Token) RawSigner(t testing.TB, label string, sessions int) *RawSigner 
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &RawSigner{mod: mod, sessions: make(chan pkcs11.SessionHandle, sessions),
-		mech: []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_RSA_PKCS, nil)}}
+	r := &RawSigner{mod: mod, sessions: make(chan pkcs11.SessionHandle, sessions)}
 	for range sessions {
 		sh, err := mod.OpenSession(slot, pkcs11.CKF_SERIAL_SESSION)
 		if err != nil {
@@ -70,12 +71,28 @@ func (tk *Token) RawSigner(t testing.TB, label string, sessions int) *RawSigner 
 		t.Fatalf("finding private key %q: %d found, %v", label, len(hs), err)
 	}
 	r.key = hs[0]
+	attrs, err := mod.GetAttributeValue(sh, r.key, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, nil)})
+	if err != nil {
+		t.Fatalf("C_GetAttributeValue(CKA_KEY_TYPE): %v", err)
+	}
+	// A CK_ULONG as the module writes it, compared as miekg encodes one.
+	keyType := func(kt uint) bool {
+		return bytes.Equal(attrs[0].Value, pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, kt).Value)
+	}
+	switch kt := attrs[0].Value; {
+	case keyType(pkcs11.CKK_RSA):
+		r.mech, r.prefix = []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_RSA_PKCS, nil)}, sha256DigestInfo
+	case keyType(pkcs11.CKK_EC):
+		r.mech = []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_ECDSA, nil)}
+	default:
+		t.Fatalf("private key %q: key type %x is neither RSA nor EC", label, kt)
+	}
 	return r
 }
 
-// SignSHA256 signs a SHA-256 digest with RSA PKCS #1 v1.5 (CKM_RSA_PKCS
-// over the DigestInfo), on a free session, waiting for one if all are in
-// use.
+// SignSHA256 signs a SHA-256 digest, on a free session, waiting for one if
+// all are in use: with RSA PKCS #1 v1.5 (CKM_RSA_PKCS over the DigestInfo)
+// or ECDSA (CKM_ECDSA, the signature as r and s side by side).
 func (r *RawSigner) SignSHA256(digest []byte) ([]byte, error) {
 	if len(digest) != crypto.SHA256.Size() {
 		return nil, fmt.Errorf("%d-byte digest, not SHA-256", len(digest))
@@ -85,7 +102,7 @@ func (r *RawSigner) SignSHA256(digest []byte) ([]byte, error) {
 	if err := r.mod.SignInit(sh, r.mech, r.key); err != nil {
 		return nil, fmt.Errorf("C_SignInit: %w", err)
 	}
-	sig, err := r.mod.Sign(sh, append(append([]byte{}, sha256DigestInfo...), digest...))
+	sig, err := r.mod.Sign(sh, append(append([]byte{}, r.prefix...), digest...))
 	if err != nil {
 		return nil, fmt.Errorf("C_Sign: %w", err)
 	}
