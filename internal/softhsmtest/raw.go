@@ -79,13 +79,13 @@ func (tk *Token) RawSigner(t testing.TB, label string, sessions int) *RawSigner 
 	keyType := func(kt uint) bool {
 		return bytes.Equal(attrs[0].Value, pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, kt).Value)
 	}
-	switch kt := attrs[0].Value; {
+	switch {
 	case keyType(pkcs11.CKK_RSA):
 		r.mech, r.prefix = []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_RSA_PKCS, nil)}, sha256DigestInfo
 	case keyType(pkcs11.CKK_EC):
 		r.mech = []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_ECDSA, nil)}
 	default:
-		t.Fatalf("private key %q: key type %x is neither RSA nor EC", label, kt)
+		t.Fatalf("private key %q: key type %x is neither RSA nor EC", label, attrs[0].Value)
 	}
 	return r
 }
