@@ -83,6 +83,7 @@ type API struct {
 	limiters map[string]*rate.Limiter
 
 	requests *prometheus.CounterVec
+	weakKeys prometheus.Counter
 	latency  *prometheus.HistogramVec
 }
 
@@ -127,13 +128,14 @@ func New(cfg Config, deps Deps) (*API, error) {
 			Help: "API requests by call and HTTP status."}, []string{"call", "code"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "jpkica_api_request_seconds",
 			Help: "API request latency by call.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)}, []string{"call"}),
+		weakKeys: prometheus.NewCounter(prometheus.CounterOpts{Name: "jpkica_api_weak_card_keys_total",
+			Help: "Issuances refused because the card's key failed the lint's key check (Fermat's factorisation)."}),
 	}
 	if deps.Metrics != nil {
-		if err := deps.Metrics.Register(a.requests); err != nil {
-			return nil, fmt.Errorf("registering API metrics: %w", err)
-		}
-		if err := deps.Metrics.Register(a.latency); err != nil {
-			return nil, fmt.Errorf("registering API metrics: %w", err)
+		for _, c := range []prometheus.Collector{a.requests, a.latency, a.weakKeys} {
+			if err := deps.Metrics.Register(c); err != nil {
+				return nil, fmt.Errorf("registering API metrics: %w", err)
+			}
 		}
 	}
 	a.mux = http.NewServeMux()
@@ -249,8 +251,13 @@ func (a *API) allow(client string) (time.Duration, bool) {
 
 func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	ae := classify(err, CodeConflict)
-	if ae.status >= 500 {
+	switch {
+	case ae.status >= 500:
 		a.logger.ErrorContext(r.Context(), "api call failed", "method", r.Method, "path", r.URL.Path, "status", ae.status, "err", err)
+	case errors.Is(err, ca.ErrWeakKey):
+		// A card whose chip makes factorable keys: worth an operator's eye.
+		a.weakKeys.Inc()
+		a.logger.WarnContext(r.Context(), "weak card key refused", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
 	if ae.status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", "1")

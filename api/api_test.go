@@ -3,6 +3,7 @@ package api_test
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -46,6 +47,51 @@ func csrPEM(t testing.TB, key any) string {
 }
 
 var goodCSR = sync.OnceValue(func() string { return csrPEM(&testing.T{}, cardKey()) })
+
+// weakCardKey is an RSA-2048 key whose primes are neighbours, as a flawed
+// chip might make: Fermat's method factors it at once. crypto/rsa refuses
+// to sign with such a key (FIPS 186-5 asks |p-q| > 2^924), so it signs by
+// hand: EMSA-PKCS1-v1_5 over SHA-256 (RFC 8017 section 9.2), then m^d mod n.
+type weakCardKey struct {
+	pub rsa.PublicKey
+	d   *big.Int
+}
+
+func newWeakCardKey(t testing.TB) weakCardKey {
+	t.Helper()
+	p, err := rand.Prime(rand.Reader, 1024) // its top two bits set: p*q has 2048 bits
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := new(big.Int).Add(p, big.NewInt(2))
+	for !q.ProbablyPrime(20) {
+		q.Add(q, big.NewInt(2))
+	}
+	one := big.NewInt(1)
+	phi := new(big.Int).Mul(new(big.Int).Sub(p, one), new(big.Int).Sub(q, one))
+	k := weakCardKey{pub: rsa.PublicKey{N: new(big.Int).Mul(p, q), E: 65537}, d: new(big.Int).ModInverse(big.NewInt(65537), phi)}
+	if k.d == nil {
+		t.Skip("65537 divides (p-1)(q-1): a rare draw")
+	}
+	return k
+}
+
+func (k weakCardKey) Public() crypto.PublicKey { return &k.pub }
+
+func (k weakCardKey) Sign(_ io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
+	if opts.HashFunc() != crypto.SHA256 {
+		return nil, fmt.Errorf("weak card key: %v, want SHA-256", opts.HashFunc())
+	}
+	digestInfo := append([]byte{0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00, 0x04, 0x20}, digest...)
+	em := make([]byte, (k.pub.N.BitLen()+7)/8)
+	em[1] = 1
+	for i := 2; i < len(em)-len(digestInfo)-1; i++ {
+		em[i] = 0xff
+	}
+	copy(em[len(em)-len(digestInfo):], digestInfo)
+	sig := new(big.Int).Exp(new(big.Int).SetBytes(em), k.d, k.pub.N)
+	return sig.FillBytes(make([]byte, len(em))), nil
+}
 
 func resident(id, municipality string) api.Resident {
 	return api.Resident{ID: id, Municipality: municipality, Name: "和歌山　太郎", BirthDate: "1990-05-02", Sex: "male",
@@ -338,6 +384,7 @@ func TestStrictInput(t *testing.T) {
 		{"CSR signature", mod(func(b *api.IssueRequest) { b.CSR = badSig }), 400, api.CodeCSRSignature},
 		{"ECDSA key", mod(func(b *api.IssueRequest) { b.CSR = csrPEM(t, ec) }), 400, api.CodeInvalidCardKey},
 		{"RSA-1024 key", mod(func(b *api.IssueRequest) { b.CSR = csrPEM(t, small) }), 400, api.CodeInvalidCardKey},
+		{"weak RSA-2048 key", mod(func(b *api.IssueRequest) { b.CSR = csrPEM(t, newWeakCardKey(t)) }), 400, api.CodeInvalidCardKey},
 		{"too large", mod(func(b *api.IssueRequest) { b.Resident.Address = strings.Repeat("和", 4000) }), 413, api.CodeBodyTooLarge},
 		{"under 15 signature", mod(func(b *api.IssueRequest) { b.Resident.BirthDate = "2015-01-01" }), 422, api.CodeNotEligible},
 		{"card expired", mod(func(b *api.IssueRequest) { b.Card.Expires = "2025-01-01" }), 422, api.CodeNotEligible},
@@ -364,6 +411,9 @@ func TestStrictInput(t *testing.T) {
 			}
 		})
 	}
+	if got := counterValue(t, e.s, "jpkica_api_weak_card_keys_total"); got != 1 {
+		t.Errorf("jpkica_api_weak_card_keys_total = %v after one weak key, want 1", got)
+	}
 	if a := e.counter.do("POST", "/v1/certificates", []byte(mustJSON(good)), "Idempotency-Key", "x", "Content-Type", "text/plain"); a.status != 415 {
 		t.Fatalf("text/plain body: %d %s", a.status, a.body)
 	}
@@ -385,6 +435,22 @@ func TestStrictInput(t *testing.T) {
 	if a := e.register.do("POST", "/v1/residents/R1/events", map[string]string{"kind": "deceased", "effective": "2026-12-25"}); a.status != 422 {
 		t.Fatalf("future event: %d %s", a.status, a.body)
 	}
+}
+
+// counterValue reads a counter without labels from the server's metrics.
+func counterValue(t testing.TB, s *apitest.Server, name string) float64 {
+	t.Helper()
+	mfs, err := s.Metrics.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
+			return mf.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	t.Fatalf("no counter %s", name)
+	return 0
 }
 
 func mustJSON(v any) string {

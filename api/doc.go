@@ -21,7 +21,11 @@
 // database unavailable) says which of the two is down and carries
 // Retry-After; what went wrong inside (key and token labels, PKCS #11 and
 // SQL errors) goes to the log, not to the client. A 500 says only
-// "internal error".
+// "internal error". A card key that passes the CSR's checks (RSA-2048,
+// e = 65537, a valid signature) but that the pre-issuance lint's Fermat
+// check factors (ca.ErrWeakKey) is 400 invalid_card_key like the others:
+// the card must make a new key; it is logged and counted
+// (jpkica_api_weak_card_keys_total).
 //
 // # Input
 //

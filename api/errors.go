@@ -20,7 +20,7 @@ const (
 	CodeInvalidType            = "invalid_type"             // 400: not signature or authentication
 	CodeInvalidCSR             = "invalid_csr"              // 400: not one PEM PKCS#10 request
 	CodeCSRSignature           = "csr_signature_invalid"    // 400: the CSR's signature does not verify
-	CodeInvalidCardKey         = "invalid_card_key"         // 400: the key is not RSA-2048, e=65537
+	CodeInvalidCardKey         = "invalid_card_key"         // 400: the key is not RSA-2048, e=65537, or it is weak (ca.ErrWeakKey)
 	CodeInvalidFacts           = "invalid_facts"            // 400: name, address, sex or birth date refused
 	CodeInvalidMunicipality    = "invalid_municipality"     // 400: not a six-digit code with its check digit
 	CodeInvalidSerial          = "invalid_serial"           // 400: not a hexadecimal serial
@@ -96,6 +96,11 @@ func classify(err error, conflictCode string) *apiError {
 	case errors.Is(err, context.DeadlineExceeded):
 		e.status, e.code, e.msg = http.StatusServiceUnavailable, CodeUnavailable,
 			"the key store or the database did not answer in time; safe to retry"
+	case errors.Is(err, ca.ErrWeakKey):
+		// Found by the lint, after the CSR's own checks: the card's chip
+		// made a key that Fermat's method factors. Only a new key helps.
+		e.status, e.code, e.msg = http.StatusBadRequest, CodeInvalidCardKey,
+			"the card's key is weak (Fermat's method factors its modulus): make a new key pair on the card"
 	case errors.Is(err, ca.ErrNotEligible):
 		e.status, e.code = http.StatusUnprocessableEntity, CodeNotEligible
 	case errors.Is(err, ca.ErrNotFound):

@@ -112,8 +112,8 @@ func TestLintFermatWeakKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	err = Lint(tmpl, f.issuers[Authentication])
-	if !errors.Is(err, ErrLint) || !strings.Contains(err.Error(), fermatLint) {
-		t.Fatalf("Lint(weak key) = %v, want ErrLint naming %s", err, fermatLint)
+	if !errors.Is(err, ErrLint) || !errors.Is(err, ErrWeakKey) || !strings.Contains(err.Error(), fermatLint) {
+		t.Fatalf("Lint(weak key) = %v, want ErrLint and ErrWeakKey naming %s", err, fermatLint)
 	}
 	if strings.Contains(err.Error(), p.String()) || strings.Contains(err.Error(), q.String()) {
 		t.Errorf("Lint's error carries a factor of the key: %v", err)

@@ -228,6 +228,11 @@ var (
 	ErrConflict = errors.New("conflict")
 	// ErrLint: the certificate failed pre-issuance linting.
 	ErrLint = errors.New("certificate failed lint")
+	// ErrWeakKey: the certificate's subject key failed a key check of the
+	// lint (Fermat's factorisation, zlint's e_rsa_fermat_factorization):
+	// the key, not the profile, is at fault, and whoever sent it must make
+	// a new one. It comes wrapped together with ErrLint.
+	ErrWeakKey = errors.New("weak subject key")
 	// ErrUnavailable: the key store or database is unavailable; safe to retry.
 	ErrUnavailable = errors.New("temporarily unavailable")
 )

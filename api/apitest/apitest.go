@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
 
 	"github.com/jpkica/jpkica/api"
@@ -66,6 +67,7 @@ type Server struct {
 	Clock    *Clock
 	Roots    *x509.CertPool // the card issuers, for verifying issued certificates
 	ServerCA *x509.CertPool // the client CA, which also signs the server certificate
+	Metrics  *prometheus.Registry
 }
 
 // Municipalities are the profiles' municipalities.
@@ -87,7 +89,9 @@ func New(t testing.TB, opts Options) *Server {
 	if cfg.IdentityCacheTTL == 0 {
 		cfg.IdentityCacheTTL = time.Nanosecond
 	}
-	a, err := api.New(cfg, api.Deps{Authority: auth, Store: st, ClientCAs: clientCAs, Clock: clock.Now, Rand: rand.Reader})
+	metrics := prometheus.NewRegistry()
+	a, err := api.New(cfg, api.Deps{Authority: auth, Store: st, ClientCAs: clientCAs, Clock: clock.Now, Rand: rand.Reader,
+		Metrics: metrics})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +105,7 @@ func New(t testing.TB, opts Options) *Server {
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
 	return &Server{URL: srv.URL, HTTP: srv, API: a, Store: st, Keyring: kr, Auth: auth, Clock: clock, Roots: c.Roots,
-		ServerCA: clientCAs}
+		ServerCA: clientCAs, Metrics: metrics}
 }
 
 // Enrol issues a terminal certificate (valid from the clock's time for
