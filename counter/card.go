@@ -316,40 +316,58 @@ func asn1Integer(n *big.Int) ([]byte, error) {
 func (c *Card) Certificate(t ca.CertType) (*x509.Certificate, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	cert, _, err := c.certificate(t)
+	return cert, err
+}
+
+// certificate reads the certificate on the token of t and its CKA_ID.
+// c.mu must be held.
+func (c *Card) certificate(t ca.CertType) (*x509.Certificate, []byte, error) {
 	sh, err := c.session(t)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	hs, err := c.find(sh, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_CERTIFICATE),
 		pkcs11.NewAttribute(pkcs11.CKA_LABEL, t.String())})
 	if err != nil || len(hs) != 1 {
-		return nil, fmt.Errorf("%w: want one certificate on the %v token, found %d (%v)", ErrCard, t, len(hs), err)
+		return nil, nil, fmt.Errorf("%w: want one certificate on the %v token, found %d (%v)", ErrCard, t, len(hs), err)
 	}
-	attrs, err := c.mod.GetAttributeValue(sh, hs[0], []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_VALUE, nil)})
+	attrs, err := c.mod.GetAttributeValue(sh, hs[0], []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_VALUE, nil),
+		pkcs11.NewAttribute(pkcs11.CKA_ID, nil)})
+	if err != nil || len(attrs) != 2 {
+		return nil, nil, fmt.Errorf("%w: reading certificate: %v", ErrCard, err)
+	}
+	cert, err := x509.ParseCertificate(attrs[0].Value)
 	if err != nil {
-		return nil, fmt.Errorf("%w: reading certificate: %v", ErrCard, err)
+		return nil, nil, fmt.Errorf("%w: certificate: %v", ErrCard, err)
 	}
-	return x509.ParseCertificate(attrs[0].Value)
+	return cert, attrs[1].Value, nil
 }
 
-// Signer returns the key that the certificate on the token of t certifies.
+// Signer returns the key that the certificate on the token of t
+// certifies: the one with the certificate's CKA_ID, whatever keys a failed
+// issuance left next to it.
 func (c *Card) Signer(t ca.CertType) (crypto.Signer, error) {
-	cert, err := c.Certificate(t)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cert, id, err := c.certificate(t)
 	if err != nil {
 		return nil, err
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	sh, err := c.session(t)
 	if err != nil {
 		return nil, err
 	}
 	hs, err := c.find(sh, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_PRIVATE_KEY),
-		pkcs11.NewAttribute(pkcs11.CKA_LABEL, t.String())})
+		pkcs11.NewAttribute(pkcs11.CKA_LABEL, t.String()), pkcs11.NewAttribute(pkcs11.CKA_ID, id)})
 	if err != nil || len(hs) != 1 {
-		return nil, fmt.Errorf("%w: want one key on the %v token, found %d (%v)", ErrCard, t, len(hs), err)
+		return nil, fmt.Errorf("%w: want one key for the certificate on the %v token, found %d (%v)", ErrCard, t, len(hs), err)
 	}
-	return &cardSigner{card: c, t: t, h: hs[0], pub: cert.PublicKey.(*rsa.PublicKey)}, nil
+	pub, ok := cert.PublicKey.(*rsa.PublicKey)
+	if !ok {
+		return nil, fmt.Errorf("%w: the certificate's key is not RSA", ErrCard)
+	}
+	return &cardSigner{card: c, t: t, h: hs[0], pub: pub}, nil
 }
 
 // SetPIN changes the token's user PIN from old to pin after checking pin

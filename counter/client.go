@@ -42,6 +42,12 @@ func (e *APIError) Error() string {
 	return fmt.Sprintf("API %d %s: %s", e.Status, e.Code, e.Message)
 }
 
+// ErrNoAnswer: the request went out, or may have, and no answer came back
+// (the connection broke, the client's timeout passed). The API may have
+// done the call: an issuance can be sent again with the same idempotency
+// key and body, and gives back the same certificate.
+var ErrNoAnswer = errors.New("no answer from the API")
+
 // Temporary reports whether retrying the same request may succeed.
 func (e *APIError) Temporary() bool {
 	return e.Status == http.StatusTooManyRequests || e.Status == http.StatusServiceUnavailable
@@ -105,12 +111,12 @@ func (c *Client) do(ctx context.Context, method, path string, body any, out any,
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return fmt.Errorf("%s %s: %w", method, path, err)
+		return c.noAnswer(ctx, method, path, err)
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
-		return fmt.Errorf("%s %s: reading answer: %w", method, path, err)
+		return c.noAnswer(ctx, method, path, fmt.Errorf("reading answer: %w", err))
 	}
 	if resp.StatusCode >= 300 {
 		var eb api.ErrorBody
@@ -129,6 +135,15 @@ func (c *Client) do(ctx context.Context, method, path string, body any, out any,
 		return fmt.Errorf("%s %s: decoding answer: %w", method, path, err)
 	}
 	return nil
+}
+
+// noAnswer wraps a failure to get an answer: ErrNoAnswer unless the
+// caller's own context ended it.
+func (c *Client) noAnswer(ctx context.Context, method, path string, err error) error {
+	if ctx.Err() != nil {
+		return fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	return fmt.Errorf("%s %s: %w: %w", method, path, ErrNoAnswer, err)
 }
 
 // Issue asks for one certificate. The same idempotencyKey and request
@@ -229,8 +244,9 @@ type IssueJob struct {
 // IssueOnto runs the counter's issuance: for each type, a new key on the
 // card, a CSR signed by it, the API call, and the certificate written back
 // onto the card. The card's tokens must be logged in. A call that fails
-// for a temporary reason (429, 503) is sent again with the same key, up to
-// three times.
+// for a temporary reason (429, 503) or whose answer was lost (ErrNoAnswer)
+// is sent again with the same key and CSR, up to three times in all: the
+// API then gives back the certificate it issued, never a second one.
 func IssueOnto(ctx context.Context, c *Client, card *Card, job IssueJob) ([]api.Issued, error) {
 	if job.IdempotencyKey == "" {
 		return nil, fmt.Errorf("%w: an issuance needs an idempotency key", ca.ErrInvalid)
@@ -254,10 +270,14 @@ func IssueOnto(ctx context.Context, c *Client, card *Card, job IssueJob) ([]api.
 		for attempt := 0; ; attempt++ {
 			got, err = c.Issue(ctx, job.IdempotencyKey+"-"+t.String(), req)
 			var ae *APIError
-			if err == nil || !errors.As(err, &ae) || !ae.Temporary() || attempt == 2 {
+			temporary := errors.As(err, &ae) && ae.Temporary()
+			if err == nil || !(temporary || errors.Is(err, ErrNoAnswer)) || attempt == 2 {
 				break
 			}
-			wait := max(ae.RetryAfter, 200*time.Millisecond)
+			wait := 200 * time.Millisecond
+			if temporary {
+				wait = max(ae.RetryAfter, wait)
+			}
 			select {
 			case <-ctx.Done():
 				return out, ctx.Err()

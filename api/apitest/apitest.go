@@ -54,6 +54,9 @@ type Options struct {
 	ResponderAlgorithm hsm.Algorithm
 	// DSN is the store's; "" means a fresh SQLite file.
 	DSN string
+	// Wrap, if set, wraps the API's handler: a test's way to lose or delay
+	// answers between the API and its clients.
+	Wrap func(http.Handler) http.Handler
 }
 
 // Server is a running API with its parts.
@@ -100,7 +103,11 @@ func New(t testing.TB, opts Options) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewUnstartedServer(a)
+	var h http.Handler = a
+	if opts.Wrap != nil {
+		h = opts.Wrap(h)
+	}
+	srv := httptest.NewUnstartedServer(h)
 	srv.TLS = api.TLSConfig(cert)
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
