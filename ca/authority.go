@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"time"
 
 	"github.com/jpkica/jpkica/audit"
@@ -56,6 +57,11 @@ type Authority struct {
 	rand     io.Reader
 	window   int
 	listener StatusListener
+
+	// inflight holds the idempotency keys being issued for (by client ID
+	// and key), each with a channel closed when its issuance is done.
+	mu       sync.Mutex
+	inflight map[[2]string]chan struct{}
 }
 
 // NewAuthority checks its configuration and dependencies once.
@@ -67,7 +73,8 @@ func NewAuthority(cfg AuthorityConfig, deps AuthorityDeps) (*Authority, error) {
 		return nil, fmt.Errorf("%w: renewal window of %d months", ErrInvalid, cfg.RenewalWindowMonths)
 	}
 	a := &Authority{store: deps.Store, profiles: deps.Profiles, issuers: map[CertType]IssuerKey{},
-		clock: deps.Clock, rand: deps.Rand, window: cfg.RenewalWindowMonths, listener: deps.Listener}
+		clock: deps.Clock, rand: deps.Rand, window: cfg.RenewalWindowMonths, listener: deps.Listener,
+		inflight: map[[2]string]chan struct{}{}}
 	for _, ik := range deps.Issuers {
 		if ik.Cert == nil || ik.Signer == nil {
 			return nil, fmt.Errorf("%w: issuer %s without certificate or signer", ErrInvalid, ik.Issuer.ID)
@@ -116,9 +123,17 @@ type Issued struct {
 // Issue checks eligibility, computes the validity, builds the certificate from
 // its profile, lints it, signs it with the issuer key and stores it with its
 // audit entry in one transaction. A certificate that was signed but could not
-// be stored is never returned.
+// be stored is never returned. With an idempotency key, an earlier issuance
+// for the same client and key is returned instead (Replayed), or ErrConflict
+// if its request differed; a retry that arrives while the first is still
+// under way in this process waits for it (see claim).
 func (a *Authority) Issue(ctx context.Context, req IssueRequest) (Issued, error) {
 	if req.IdempotencyKey != "" {
+		done, err := a.claim(ctx, req.ClientID, req.IdempotencyKey)
+		if err != nil {
+			return Issued{}, err
+		}
+		defer done()
 		got, err := a.replay(ctx, req)
 		if err == nil || !errors.Is(err, ErrNotFound) {
 			return got, err
@@ -192,6 +207,37 @@ func (a *Authority) Issue(ctx context.Context, req IssueRequest) (Issued, error)
 	}
 	a.notify(ctx, append([]Serial{serial}, superseded...)...)
 	return Issued{Record: rec, Chain: [][]byte{ik.Cert.Raw}, Superseded: superseded}, nil
+}
+
+// claim makes this issuance the only one in this process for the client's
+// idempotency key: a retry that arrives while the first is still being
+// signed waits for it, then finds its certificate to replay, so the issuer
+// key signs once. (Across processes the store decides: the second insert
+// is a conflict and replays the first; its own signature is thrown away.)
+// done ends the claim. An error is ctx's, while waiting.
+func (a *Authority) claim(ctx context.Context, clientID, key string) (done func(), err error) {
+	k := [2]string{clientID, key}
+	for {
+		a.mu.Lock()
+		busy, ok := a.inflight[k]
+		if !ok {
+			ch := make(chan struct{})
+			a.inflight[k] = ch
+			a.mu.Unlock()
+			return func() {
+				a.mu.Lock()
+				delete(a.inflight, k)
+				a.mu.Unlock()
+				close(ch)
+			}, nil
+		}
+		a.mu.Unlock()
+		select {
+		case <-busy:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("waiting for the issuance with the same idempotency key: %w", ctx.Err())
+		}
+	}
 }
 
 func (a *Authority) notify(ctx context.Context, serials ...Serial) {

@@ -11,11 +11,14 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
+	"io"
 	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -316,3 +319,100 @@ func BenchmarkIssue(b *testing.B) {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// countingKeys counts the signatures made by the keys it hands out; while
+// gate holds a channel, each signature first says so on entered and waits
+// for the gate to close.
+type countingKeys struct {
+	hsm.KeyStore
+	n       *atomic.Int64
+	gate    *atomic.Pointer[chan struct{}]
+	entered chan struct{}
+}
+
+func (k countingKeys) Signer(ctx context.Context, label string) (crypto.Signer, error) {
+	s, err := k.KeyStore.Signer(ctx, label)
+	if err != nil {
+		return nil, err
+	}
+	return countingSigner{s, k}, nil
+}
+
+type countingSigner struct {
+	crypto.Signer
+	k countingKeys
+}
+
+func (s countingSigner) Sign(r io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
+	if g := s.k.gate.Load(); g != nil {
+		select {
+		case s.k.entered <- struct{}{}:
+		default:
+		}
+		<-*g
+	}
+	s.k.n.Add(1)
+	return s.Signer.Sign(r, digest, opts)
+}
+
+// TestIssueIdempotentConcurrent: retries that arrive while the first
+// issuance with their idempotency key is still under way wait for it and
+// replay its certificate; the issuer key signs once. A retry that gives up
+// while it waits says so and changes nothing.
+func TestIssueIdempotentConcurrent(t *testing.T) {
+	keys, err := hsm.OpenSoftware(filepath.Join(t.TempDir(), "keys"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ck := countingKeys{KeyStore: keys, n: &atomic.Int64{}, gate: &atomic.Pointer[chan struct{}]{}, entered: make(chan struct{}, 1)}
+	h := newHarness(t, ck)
+	ctx := context.Background()
+	req := request(ca.Authentication, "CARD-RACE")
+	req.ClientID, req.IdempotencyKey, req.RequestHash = "counter-1", "key-race", []byte("hash-a")
+
+	// The first issuance is held inside its signature.
+	gate := make(chan struct{})
+	ck.gate.Store(&gate)
+	before := ck.n.Load()
+	const n = 8
+	serials := make([]ca.Serial, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			got, err := h.auth.Issue(ctx, req)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			serials[i] = got.Record.Serial
+		})
+	}
+	// One more gives up while the first is held.
+	<-ck.entered
+	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	gaveUp := make(chan error, 1)
+	go func() { _, err := h.auth.Issue(short, req); gaveUp <- err }()
+	select {
+	case err := <-gaveUp:
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("a retry that gave up waiting: %v, want context.DeadlineExceeded", err)
+		}
+	case <-time.After(30 * time.Second): // only a failure waits this long
+		t.Error("a retry that gave up waiting did not return while the first issuance was held")
+	}
+	ck.gate.Store(nil)
+	close(gate)
+	wg.Wait()
+	for _, sn := range serials[1:] {
+		if sn != serials[0] {
+			t.Fatalf("serials %v, want one", serials)
+		}
+	}
+	if got := ck.n.Load() - before; got != 1 {
+		t.Errorf("%d signatures by the issuer key for %d requests with one idempotency key, want 1", got, n)
+	}
+	if recs, _ := h.st.CertificatesByCard(ctx, "CARD-RACE"); len(recs) != 1 {
+		t.Fatalf("%d certificates on the card, want 1", len(recs))
+	}
+}
