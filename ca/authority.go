@@ -197,10 +197,18 @@ func (a *Authority) Issue(ctx context.Context, req IssueRequest) (Issued, error)
 		Audit: audit.Entry{Time: now, Actor: req.Actor, Action: "certificate.issue", Subject: serial.Hex(), Detail: detail},
 	})
 	if err != nil {
-		if req.IdempotencyKey != "" && errors.Is(err, ErrConflict) {
-			// A concurrent retry with the same key may have won the race.
-			if got, rerr := a.replay(ctx, req); rerr == nil {
-				return got, nil
+		if errors.Is(err, ErrConflict) {
+			// Signed, then refused: a request with the same idempotency key
+			// was stored first, by another process (claim keeps this one's
+			// own retries waiting). The issuer key signed it, so it goes on
+			// record, discarded before delivery.
+			if derr := a.discard(ctx, req, rec); derr != nil {
+				return Issued{}, fmt.Errorf("storing certificate %s: %w (and recording it as discarded: %v)", serial, err, derr)
+			}
+			if req.IdempotencyKey != "" {
+				if got, rerr := a.replay(ctx, req); rerr == nil {
+					return got, nil
+				}
 			}
 		}
 		return Issued{}, fmt.Errorf("storing certificate %s: %w", serial, err)
@@ -209,11 +217,29 @@ func (a *Authority) Issue(ctx context.Context, req IssueRequest) (Issued, error)
 	return Issued{Record: rec, Chain: [][]byte{ik.Cert.Raw}, Superseded: superseded}, nil
 }
 
+// discard records a signed certificate that will never be handed out as
+// revoked at once, reason unspecified (DOMAIN.md: discarded before
+// delivery), with its audit entry, and tells the listener: what the issuer
+// key signed is on the record and on the CRL.
+func (a *Authority) discard(ctx context.Context, req IssueRequest, rec Record) error {
+	rec.Status, rec.Reason, rec.RevokedAt = Revoked, Unspecified, rec.IssuedAt
+	detail, _ := json.Marshal(map[string]string{"reason": Unspecified.String(), "card": rec.CardID,
+		"why": "a request with the same idempotency key was stored first"})
+	if _, err := a.store.InsertCertificate(ctx, Issuance{Record: rec,
+		Audit: audit.Entry{Time: rec.IssuedAt, Actor: req.Actor, Action: "certificate.discard", Subject: rec.Serial.Hex(), Detail: detail},
+	}); err != nil {
+		return err
+	}
+	a.notify(ctx, rec.Serial)
+	return nil
+}
+
 // claim makes this issuance the only one in this process for the client's
 // idempotency key: a retry that arrives while the first is still being
 // signed waits for it, then finds its certificate to replay, so the issuer
 // key signs once. (Across processes the store decides: the second insert
-// is a conflict and replays the first; its own signature is thrown away.)
+// is a conflict, its certificate is recorded as discarded, and it replays
+// the first.)
 // done ends the claim. An error is ctx's, while waiting.
 func (a *Authority) claim(ctx context.Context, clientID, key string) (done func(), err error) {
 	k := [2]string{clientID, key}

@@ -22,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jpkica/jpkica/audit"
 	"github.com/jpkica/jpkica/ca"
 	"github.com/jpkica/jpkica/ceremony"
 	"github.com/jpkica/jpkica/hsm"
@@ -414,5 +415,81 @@ func TestIssueIdempotentConcurrent(t *testing.T) {
 	}
 	if recs, _ := h.st.CertificatesByCard(ctx, "CARD-RACE"); len(recs) != 1 {
 		t.Fatalf("%d certificates on the card, want 1", len(recs))
+	}
+}
+
+// TestIssueIdempotentTwoNodes: two CA nodes on one store get the same
+// request with the same idempotency key at once, and both sign. The store
+// keeps the first; the second answers with it too and records its own
+// certificate as discarded before delivery (revoked, unspecified), so that
+// everything the issuer key signed is on record.
+func TestIssueIdempotentTwoNodes(t *testing.T) {
+	keys, err := hsm.OpenSoftware(filepath.Join(t.TempDir(), "keys"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ck := countingKeys{KeyStore: keys, n: &atomic.Int64{}, gate: &atomic.Pointer[chan struct{}]{}, entered: make(chan struct{}, 2)}
+	c := catest.New(t, catest.Options{Keys: ck})
+	var iks []ca.IssuerKey
+	for _, ik := range c.Keyring.Issuers {
+		if ik.Issuer.Generation == 1 {
+			iks = append(iks, ik)
+		}
+	}
+	other, err := ca.NewAuthority(ca.AuthorityConfig{RenewalWindowMonths: 3}, ca.AuthorityDeps{
+		Store: c.Store, Profiles: c.Profiles, Issuers: iks, Clock: func() time.Time { return issueNow }, Rand: rand.Reader})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	req := request(ca.Authentication, "CARD-NODES")
+	req.ClientID, req.IdempotencyKey, req.RequestHash = "counter-1", "key-nodes", []byte("hash-a")
+
+	gate := make(chan struct{})
+	ck.gate.Store(&gate)
+	var got [2]ca.Issued
+	var wg sync.WaitGroup
+	for i, node := range []*ca.Authority{c.Auth[1], other} {
+		wg.Go(func() {
+			var err error
+			if got[i], err = node.Issue(ctx, req); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	<-ck.entered
+	<-ck.entered // both nodes are signing
+	ck.gate.Store(nil)
+	close(gate)
+	wg.Wait()
+	if got[0].Record.Serial != got[1].Record.Serial || got[0].Replayed == got[1].Replayed {
+		t.Fatalf("nodes answered %s (replayed %v) and %s (replayed %v), want one serial, one replayed",
+			got[0].Record.Serial, got[0].Replayed, got[1].Record.Serial, got[1].Replayed)
+	}
+	recs, err := c.Store.CertificatesByCard(ctx, "CARD-NODES")
+	if err != nil || len(recs) != 2 {
+		t.Fatalf("%d certificates on record for the card (%v), want the issued one and the discarded one", len(recs), err)
+	}
+	for _, r := range recs {
+		switch {
+		case r.Serial == got[0].Record.Serial:
+			if r.Status != ca.Good {
+				t.Errorf("the issued certificate is %v", r.Status)
+			}
+		case r.Status != ca.Revoked || r.Reason != ca.Unspecified || len(r.DER) == 0:
+			t.Errorf("the discarded certificate %s is %v %v", r.Serial.Hex(), r.Status, r.Reason)
+		}
+	}
+	discards := 0
+	if err := c.Store.AuditEntries(ctx, func(e audit.Entry) error {
+		if e.Action == "certificate.discard" {
+			discards++
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if discards != 1 {
+		t.Errorf("%d certificate.discard audit entries, want 1", discards)
 	}
 }
