@@ -42,16 +42,16 @@ func (e *APIError) Error() string {
 	return fmt.Sprintf("API %d %s: %s", e.Status, e.Code, e.Message)
 }
 
+// Temporary reports whether retrying the same request may succeed.
+func (e *APIError) Temporary() bool {
+	return e.Status == http.StatusTooManyRequests || e.Status == http.StatusServiceUnavailable
+}
+
 // ErrNoAnswer: the request went out, or may have, and no answer came back
 // (the connection broke, the client's timeout passed). The API may have
 // done the call: an issuance can be sent again with the same idempotency
 // key and body, and gives back the same certificate.
 var ErrNoAnswer = errors.New("no answer from the API")
-
-// Temporary reports whether retrying the same request may succeed.
-func (e *APIError) Temporary() bool {
-	return e.Status == http.StatusTooManyRequests || e.Status == http.StatusServiceUnavailable
-}
 
 // ClientConfig reaches the API.
 type ClientConfig struct {
@@ -111,12 +111,12 @@ func (c *Client) do(ctx context.Context, method, path string, body any, out any,
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return c.noAnswer(ctx, method, path, err)
+		return noAnswer(ctx, method, path, err)
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
-		return c.noAnswer(ctx, method, path, fmt.Errorf("reading answer: %w", err))
+		return noAnswer(ctx, method, path, fmt.Errorf("reading answer: %w", err))
 	}
 	if resp.StatusCode >= 300 {
 		var eb api.ErrorBody
@@ -139,7 +139,7 @@ func (c *Client) do(ctx context.Context, method, path string, body any, out any,
 
 // noAnswer wraps a failure to get an answer: ErrNoAnswer unless the
 // caller's own context ended it.
-func (c *Client) noAnswer(ctx context.Context, method, path string, err error) error {
+func noAnswer(ctx context.Context, method, path string, err error) error {
 	if ctx.Err() != nil {
 		return fmt.Errorf("%s %s: %w", method, path, err)
 	}
