@@ -32,7 +32,7 @@ type Keyring struct {
 }
 
 // Load finds the signers of every issuer, responder and the client CA
-// recorded in the store. A store without issuers is ErrNotInitialised.
+// recorded in the store. A store without issuers wraps ca.ErrNotFound.
 func Load(ctx context.Context, st *store.Store, keys hsm.KeyStore) (*Keyring, error) {
 	issuers, err := st.Issuers(ctx)
 	if err != nil {

@@ -74,7 +74,8 @@ var devClients = []ceremony.ClientRequest{
 
 // bootstrapEmbedded runs the key ceremony on the first start on embedded
 // defaults and writes development client certificates under
-// <data_dir>/clients/. Later starts find both and do nothing.
+// <data_dir>/clients/ and the issuer and responder certificates under
+// <data_dir>/issuers/. Later starts find them and do nothing.
 func bootstrapEmbedded(ctx context.Context, cfg *config.Config, st *store.Store, keys hsm.KeyStore, logger *slog.Logger) error {
 	_, err := ceremony.Run(ctx, ceremonyConfig(cfg, "system:first-start"), ceremonyDeps(st, keys, logger), false)
 	switch {
@@ -102,7 +103,12 @@ func bootstrapEmbedded(ctx context.Context, cfg *config.Config, st *store.Store,
 			return err
 		}
 	}
-	logger.Warn("FIRST START: issuers created in the SOFTWARE key store; development client certificates written", "dir", dir)
+	issuerDir := filepath.Join(cfg.DataDir, "issuers")
+	if _, err := writeIssuerCerts(ctx, st, issuerDir); err != nil {
+		return err
+	}
+	logger.Warn("FIRST START: issuers created in the SOFTWARE key store; development client certificates written",
+		"dir", dir, "issuers", issuerDir)
 	return nil
 }
 

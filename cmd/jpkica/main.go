@@ -23,6 +23,7 @@ commands:
   serve     [--config FILE] [--role ca,ocsp,crl]   run the daemon
   init      [--config FILE] [--new-generation]     key ceremony
   clients issue --role ROLE [--municipality CODE] --name NAME --out PREFIX
+  issuers   [--config FILE] [--out DIR]            write the issuer and OCSP responder certificates
   revoke    SERIAL --reason REASON
   crl generate [--issuer ID] [--partition CODE|full] [--delta] [--out DIR]
   ocsp presign [--config FILE]                     sign and store every live certificate's response
@@ -74,6 +75,8 @@ func run(ctx context.Context, args []string, stdout io.Writer, logger *slog.Logg
 		return cmdSeed(ctx, rest[1:], stdout, logger)
 	case "clients":
 		return cmdClients(ctx, rest, stdout, logger)
+	case "issuers":
+		return cmdIssuers(ctx, rest, stdout)
 	case "crl":
 		return cmdCRL(ctx, rest, stdout, logger)
 	case "ocsp":

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/x509"
 	"database/sql"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -13,11 +15,13 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/jpkica/jpkica/audit"
+	"github.com/jpkica/jpkica/ca"
 	"github.com/jpkica/jpkica/ceremony"
 	"github.com/jpkica/jpkica/hsm"
 	"github.com/jpkica/jpkica/store"
@@ -85,6 +89,59 @@ func TestInitRefusesToOverwrite(t *testing.T) {
 	// Two issuers, two responders and the client CA, then two of each again.
 	if !strings.Contains(out.String(), "9 entries") {
 		t.Fatalf("audit verify: %s", out.String())
+	}
+}
+
+// TestIssuers: `jpkica issuers` writes each card issuer generation's
+// certificate and its newest OCSP responder's, which that issuer
+// certifies for OCSP signing, and not the client CA; on a store without
+// issuers it says so.
+func TestIssuers(t *testing.T) {
+	cfg := writeConfig(t).path
+	ctx := context.Background()
+	out := t.TempDir()
+	if err := run(ctx, []string{"issuers", "--config", cfg, "--out", out}, io.Discard, quiet()); !errors.Is(err, ca.ErrNotFound) {
+		t.Fatalf("issuers before init = %v, want ErrNotFound", err)
+	}
+	for _, args := range [][]string{{"init", "--config", cfg}, {"init", "--config", cfg, "--new-generation"}} {
+		if err := run(ctx, args, io.Discard, quiet()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var listed bytes.Buffer
+	if err := run(ctx, []string{"issuers", "--config", cfg, "--out", out}, &listed, quiet()); err != nil {
+		t.Fatal(err)
+	}
+	read := func(name string) *x509.Certificate {
+		t.Helper()
+		b, err := os.ReadFile(filepath.Join(out, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		block, _ := pem.Decode(b)
+		if block == nil || block.Type != "CERTIFICATE" {
+			t.Fatalf("%s is not a PEM certificate", name)
+		}
+		c, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	for _, id := range []string{"signature-g1", "signature-g2", "authentication-g1", "authentication-g2"} {
+		issuer, responder := read(id+".pem"), read(id+"-ocsp.pem")
+		if !issuer.IsCA || issuer.CheckSignatureFrom(issuer) != nil {
+			t.Errorf("%s.pem is not a self-signed CA certificate", id)
+		}
+		if err := responder.CheckSignatureFrom(issuer); err != nil || !slices.Contains(responder.ExtKeyUsage, x509.ExtKeyUsageOCSPSigning) {
+			t.Errorf("%s-ocsp.pem: %v, EKU %v", id, err, responder.ExtKeyUsage)
+		}
+		if !strings.Contains(listed.String(), filepath.Join(out, id+".pem")) {
+			t.Errorf("output does not list %s.pem:\n%s", id, listed.String())
+		}
+	}
+	if entries, _ := os.ReadDir(out); len(entries) != 8 {
+		t.Errorf("%d files written, want 8 (4 issuers, 4 responders)", len(entries))
 	}
 }
 
@@ -161,7 +218,8 @@ func TestServeEmbeddedDefaultsFirstStart(t *testing.T) {
 	if err := run(ctx, []string{"dev", "seed", "--certificates", "2000", "--municipalities", "3"}, io.Discard, quiet()); err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range []string{"jpkica-data/jpkica.db", "jpkica-data/clients/dev-counter-302015.crt", "jpkica-data/clients/dev-admin.key"} {
+	for _, f := range []string{"jpkica-data/jpkica.db", "jpkica-data/clients/dev-counter-302015.crt", "jpkica-data/clients/dev-admin.key",
+		"jpkica-data/issuers/signature-g1.pem", "jpkica-data/issuers/authentication-g1-ocsp.pem"} {
 		if _, err := os.Stat(f); err != nil {
 			t.Errorf("first start did not write %s: %v", f, err)
 		}
