@@ -47,10 +47,10 @@ func (e *APIError) Temporary() bool {
 	return e.Status == http.StatusTooManyRequests || e.Status == http.StatusServiceUnavailable
 }
 
-// ErrNoAnswer: the request went out, or may have, and no answer came back
-// (the connection broke, the client's timeout passed). The API may have
-// done the call: an issuance can be sent again with the same idempotency
-// key and body, and gives back the same certificate.
+// ErrNoAnswer: no answer came back: the connection failed or broke, or the
+// client's timeout passed. The API may or may not have done the call: an
+// issuance can be sent again with the same idempotency key and body, and
+// gives back the same certificate.
 var ErrNoAnswer = errors.New("no answer from the API")
 
 // ClientConfig reaches the API.
@@ -137,10 +137,21 @@ func (c *Client) do(ctx context.Context, method, path string, body any, out any,
 	return nil
 }
 
-// noAnswer wraps a failure to get an answer: ErrNoAnswer unless the
-// caller's own context ended it.
+// noAnswer wraps a failure to get an answer: ErrNoAnswer, unless the
+// caller's own context ended it or TLS refused the connection (an unknown
+// or wrong server certificate, a client certificate the server refused,
+// a server that does not speak TLS): those need a person, not a retry.
 func noAnswer(ctx context.Context, method, path string, err error) error {
-	if ctx.Err() != nil {
+	var (
+		verify    *tls.CertificateVerificationError
+		authority x509.UnknownAuthorityError
+		host      x509.HostnameError
+		invalid   x509.CertificateInvalidError
+		alert     tls.AlertError
+		record    tls.RecordHeaderError
+	)
+	if ctx.Err() != nil || errors.As(err, &verify) || errors.As(err, &authority) || errors.As(err, &host) ||
+		errors.As(err, &invalid) || errors.As(err, &alert) || errors.As(err, &record) {
 		return fmt.Errorf("%s %s: %w", method, path, err)
 	}
 	return fmt.Errorf("%s %s: %w: %w", method, path, ErrNoAnswer, err)
