@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jpkica/jpkica/audit"
@@ -62,6 +63,7 @@ type Authority struct {
 	// and key), each with a channel closed when its issuance is done.
 	mu       sync.Mutex
 	inflight map[[2]string]chan struct{}
+	waiting  atomic.Int64 // requests waiting for a claim
 }
 
 // NewAuthority checks its configuration and dependencies once.
@@ -128,12 +130,17 @@ type Issued struct {
 // if its request differed; a retry that arrives while the first is still
 // under way in this process waits for it (see claim).
 func (a *Authority) Issue(ctx context.Context, req IssueRequest) (Issued, error) {
+	done, err := a.claim(ctx, req)
+	if err != nil {
+		return Issued{}, err
+	}
+	defer done()
+	return a.issue(ctx, req)
+}
+
+// issue is Issue under the request's claim.
+func (a *Authority) issue(ctx context.Context, req IssueRequest) (Issued, error) {
 	if req.IdempotencyKey != "" {
-		done, err := a.claim(ctx, req.ClientID, req.IdempotencyKey)
-		if err != nil {
-			return Issued{}, err
-		}
-		defer done()
 		got, err := a.replay(ctx, req)
 		if err == nil || !errors.Is(err, ErrNotFound) {
 			return got, err
@@ -239,10 +246,13 @@ func (a *Authority) discard(ctx context.Context, req IssueRequest, rec Record) e
 // signed waits for it, then finds its certificate to replay, so the issuer
 // key signs once. (Across processes the store decides: the second insert
 // is a conflict, its certificate is recorded as discarded, and it replays
-// the first.)
+// the first.) A request without a key claims nothing.
 // done ends the claim. An error is ctx's, while waiting.
-func (a *Authority) claim(ctx context.Context, clientID, key string) (done func(), err error) {
-	k := [2]string{clientID, key}
+func (a *Authority) claim(ctx context.Context, req IssueRequest) (done func(), err error) {
+	if req.IdempotencyKey == "" {
+		return func() {}, nil
+	}
+	k := [2]string{req.ClientID, req.IdempotencyKey}
 	for {
 		a.mu.Lock()
 		busy, ok := a.inflight[k]
@@ -258,9 +268,12 @@ func (a *Authority) claim(ctx context.Context, clientID, key string) (done func(
 			}, nil
 		}
 		a.mu.Unlock()
+		a.waiting.Add(1)
 		select {
 		case <-busy:
+			a.waiting.Add(-1)
 		case <-ctx.Done():
+			a.waiting.Add(-1)
 			return nil, fmt.Errorf("waiting for the issuance with the same idempotency key: %w", ctx.Err())
 		}
 	}

@@ -329,6 +329,7 @@ type countingKeys struct {
 	n       *atomic.Int64
 	gate    *atomic.Pointer[chan struct{}]
 	entered chan struct{}
+	fail    *atomic.Bool // set: the next signature fails (after the gate)
 }
 
 func (k countingKeys) Signer(ctx context.Context, label string) (crypto.Signer, error) {
@@ -351,6 +352,9 @@ func (s countingSigner) Sign(r io.Reader, digest []byte, opts crypto.SignerOpts)
 		default:
 		}
 		<-*g
+	}
+	if s.k.fail != nil && s.k.fail.CompareAndSwap(true, false) {
+		return nil, errors.New("the token refused to sign")
 	}
 	s.k.n.Add(1)
 	return s.Signer.Sign(r, digest, opts)
@@ -491,5 +495,73 @@ func TestIssueIdempotentTwoNodes(t *testing.T) {
 	}
 	if discards != 1 {
 		t.Errorf("%d certificate.discard audit entries, want 1", discards)
+	}
+}
+
+// TestProxyRetryAfterFailedAttempt: a proxy issuance fails at the
+// signature, and its retry (same idempotency key) arrives while it is
+// failing. The retry waits for the failed attempt to release the proxy
+// answer, issues, and keeps the answer used: another request with the same
+// answer is refused.
+func TestProxyRetryAfterFailedAttempt(t *testing.T) {
+	keys, err := hsm.OpenSoftware(filepath.Join(t.TempDir(), "keys"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ck := countingKeys{KeyStore: keys, n: &atomic.Int64{}, gate: &atomic.Pointer[chan struct{}]{}, entered: make(chan struct{}, 1),
+		fail: &atomic.Bool{}}
+	var now atomic.Int64
+	now.Store(issueNow.Unix())
+	clock := func() time.Time { return time.Unix(now.Load(), 0).UTC() }
+	c := catest.New(t, catest.Options{Keys: ck, Clock: clock})
+	auth := c.Auth[1]
+	l, err := ca.NewLifecycle(ca.LifecycleConfig{RenewalWindowMonths: 3}, ca.LifecycleDeps{Store: c.Store, Authority: auth,
+		Clock: clock, Rand: rand.Reader})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	req := request(ca.Signature, "CARD-PROXY")
+	req.ClientID, req.IdempotencyKey, req.RequestHash = "counter-1", "key-proxy", []byte("hash-a")
+	app, code, err := l.OpenProxyApplication(ctx, ca.ProxyRequest{ResidentID: req.ResidentID, Municipality: req.Municipality,
+		CardID: req.CardID, Types: []ca.CertType{ca.Signature}, Actor: req.Actor})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now.Add(24 * 60 * 60) // the answer is accepted from the next day
+	answer := &ca.ProxyAnswer{ApplicationID: app.ID, AnswerCode: code}
+
+	gate := make(chan struct{})
+	ck.gate.Store(&gate)
+	ck.fail.Store(true)
+	first := make(chan error, 1)
+	go func() { _, err := l.Issue(ctx, req, answer); first <- err }()
+	<-ck.entered // the first attempt is signing, and will fail
+	type result struct {
+		got ca.Issued
+		err error
+	}
+	retry := make(chan result, 1)
+	go func() { got, err := l.Issue(ctx, req, answer); retry <- result{got, err} }()
+	for auth.ClaimWaiters() == 0 { // the retry waits for the first attempt
+		select {
+		case r := <-retry:
+			t.Fatalf("the retry did not wait for the first attempt: %+v", r)
+		case <-time.After(time.Millisecond):
+		}
+	}
+	ck.gate.Store(nil)
+	close(gate)
+	if err := <-first; err == nil {
+		t.Fatal("the first attempt issued; its signature was to fail")
+	}
+	r := <-retry
+	if r.err != nil {
+		t.Fatalf("retry: %v", r.err)
+	}
+	other := req
+	other.IdempotencyKey = "key-proxy-2"
+	if _, err := l.Issue(ctx, other, answer); !errors.Is(err, ca.ErrProxyAnswerUsed) {
+		t.Fatalf("the answer again, under another key: %v, want ErrProxyAnswerUsed", err)
 	}
 }

@@ -392,6 +392,14 @@ func (l *Lifecycle) Issue(ctx context.Context, req IssueRequest, proxy *ProxyAns
 	if l.auth == nil {
 		return Issued{}, fmt.Errorf("%w: this lifecycle has no authority to issue with", ErrUnavailable)
 	}
+	// The claim covers the proxy answer's reservation too: a retry waits
+	// until the first attempt has issued, or failed and released the answer,
+	// and does not find the answer reserved by an attempt about to fail.
+	done, err := l.auth.claim(ctx, req)
+	if err != nil {
+		return Issued{}, err
+	}
+	defer done()
 	var use *ProxyUse
 	if proxy != nil {
 		u, err := l.checkProxy(ctx, req, *proxy)
@@ -409,7 +417,7 @@ func (l *Lifecycle) Issue(ctx context.Context, req IssueRequest, proxy *ProxyAns
 			use = &u
 		}
 	}
-	got, err := l.auth.Issue(ctx, req)
+	got, err := l.auth.issue(ctx, req)
 	if err != nil {
 		if use != nil {
 			rel := *use
