@@ -544,7 +544,7 @@ func TestProxyRetryAfterFailedAttempt(t *testing.T) {
 	retry := make(chan result, 1)
 	go func() { got, err := l.Issue(ctx, req, answer); retry <- result{got, err} }()
 	giveUp := time.After(30 * time.Second) // only a failure waits this long
-	for auth.ClaimWaiters() == 0 { // the retry waits for the first attempt
+	for auth.ClaimWaiters() == 0 {         // the retry waits for the first attempt
 		select {
 		case r := <-retry:
 			t.Fatalf("the retry did not wait for the first attempt: %+v", r)
