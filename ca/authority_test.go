@@ -543,8 +543,9 @@ func TestProxyRetryAfterFailedAttempt(t *testing.T) {
 	}
 	retry := make(chan result, 1)
 	go func() { got, err := l.Issue(ctx, req, answer); retry <- result{got, err} }()
-	giveUp := time.After(30 * time.Second) // only a failure waits this long
-	for auth.ClaimWaiters() == 0 {         // the retry waits for the first attempt
+	// The retry waits for the first attempt; only a failure waits 30 s.
+	giveUp := time.After(30 * time.Second)
+	for auth.ClaimWaiters() == 0 {
 		select {
 		case r := <-retry:
 			t.Fatalf("the retry did not wait for the first attempt: %+v", r)
