@@ -583,6 +583,35 @@ func TestProxyApplication(t *testing.T) {
 	}
 }
 
+// TestGoneResident: after the register reports a resident deceased, their
+// certificates are revoked and a counter's new issuance for them is a 422
+// (the certificate signed for it is on record as discarded, never handed
+// out); after a "registered" event, issuance resumes.
+func TestGoneResident(t *testing.T) {
+	e := newEnv(t, apitest.Options{})
+	if a, _ := e.counter.issue(issueBody("authentication", "CARD-D", "RES-D", "302015"), "d-1"); a.status != 201 {
+		t.Fatalf("issue: %d %s", a.status, a.body)
+	}
+	a := e.register.do("POST", "/v1/residents/RES-D/events", map[string]string{"kind": "deceased", "effective": "2026-11-25"})
+	var changed struct{ Certificates []api.Certificate }
+	if json.Unmarshal(a.body, &changed); a.status != 200 || len(changed.Certificates) != 1 || changed.Certificates[0].Reason != "cessationOfOperation" {
+		t.Fatalf("death: %d %s", a.status, a.body)
+	}
+	if a, _ := e.counter.issue(issueBody("authentication", "CARD-D2", "RES-D", "302015"), "d-2"); a.status != 422 || a.code() != api.CodeNotEligible {
+		t.Fatalf("issuance for a dead resident: %d %s, want 422 not_eligible", a.status, a.body)
+	}
+	recs, err := e.s.Store.CertificatesByCard(context.Background(), "CARD-D2")
+	if err != nil || len(recs) != 1 || recs[0].Status != ca.Revoked || recs[0].Reason != ca.Unspecified {
+		t.Fatalf("the refused issuance's certificate on record: %v %+v, want one revoked, unspecified", err, recs)
+	}
+	if a := e.register.do("POST", "/v1/residents/RES-D/events", map[string]string{"kind": "registered", "effective": "2026-11-25"}); a.status != 200 {
+		t.Fatalf("registered: %d %s", a.status, a.body)
+	}
+	if a, _ := e.counter.issue(issueBody("authentication", "CARD-D3", "RES-D", "302015"), "d-3"); a.status != 201 {
+		t.Fatalf("issuance after registration: %d %s", a.status, a.body)
+	}
+}
+
 func TestRenewalNotices(t *testing.T) {
 	e := newEnv(t, apitest.Options{})
 	_, got := e.counter.issue(issueBody("authentication", "CARD-N", "RES-N", "302015"), "n-1")

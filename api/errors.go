@@ -25,7 +25,7 @@ const (
 	CodeInvalidMunicipality    = "invalid_municipality"     // 400: not a six-digit code with its check digit
 	CodeInvalidSerial          = "invalid_serial"           // 400: not a hexadecimal serial
 	CodeInvalidReason          = "invalid_reason"           // 400: not an RFC 5280 reason this call takes
-	CodeInvalidEventKind       = "invalid_event_kind"       // 400: not facts_changed, deceased or removed
+	CodeInvalidEventKind       = "invalid_event_kind"       // 400: not facts_changed, deceased, removed or registered
 	CodeInvalidQuery           = "invalid_query"            // 400: a query parameter missing or malformed
 	CodeIdempotencyKeyRequired = "idempotency_key_required" // 400: issuance without a usable Idempotency-Key
 	CodeClientCertRequired     = "client_certificate_required"

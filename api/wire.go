@@ -86,7 +86,7 @@ type RevokeRequest struct {
 
 // EventRequest is the body of POST /v1/residents/{id}/events.
 type EventRequest struct {
-	Kind      string `json:"kind"`      // facts_changed, deceased, removed
+	Kind      string `json:"kind"`      // facts_changed, deceased, removed, registered
 	Effective string `json:"effective"` // YYYY-MM-DD
 }
 

@@ -204,14 +204,24 @@ func (a *Authority) issue(ctx context.Context, req IssueRequest) (Issued, error)
 		Audit: audit.Entry{Time: now, Actor: req.Actor, Action: "certificate.issue", Subject: serial.Hex(), Detail: detail},
 	})
 	if err != nil {
-		if errors.Is(err, ErrConflict) {
-			// Signed, then refused: a request with the same idempotency key
-			// was stored first, by another process (claim keeps this one's
-			// own retries waiting). The issuer key signed it, so it goes on
-			// record, discarded before delivery.
-			if derr := a.discard(ctx, req, rec); derr != nil {
+		// Signed, then refused: a request with the same idempotency key was
+		// stored first, by another process (claim keeps this one's own
+		// retries waiting), or the register reported the resident gone.
+		// The issuer key signed it, so it goes on record, discarded before
+		// delivery.
+		why := ""
+		switch {
+		case errors.Is(err, ErrConflict):
+			why = "a request with the same idempotency key was stored first"
+		case errors.Is(err, ErrResidentGone):
+			why = "the register reported the resident deceased or removed"
+		}
+		if why != "" {
+			if derr := a.discard(ctx, req, rec, why); derr != nil {
 				return Issued{}, fmt.Errorf("storing certificate %s: %w (and recording it as discarded: %v)", serial, err, derr)
 			}
+		}
+		if errors.Is(err, ErrConflict) {
 			if req.IdempotencyKey != "" {
 				if got, rerr := a.replay(ctx, req); rerr == nil {
 					return got, nil
@@ -228,10 +238,9 @@ func (a *Authority) issue(ctx context.Context, req IssueRequest) (Issued, error)
 // revoked at once, reason unspecified (DOMAIN.md: discarded before
 // delivery), with its audit entry, and tells the listener: what the issuer
 // key signed is on the record and on the CRL.
-func (a *Authority) discard(ctx context.Context, req IssueRequest, rec Record) error {
+func (a *Authority) discard(ctx context.Context, req IssueRequest, rec Record, why string) error {
 	rec.Status, rec.Reason, rec.RevokedAt = Revoked, Unspecified, rec.IssuedAt
-	detail, _ := json.Marshal(map[string]string{"reason": Unspecified.String(), "card": rec.CardID,
-		"why": "a request with the same idempotency key was stored first"})
+	detail, _ := json.Marshal(map[string]string{"reason": Unspecified.String(), "card": rec.CardID, "why": why})
 	if _, err := a.store.InsertCertificate(ctx, Issuance{Record: rec,
 		Audit: audit.Entry{Time: rec.IssuedAt, Actor: req.Actor, Action: "certificate.discard", Subject: rec.Serial.Hex(), Detail: detail},
 	}); err != nil {

@@ -27,9 +27,18 @@ const (
 	Deceased
 	// Removed: the resident was removed from the register.
 	Removed
+	// Registered: the resident is in the register again (a returning
+	// resident, or a removal or death recorded in error). It revokes
+	// nothing and lets issuance for the resident resume.
+	Registered
 )
 
-var eventNames = map[EventKind]string{FactsChanged: "facts_changed", Deceased: "deceased", Removed: "removed"}
+var eventNames = map[EventKind]string{FactsChanged: "facts_changed", Deceased: "deceased", Removed: "removed",
+	Registered: "registered"}
+
+// ErrResidentGone: the register reported the resident deceased or removed,
+// and no new certificate is issued for them until a Registered event.
+var ErrResidentGone = fmt.Errorf("%w: the register reported the resident deceased or removed", ErrNotEligible)
 
 func (k EventKind) String() string {
 	if s, ok := eventNames[k]; ok {
@@ -38,14 +47,15 @@ func (k EventKind) String() string {
 	return fmt.Sprintf("EventKind(%d)", int(k))
 }
 
-// ParseEventKind reads "facts_changed", "deceased" or "removed".
+// ParseEventKind reads "facts_changed", "deceased", "removed" or
+// "registered".
 func ParseEventKind(s string) (EventKind, error) {
 	for k, n := range eventNames {
 		if n == s {
 			return k, nil
 		}
 	}
-	return 0, fmt.Errorf("%w: event kind %q: want facts_changed, deceased or removed", ErrInvalid, s)
+	return 0, fmt.Errorf("%w: event kind %q: want facts_changed, deceased, removed or registered", ErrInvalid, s)
 }
 
 // EventRule is DOMAIN.md's table for a register event: which certificate
@@ -59,6 +69,8 @@ func EventRule(k EventKind) (types []CertType, reason Reason, err error) {
 		return []CertType{Signature}, AffiliationChanged, nil
 	case Deceased, Removed:
 		return []CertType{Signature, Authentication}, CessationOfOperation, nil
+	case Registered:
+		return nil, Unspecified, nil
 	}
 	return nil, 0, fmt.Errorf("%w: event kind %v", ErrInvalid, k)
 }
@@ -113,6 +125,10 @@ type LifecycleStore interface {
 	ReserveProxyUse(ctx context.Context, u ProxyUse) (created bool, err error)
 	// ReleaseProxyUse undoes a reservation whose issuance failed.
 	ReleaseProxyUse(ctx context.Context, u ProxyUse) error
+	// ApplyResidentEvent applies a register event in one transaction: the
+	// revocations it calls for, and the resident's mark. It returns the
+	// serials it changed.
+	ApplyResidentEvent(ctx context.Context, ch ResidentChange) ([]Serial, error)
 	// GoodCertificatesExpiring lists a municipality's good card
 	// certificates with from < notAfter <= to, by notAfter.
 	GoodCertificatesExpiring(ctx context.Context, municipality string, from, to time.Time) ([]Record, error)
@@ -185,6 +201,12 @@ func (l *Lifecycle) change(ctx context.Context, ch StatusChange) ([]Record, erro
 	if err != nil {
 		return nil, err
 	}
+	return l.changed(ctx, changed)
+}
+
+// changed tells the listener of committed changes and reads the records
+// back.
+func (l *Lifecycle) changed(ctx context.Context, changed []Serial) ([]Record, error) {
 	l.notify(ctx, changed)
 	out := make([]Record, 0, len(changed))
 	for _, sn := range changed {
@@ -207,9 +229,27 @@ type ResidentEventRequest struct {
 	Actor     string
 }
 
+// ResidentChange is a register event as the store applies it, in one
+// transaction: the resident's good or held certificates of Types are
+// revoked with Reason at At (one audit entry each, from the Audit
+// template); and the resident is marked gone from Effective (Deceased,
+// Removed), or the mark is lifted (Registered), with an audit entry of its
+// own. A FactsChanged event leaves the mark as it is.
+type ResidentChange struct {
+	ResidentID string
+	Event      EventKind
+	Effective  Date
+	Types      []CertType
+	Reason     Reason
+	At         time.Time
+	Audit      audit.Entry
+}
+
 // ResidentEvent applies a register event: EventRule says which of the
-// resident's good or held certificates are revoked and why. It returns the
-// records it changed (none when there was nothing to revoke).
+// resident's good or held certificates are revoked and why. A deceased or
+// removed resident gets no new certificate (ErrResidentGone) until a
+// registered event; the event is recorded even when there is nothing to
+// revoke. It returns the records it changed.
 func (l *Lifecycle) ResidentEvent(ctx context.Context, req ResidentEventRequest) ([]Record, error) {
 	types, reason, err := EventRule(req.Kind)
 	if err != nil {
@@ -225,20 +265,15 @@ func (l *Lifecycle) ResidentEvent(ctx context.Context, req ResidentEventRequest)
 	if req.Effective.After(DateOf(now)) {
 		return nil, fmt.Errorf("%w: effective date %v is after today (%v)", ErrNotEligible, req.Effective, DateOf(now))
 	}
-	recs, err := l.store.CertificatesByResident(ctx, req.ResidentID)
-	if err != nil {
-		return nil, fmt.Errorf("reading resident %s: %w", req.ResidentID, err)
-	}
-	var serials []Serial
-	for _, r := range recs {
-		if slices.Contains(types, r.Type) && (r.Status == Good || r.Status == OnHold) {
-			serials = append(serials, r.Serial)
-		}
-	}
 	detail, _ := json.Marshal(map[string]string{"status": Revoked.String(), "reason": reason.String(),
 		"event": req.Kind.String(), "effective": req.Effective.String(), "resident": req.ResidentID})
-	return l.change(ctx, StatusChange{Serials: serials, Status: Revoked, Reason: reason, At: now,
+	changed, err := l.store.ApplyResidentEvent(ctx, ResidentChange{ResidentID: req.ResidentID, Event: req.Kind,
+		Effective: req.Effective, Types: types, Reason: reason, At: now,
 		Audit: audit.Entry{Time: now, Actor: req.Actor, Action: "certificate.revoke", Detail: detail}})
+	if err != nil {
+		return nil, err
+	}
+	return l.changed(ctx, changed)
 }
 
 // HoldRequest puts a lost card's certificates on hold.

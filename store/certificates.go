@@ -305,7 +305,9 @@ func (s *Store) CertificatesByResident(ctx context.Context, residentID string) (
 // superseded, at Record.IssuedAt), the record, one audit entry for the
 // issuance and one per superseded serial, and the idempotency key. A serial
 // already stored, or an idempotency key the client already used, is
-// ca.ErrConflict, and nothing is written.
+// ca.ErrConflict; a good certificate for a resident the register reported
+// deceased or removed (ApplyResidentEvent) is ca.ErrResidentGone; either
+// way nothing is written.
 func (s *Store) InsertCertificate(ctx context.Context, in ca.Issuance) ([]ca.Serial, error) {
 	r := in.Record
 	args, err := certArgs(r)
@@ -331,6 +333,11 @@ func (s *Store) InsertCertificate(ctx context.Context, in ca.Issuance) ([]ca.Ser
 	var superseded []ca.Serial
 	err = s.writeAudited(ctx, "inserting certificate "+r.Serial.Hex(), func(tx *sqlx.Tx, c *chain) error {
 		superseded = nil
+		if r.Status == ca.Good && r.ResidentID != "" {
+			if err := s.residentGone(ctx, tx, r.ResidentID); err != nil {
+				return err
+			}
+		}
 		if in.Supersede {
 			// Sorted here, not by ORDER BY: SQLite sorts the OR of two
 			// index lookups in a temporary B-tree, which took a quarter of

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -188,4 +189,96 @@ WHERE seq > ? ORDER BY seq LIMIT ?`), after, limit)
 		return nil, s.fail("reading audit log", err)
 	}
 	return out, nil
+}
+
+// ApplyResidentEvent applies a register event in one transaction: the
+// resident's good or held certificates of ch.Types, found inside the
+// transaction, are revoked with ch.Reason at ch.At (one audit entry each);
+// a deceased or removed resident is marked gone, and a registered one's
+// mark is lifted (an audit entry for either). InsertCertificate refuses a
+// new certificate for a resident marked gone.
+func (s *Store) ApplyResidentEvent(ctx context.Context, ch ca.ResidentChange) ([]ca.Serial, error) {
+	step := "applying register event for resident " + ch.ResidentID
+	if ch.ResidentID == "" || ch.At.IsZero() || !ch.Effective.Valid() {
+		return nil, fmt.Errorf("%s: %w: incomplete event", step, ca.ErrInvalid)
+	}
+	status, reason, err := statusColumns(ca.Revoked, ch.Reason)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", step, err)
+	}
+	var types []any
+	for _, t := range ch.Types {
+		name, ok := certTypeName(t)
+		if !ok {
+			return nil, fmt.Errorf("%s: %w: type %v", step, ca.ErrInvalid, t)
+		}
+		types = append(types, name)
+	}
+	var changed []ca.Serial
+	err = s.writeAudited(ctx, step, func(tx *sqlx.Tx, c *chain) error {
+		changed = nil
+		if len(types) > 0 {
+			var keys []string
+			if err := tx.SelectContext(ctx, &keys, s.q(`SELECT serial_hex FROM certificates
+WHERE resident_id = ? AND cert_type IN (?`+strings.Repeat(", ?", len(types)-1)+`)
+  AND (status = 'good' OR (status = 'revoked' AND reason = ?))`),
+				append(append([]any{ch.ResidentID}, types...), int(ca.CertificateHold))...); err != nil {
+				return fmt.Errorf("finding the resident's certificates: %w", s.classify(err))
+			}
+			slices.Sort(keys)
+			for _, k := range keys {
+				if _, err := tx.ExecContext(ctx, s.q(`UPDATE certificates SET status = ?, reason = ?, revoked_at = ?, change_seq = `+
+					s.changeSeq()+` WHERE serial_hex = ?`), status, reason, dbTime(ch.At), k); err != nil {
+					return fmt.Errorf("revoking %s: %w", k, s.classify(err))
+				}
+				sn, err := parseSerialKey(k)
+				if err != nil {
+					return err
+				}
+				e := ch.Audit
+				e.Subject = sn.Hex()
+				if err := c.add(e); err != nil {
+					return err
+				}
+				changed = append(changed, sn)
+			}
+		}
+		mark := audit.Entry{Time: ch.At, Actor: ch.Audit.Actor, Action: "resident." + ch.Event.String(), Subject: ch.ResidentID,
+			Detail: mustJSON(map[string]string{"effective": ch.Effective.String()})}
+		switch ch.Event {
+		case ca.Deceased, ca.Removed:
+			if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO resident_status (resident_id, event, effective, recorded_at)
+VALUES (?, ?, ?, ?)
+ON CONFLICT (resident_id) DO UPDATE SET event = excluded.event, effective = excluded.effective, recorded_at = excluded.recorded_at`),
+				ch.ResidentID, ch.Event.String(), ch.Effective.String(), dbTime(ch.At)); err != nil {
+				return fmt.Errorf("marking the resident %s: %w", ch.Event, s.classify(err))
+			}
+		case ca.Registered:
+			if _, err := tx.ExecContext(ctx, s.q("DELETE FROM resident_status WHERE resident_id = ?"), ch.ResidentID); err != nil {
+				return fmt.Errorf("lifting the resident's mark: %w", s.classify(err))
+			}
+		default:
+			return nil // facts changed: the revocations are the whole record
+		}
+		return c.add(mark)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return changed, nil
+}
+
+// residentGone refuses, inside tx, a new certificate for a resident the
+// register reported deceased or removed.
+func (s *Store) residentGone(ctx context.Context, tx *sqlx.Tx, residentID string) error {
+	var event, effective string
+	err := tx.QueryRowContext(ctx, s.q("SELECT event, effective FROM resident_status WHERE resident_id = ?"), residentID).
+		Scan(&event, &effective)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return nil
+	case err != nil:
+		return fmt.Errorf("reading the resident's status: %w", s.classify(err))
+	}
+	return fmt.Errorf("%w: resident %s: %s, effective %s", ca.ErrResidentGone, residentID, event, effective)
 }

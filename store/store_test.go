@@ -8,7 +8,9 @@ import (
 	"math/big"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -38,6 +40,7 @@ func runConformance(t *testing.T, dsn newDSN) {
 		{"ConflictWritesNothing", testConflict},
 		{"Idempotency", testIdempotency},
 		{"ChangeStatus", testChangeStatus},
+		{"ResidentEvents", testResidentEvents},
 		{"AuditChain", testAuditChain},
 		{"ConcurrentWriters", testConcurrentWriters},
 		{"CRLNumbers", testCRLNumbers},
@@ -743,4 +746,90 @@ func testUnavailable(t *testing.T, dsn newDSN, open func(*testing.T) *Store) {
 			t.Errorf("Open(%s): err = %v, want ErrUnavailable", bad, err)
 		}
 	})
+}
+
+// testResidentEvents: a death revokes the resident's good and held
+// certificates of both types in one transaction and marks the resident;
+// a good certificate for them is then refused and writes nothing, while a
+// discarded (revoked) one is still recorded; a removal of a resident with
+// no certificates is recorded all the same; "registered" lifts the mark.
+func testResidentEvents(t *testing.T, _ newDSN, open func(*testing.T) *Store) {
+	s := open(t)
+	ctx := context.Background()
+	auth := record(t, big1(1), "card-gone")
+	sig := record(t, big1(2), "card-gone")
+	sig.Type = ca.Signature
+	other := record(t, big1(3), "card-other") // another resident
+	for _, r := range []ca.Record{auth, sig, other} {
+		mustInsert(t, s, issuance(r))
+	}
+	if _, err := s.ChangeStatus(ctx, ca.StatusChange{Serials: []ca.Serial{sig.Serial}, Status: ca.OnHold, Reason: ca.CertificateHold,
+		At: t0, Audit: audit.Entry{Actor: "operator:loss-line", Action: "certificate.hold"}}); err != nil {
+		t.Fatal(err)
+	}
+	event := func(id string, k ca.EventKind) ([]ca.Serial, error) {
+		types, reason, err := ca.EventRule(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s.ApplyResidentEvent(ctx, ca.ResidentChange{ResidentID: id, Event: k, Effective: ca.Date{Year: 2026, Month: 11, Day: 24},
+			Types: types, Reason: reason, At: t0.Add(time.Hour), Audit: audit.Entry{Time: t0.Add(time.Hour), Actor: "register:302015", Action: "certificate.revoke"}})
+	}
+	changed, err := event(auth.ResidentID, ca.Deceased)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := serials(changed), serials([]ca.Serial{auth.Serial, sig.Serial}); got != want {
+		t.Fatalf("death revoked %s, want %s", got, want)
+	}
+	for _, sn := range []ca.Serial{auth.Serial, sig.Serial} {
+		if r, _ := s.Certificate(ctx, sn); r.Status != ca.Revoked || r.Reason != ca.CessationOfOperation {
+			t.Errorf("%s after the death: %v %v", sn.Hex(), r.Status, r.Reason)
+		}
+	}
+	if r, _ := s.Certificate(ctx, other.Serial); r.Status != ca.Good {
+		t.Errorf("another resident's certificate is %v", r.Status)
+	}
+
+	auditBefore := len(auditEntries(t, s))
+	again := record(t, big1(4), "card-gone")
+	if _, err := s.InsertCertificate(ctx, issuance(again)); !errors.Is(err, ca.ErrResidentGone) || !errors.Is(err, ca.ErrNotEligible) {
+		t.Fatalf("a new certificate for a dead resident: %v, want ErrResidentGone", err)
+	}
+	if _, err := s.Certificate(ctx, again.Serial); !errors.Is(err, ca.ErrNotFound) {
+		t.Fatalf("the refused certificate was stored: %v", err)
+	}
+	if n := len(auditEntries(t, s)); n != auditBefore {
+		t.Fatalf("the refusal wrote %d audit entries", n-auditBefore)
+	}
+	discarded := again
+	discarded.Status, discarded.Reason, discarded.RevokedAt = ca.Revoked, ca.Unspecified, t0
+	in := issuance(discarded)
+	in.Supersede = false
+	mustInsert(t, s, in)
+
+	// A removal with nothing to revoke is recorded, and refuses issuance.
+	if changed, err := event("resident-nobody", ca.Removed); err != nil || len(changed) != 0 {
+		t.Fatalf("removal without certificates: %v, %v", changed, err)
+	}
+	nobody := record(t, big1(5), "card-nobody")
+	nobody.ResidentID = "resident-nobody"
+	if _, err := s.InsertCertificate(ctx, issuance(nobody)); !errors.Is(err, ca.ErrResidentGone) {
+		t.Fatalf("a new certificate for a removed resident: %v, want ErrResidentGone", err)
+	}
+	if _, err := event("resident-nobody", ca.Registered); err != nil {
+		t.Fatal(err)
+	}
+	mustInsert(t, s, issuance(nobody))
+
+	var marks []string
+	for _, e := range auditEntries(t, s) {
+		if strings.HasPrefix(e.Action, "resident.") {
+			marks = append(marks, e.Action+" "+e.Subject)
+		}
+	}
+	want := []string{"resident.deceased " + auth.ResidentID, "resident.removed resident-nobody", "resident.registered resident-nobody"}
+	if !slices.Equal(marks, want) {
+		t.Fatalf("resident audit entries %q, want %q", marks, want)
+	}
 }
