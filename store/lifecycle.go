@@ -217,6 +217,9 @@ func (s *Store) ApplyResidentEvent(ctx context.Context, ch ca.ResidentChange) ([
 	var changed []ca.Serial
 	err = s.writeAudited(ctx, step, func(tx *sqlx.Tx, c *chain) error {
 		changed = nil
+		if err := s.lockResident(ctx, tx, ch.ResidentID); err != nil {
+			return err
+		}
 		if len(types) > 0 {
 			var keys []string
 			if err := tx.SelectContext(ctx, &keys, s.q(`SELECT serial_hex FROM certificates
@@ -268,9 +271,27 @@ ON CONFLICT (resident_id) DO UPDATE SET event = excluded.event, effective = excl
 	return changed, nil
 }
 
+// lockResident serialises, on PostgreSQL, the transactions that issue for a
+// resident and those that apply a register event to them, until tx ends: so
+// that a death and an issuance in the same instant cannot cross under READ
+// COMMITTED (the issuance missing the mark, the event missing the new
+// certificate). SQLite's single writer serialises them already.
+func (s *Store) lockResident(ctx context.Context, tx *sqlx.Tx, residentID string) error {
+	if s.dialect != PostgreSQL {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", "resident:"+residentID); err != nil {
+		return fmt.Errorf("locking resident %s: %w", residentID, s.classify(err))
+	}
+	return nil
+}
+
 // residentGone refuses, inside tx, a new certificate for a resident the
-// register reported deceased or removed.
+// register reported deceased or removed. It takes lockResident first.
 func (s *Store) residentGone(ctx context.Context, tx *sqlx.Tx, residentID string) error {
+	if err := s.lockResident(ctx, tx, residentID); err != nil {
+		return err
+	}
 	var event, effective string
 	err := tx.QueryRowContext(ctx, s.q("SELECT event, effective FROM resident_status WHERE resident_id = ?"), residentID).
 		Scan(&event, &effective)

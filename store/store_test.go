@@ -41,6 +41,7 @@ func runConformance(t *testing.T, dsn newDSN) {
 		{"Idempotency", testIdempotency},
 		{"ChangeStatus", testChangeStatus},
 		{"ResidentEvents", testResidentEvents},
+		{"ResidentLock", testResidentLock},
 		{"AuditChain", testAuditChain},
 		{"ConcurrentWriters", testConcurrentWriters},
 		{"CRLNumbers", testCRLNumbers},
@@ -831,5 +832,44 @@ func testResidentEvents(t *testing.T, _ newDSN, open func(*testing.T) *Store) {
 	want := []string{"resident.deceased " + auth.ResidentID, "resident.removed resident-nobody", "resident.registered resident-nobody"}
 	if !slices.Equal(marks, want) {
 		t.Fatalf("resident audit entries %q, want %q", marks, want)
+	}
+}
+
+// testResidentLock: on PostgreSQL, an issuance for a resident waits for a
+// register event's transaction on that resident, and then sees its mark.
+// (Under READ COMMITTED it would otherwise miss the uncommitted mark and
+// insert a certificate the event's transaction never saw.) SQLite's single
+// writer serialises them without a lock.
+func testResidentLock(t *testing.T, _ newDSN, open func(*testing.T) *Store) {
+	s := open(t)
+	if s.Dialect() != PostgreSQL {
+		t.Skip("SQLite serialises writers; there is no lock to test")
+	}
+	ctx := context.Background()
+	// An event's transaction, held open: the lock, then the mark.
+	tx, err := s.db.BeginTxx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if err := s.lockResident(ctx, tx, "resident-locked"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.ExecContext(ctx, "INSERT INTO resident_status (resident_id, event, effective, recorded_at) VALUES ($1, 'deceased', '2026-11-24', $2)",
+		"resident-locked", dbTime(t0)); err != nil {
+		t.Fatal(err)
+	}
+	r := record(t, big1(7), "card-locked")
+	r.ResidentID = "resident-locked"
+	in := issuance(r)
+	in.Supersede = false
+	done := make(chan error, 1)
+	go func() { _, err := s.InsertCertificate(ctx, in); done <- err }()
+	time.Sleep(200 * time.Millisecond) // let the issuance reach the lock (ordering only)
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; !errors.Is(err, ca.ErrResidentGone) {
+		t.Fatalf("an issuance during the event's transaction: %v, want ErrResidentGone", err)
 	}
 }
