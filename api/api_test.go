@@ -584,9 +584,10 @@ func TestProxyApplication(t *testing.T) {
 }
 
 // TestGoneResident: after the register reports a resident deceased, their
-// certificates are revoked and a counter's new issuance for them is a 422
+// certificates are revoked, and a counter's new issuance for them is a 422
 // (the certificate signed for it is on record as discarded, never handed
-// out); after a "registered" event, issuance resumes.
+// out), as is a proxy application; after a "registered" event, issuance
+// resumes.
 func TestGoneResident(t *testing.T) {
 	e := newEnv(t, apitest.Options{})
 	if a, _ := e.counter.issue(issueBody("authentication", "CARD-D", "RES-D", "302015"), "d-1"); a.status != 201 {
@@ -599,6 +600,10 @@ func TestGoneResident(t *testing.T) {
 	}
 	if a, _ := e.counter.issue(issueBody("authentication", "CARD-D2", "RES-D", "302015"), "d-2"); a.status != 422 || a.code() != api.CodeNotEligible {
 		t.Fatalf("issuance for a dead resident: %d %s, want 422 not_eligible", a.status, a.body)
+	}
+	if a := e.counter.do("POST", "/v1/proxy-applications", map[string]any{"resident": resident("RES-D", "302015"),
+		"card": api.Card{ID: "CARD-D2", Expires: "2036-05-02"}, "types": []string{"authentication"}}); a.status != 422 || a.code() != api.CodeNotEligible {
+		t.Fatalf("proxy application for a dead resident: %d %s, want 422 not_eligible", a.status, a.body)
 	}
 	recs, err := e.s.Store.CertificatesByCard(context.Background(), "CARD-D2")
 	if err != nil || len(recs) != 1 || recs[0].Status != ca.Revoked || recs[0].Reason != ca.Unspecified {

@@ -35,6 +35,10 @@ func (s *Store) InsertProxyApplication(ctx context.Context, app ca.ProxyApplicat
 		e.Subject = app.ID
 	}
 	return s.writeAudited(ctx, "inserting proxy application "+app.ID, func(tx *sqlx.Tx, c *chain) error {
+		// No inquiry is mailed for a resident the register reported gone.
+		if err := s.residentGone(ctx, tx, app.ResidentID); err != nil {
+			return err
+		}
 		_, err := tx.ExecContext(ctx, s.q(`INSERT INTO proxy_applications
 (id, resident_id, municipality, card_id, cert_types, answer_code_hash, not_before, created_at, created_by)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`), app.ID, app.ResidentID, app.Municipality, app.CardID, strings.Join(names, ","),

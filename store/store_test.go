@@ -803,6 +803,11 @@ func testResidentEvents(t *testing.T, _ newDSN, open func(*testing.T) *Store) {
 	if n := len(auditEntries(t, s)); n != auditBefore {
 		t.Fatalf("the refusal wrote %d audit entries", n-auditBefore)
 	}
+	app := ca.ProxyApplication{ID: "app-gone", ResidentID: auth.ResidentID, Municipality: "302015", CardID: "card-gone",
+		Types: []ca.CertType{ca.Signature}, AnswerCodeHash: []byte("hash"), NotBefore: t0.Add(24 * time.Hour), CreatedAt: t0, CreatedBy: "counter:302015:t"}
+	if err := s.InsertProxyApplication(ctx, app, audit.Entry{Time: t0, Actor: "counter:302015:t", Action: "proxy.open"}); !errors.Is(err, ca.ErrResidentGone) {
+		t.Fatalf("a proxy application for a dead resident: %v, want ErrResidentGone", err)
+	}
 	discarded := again
 	discarded.Status, discarded.Reason, discarded.RevokedAt = ca.Revoked, ca.Unspecified, t0
 	in := issuance(discarded)
