@@ -287,6 +287,12 @@ func run(ctx context.Context, args []string, stdout io.Writer, getenv func(strin
 		if err := parseFlags(fs, rest); err != nil {
 			return err
 		}
+		if !req.Signature && !req.Authentication {
+			return fmt.Errorf("%w: fee: name the certificates to quote, --signature and/or --authentication", errUsage)
+		}
+		if *per < 0 {
+			return fmt.Errorf("%w: fee: --per-certificate %d is negative", errUsage, *per)
+		}
 		q := counter.FeeSchedule{PerCertificate: *per}.Quote(req)
 		for _, l := range q.Lines {
 			fmt.Fprintf(stdout, "%-15s %5d yen  %s\n", l.Type, l.Yen, l.Why)

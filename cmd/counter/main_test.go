@@ -19,7 +19,8 @@ func TestFee(t *testing.T) {
 }
 
 func TestUsage(t *testing.T) {
-	for _, args := range [][]string{nil, {"frobnicate"}, {"revoke"}, {"fee", "--nope"}} {
+	for _, args := range [][]string{nil, {"frobnicate"}, {"revoke"}, {"fee", "--nope"}, {"fee"}, {"fee", "--my-number-card"},
+		{"fee", "--signature", "--per-certificate", "-1"}} {
 		if err := run(context.Background(), args, &bytes.Buffer{}, func(string) string { return "" }); !errors.Is(err, errUsage) {
 			t.Errorf("run(%q) = %v, want a usage error", args, err)
 		}
