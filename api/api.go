@@ -23,6 +23,7 @@ import (
 
 	"github.com/jpkica/jpkica/audit"
 	"github.com/jpkica/jpkica/ca"
+	"github.com/jpkica/jpkica/hsm"
 )
 
 // Store is what the API reads and writes through: the lifecycle store and a
@@ -260,9 +261,20 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		a.logger.WarnContext(r.Context(), "weak card key refused", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
 	if ae.status == http.StatusServiceUnavailable {
-		w.Header().Set("Retry-After", "1")
+		w.Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds(err)))
 	}
 	writeJSON(w, ae.status, ErrorBody{Error: Error{Code: ae.code, Message: ae.msg}})
+}
+
+// retryAfterSeconds is a 503's Retry-After: the time until the key store
+// next tries to come back when it says (hsm.RetryAfter), in whole seconds
+// from 1 to 60; else 1.
+func retryAfterSeconds(err error) int {
+	d, ok := hsm.RetryAfter(err)
+	if !ok {
+		return 1
+	}
+	return min(max(int((d+time.Second-1)/time.Second), 1), 60)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) error {

@@ -19,7 +19,8 @@
 // constants; this package is the only one that turns the ca and hsm
 // sentinels into HTTP statuses (see classify). A 503 (the key store or the
 // database unavailable) says which of the two is down and carries
-// Retry-After; what went wrong inside (key and token labels, PKCS #11 and
+// Retry-After (1 s, or the time until the key store's next attempt to come
+// back when it knows, up to 60 s); what went wrong inside (key and token labels, PKCS #11 and
 // SQL errors) goes to the log, not to the client. A 500 says only
 // "internal error". A card key that passes the CSR's checks (RSA-2048,
 // e = 65537, a valid signature) but that the pre-issuance lint's Fermat

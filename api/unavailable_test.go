@@ -2,9 +2,11 @@ package api_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/url"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -80,6 +82,36 @@ func TestIssueHSMDown(t *testing.T) {
 	// The message names the part that is down and nothing inside it: no
 	// key or token label, no PKCS #11 code (the log has those).
 	outageCheck(t, e, func() { plugBack = tk.Unplug(t) }, func() { plugBack() }, "the key store is unavailable; safe to retry")
+}
+
+// TestRetryAfterFromKeyStore: while the token stays away, the key store
+// backs off between re-initialisation attempts, and a 503 that meets it
+// down says how long until the next attempt, in whole seconds, rather than
+// the default 1.
+func TestRetryAfterFromKeyStore(t *testing.T) {
+	keys, tk := openSoftHSM(t)
+	e := newEnv(t, apitest.Options{Keys: keys})
+	plugBack := tk.Unplug(t)
+	defer plugBack()
+	body := issueBody("authentication", "CARD-WAIT", "RES-WAIT", "302015")
+	deadline := time.Now().Add(30 * time.Second) // only a failure waits this long
+	for i := 0; ; i++ {
+		a, _ := e.counter.issue(body, fmt.Sprintf("wait-%d", i))
+		if a.status != 503 {
+			t.Fatalf("during the outage: %d %s", a.status, a.body)
+		}
+		n, err := strconv.Atoi(a.header.Get("Retry-After"))
+		if err != nil || n < 1 || n > 5 {
+			t.Fatalf("Retry-After %q, want 1 to 5 (the default cap on the backoff)", a.header.Get("Retry-After"))
+		}
+		if n >= 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no 503 told more than 1 s while the backoff grew")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // TestIssueDatabaseGone: the PostgreSQL server becomes unreachable under a

@@ -94,8 +94,10 @@
 // tries again with exponential backoff, from 50 ms up to
 // PKCS11Config.MaxReinitBackoff (default 5 s). While it is down, every
 // signature, Ping and lookup fails at once with an error wrapping
-// ErrUnavailable; nothing hangs waiting for the token. When the token
-// returns, the same *PKCS11 and the same signers work again.
+// ErrUnavailable; nothing hangs waiting for the token. RetryAfter reads
+// from such an error how long until the next attempt (the API's 503 passes
+// it on as Retry-After). When the token returns, the same *PKCS11 and the
+// same signers work again.
 //
 // A refused PIN (CKR_PIN_INCORRECT, CKR_PIN_LOCKED, ...) is never retried,
 // so that the store cannot lock the token: OpenPKCS11 fails with ErrLogin,

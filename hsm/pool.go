@@ -56,6 +56,7 @@ type pool struct {
 	// recovery backs off before its first attempt instead of retrying at once.
 	okSinceReinit bool
 	backoff       time.Duration // next wait between attempts
+	retryAt       time.Time     // while down between attempts: when the next one starts
 
 	reinits  atomic.Int64 // successful re-initialisations, for tests and metrics
 	attempts atomic.Int64 // re-initialisation attempts
@@ -250,15 +251,44 @@ func (p *pool) acquireClass(w *waiter) (*lease, failure, error) {
 				return nil, failNone, fmt.Errorf("waiting for module re-initialisation: %w", unavailable(ctx.Err()))
 			}
 		default: // stateDown, stateClosed
-			reason := p.lastErr
+			reason, retryAt := p.lastErr, p.retryAt
+			if p.state == stateClosed {
+				retryAt = time.Time{}
+			}
 			p.mu.Unlock()
 			<-p.permits
-			return nil, failNone, fmt.Errorf("acquiring session: %w", unavailable(reason))
+			err := fmt.Errorf("acquiring session: %w", unavailable(reason))
+			if !retryAt.IsZero() {
+				err = &downError{err: err, retryIn: max(time.Until(retryAt), 0)}
+			}
+			return nil, failNone, err
 		}
 	}
 }
 
 var errClosed = errors.New("key store closed")
+
+// downError is an error of the pool while it is down between
+// re-initialisation attempts: it knows how long until the next one.
+type downError struct {
+	err     error
+	retryIn time.Duration
+}
+
+func (e *downError) Error() string { return e.err.Error() }
+func (e *downError) Unwrap() error { return e.err }
+
+// RetryAfter reports how long until the key store next tries to come back,
+// for an error that a signer or Ping returned while it was down between
+// re-initialisation attempts (measured when the error was made). For any
+// other error ok is false: the store does not know better than the caller.
+func RetryAfter(err error) (d time.Duration, ok bool) {
+	var de *downError
+	if !errors.As(err, &de) {
+		return 0, false
+	}
+	return de.retryIn, true
+}
 
 // release returns a lease. opErr is the error of the operation done with
 // it; release decides from it whether the session goes back to the pool, is
@@ -405,6 +435,7 @@ func (p *pool) sleepLocked() bool {
 	p.broadcastLocked()
 	wait := p.backoff
 	p.backoff = min(2*p.backoff, p.maxBackoff)
+	p.retryAt = time.Now().Add(wait)
 	p.mu.Unlock()
 	t := time.NewTimer(wait)
 	select {
@@ -419,6 +450,7 @@ func (p *pool) sleepLocked() bool {
 		return false
 	}
 	p.state = stateRecovering
+	p.retryAt = time.Time{}
 	p.broadcastLocked()
 	return true
 }

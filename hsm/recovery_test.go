@@ -245,6 +245,19 @@ func TestPKCS11RecoversFromTokenOutage(t *testing.T) {
 			t.Errorf("Sign during the outage: got %v, want ErrUnavailable", err)
 		}
 	}
+	// Between re-initialisation attempts, an error says when the next one
+	// starts, never later than the backoff's cap.
+	waitFor(t, "an error that knows when the next attempt starts", func() bool {
+		_, err := signers[0].Sign(nil, digest256("down"), crypto.SHA256)
+		d, ok := RetryAfter(err)
+		if ok && (d < 0 || d > 200*time.Millisecond) {
+			t.Errorf("RetryAfter = %v, want 0 to the 200ms cap", d)
+		}
+		return ok
+	})
+	if _, ok := RetryAfter(fmt.Errorf("wrapped: %w", ErrUnavailable)); ok {
+		t.Error("RetryAfter knows a time for a bare ErrUnavailable")
+	}
 
 	plugBack()
 	sl.okAfter.Store(0)
