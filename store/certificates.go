@@ -176,6 +176,18 @@ func describe(der []byte) (sql.NullString, string) {
 	return sql.NullString{String: cn, Valid: cn != ""}, string(b)
 }
 
+// statusUpdate is the statement that moves one certificate (by serial_hex)
+// to status, reason and revoked_at with a new change_seq, if it may: a
+// hold changes good certificates only; a revocation also held ones.
+func (s *Store) statusUpdate(to ca.Status) string {
+	from := "status = 'good'"
+	if to == ca.Revoked {
+		from = "(status = 'good' OR (status = 'revoked' AND reason = 6))"
+	}
+	return s.q(`UPDATE certificates SET status = ?, reason = ?, revoked_at = ?, change_seq = ` + s.changeSeq() + `
+WHERE serial_hex = ? AND ` + from)
+}
+
 // changeSeq is the SQL expression for the next change_seq.
 func (s *Store) changeSeq() string {
 	if s.dialect == PostgreSQL {
@@ -460,13 +472,7 @@ func (s *Store) ChangeStatus(ctx context.Context, ch ca.StatusChange) ([]ca.Seri
 		}
 	}
 	sort.Strings(keys)
-	// A hold changes good certificates only; a revocation also held ones.
-	from := "status = 'good'"
-	if ch.Status == ca.Revoked {
-		from = "(status = 'good' OR (status = 'revoked' AND reason = 6))"
-	}
-	update := s.q(`UPDATE certificates SET status = ?, reason = ?, revoked_at = ?, change_seq = ` + s.changeSeq() + `
-WHERE serial_hex = ? AND ` + from)
+	update := s.statusUpdate(ch.Status)
 	var changed []ca.Serial
 	err = s.writeAudited(ctx, "changing status", func(tx *sqlx.Tx, c *chain) error {
 		changed = nil

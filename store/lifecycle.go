@@ -234,8 +234,7 @@ WHERE resident_id = ? AND cert_type IN (?`+strings.Repeat(", ?", len(types)-1)+`
 			}
 			slices.Sort(keys)
 			for _, k := range keys {
-				if _, err := tx.ExecContext(ctx, s.q(`UPDATE certificates SET status = ?, reason = ?, revoked_at = ?, change_seq = `+
-					s.changeSeq()+` WHERE serial_hex = ?`), status, reason, dbTime(ch.At), k); err != nil {
+				if _, err := tx.ExecContext(ctx, s.statusUpdate(ca.Revoked), status, reason, dbTime(ch.At), k); err != nil {
 					return fmt.Errorf("revoking %s: %w", k, s.classify(err))
 				}
 				sn, err := parseSerialKey(k)
