@@ -209,29 +209,33 @@ func (a *Authority) issue(ctx context.Context, req IssueRequest) (Issued, error)
 		// retries waiting), or the register reported the resident gone.
 		// The issuer key signed it, so it goes on record, discarded before
 		// delivery.
-		why := ""
-		switch {
-		case errors.Is(err, ErrConflict):
-			why = "a request with the same idempotency key was stored first"
-		case errors.Is(err, ErrResidentGone):
-			why = "the register reported the resident deceased or removed"
-		}
-		if why != "" {
+		if why := discardedBecause(err); why != "" {
 			if derr := a.discard(ctx, req, rec, why); derr != nil {
 				return Issued{}, fmt.Errorf("storing certificate %s: %w (and recording it as discarded: %v)", serial, err, derr)
 			}
 		}
-		if errors.Is(err, ErrConflict) {
-			if req.IdempotencyKey != "" {
-				if got, rerr := a.replay(ctx, req); rerr == nil {
-					return got, nil
-				}
+		if req.IdempotencyKey != "" && errors.Is(err, ErrConflict) {
+			if got, rerr := a.replay(ctx, req); rerr == nil {
+				return got, nil
 			}
 		}
 		return Issued{}, fmt.Errorf("storing certificate %s: %w", serial, err)
 	}
 	a.notify(ctx, append([]Serial{serial}, superseded...)...)
 	return Issued{Record: rec, Chain: [][]byte{ik.Cert.Raw}, Superseded: superseded}, nil
+}
+
+// discardedBecause says why the store's refusal of a signed certificate
+// makes it a discarded one, or "" when the refusal is of another kind (the
+// database down: nothing can be recorded then).
+func discardedBecause(err error) string {
+	switch {
+	case errors.Is(err, ErrConflict):
+		return "a request with the same idempotency key was stored first"
+	case errors.Is(err, ErrResidentGone):
+		return "the register reported the resident deceased or removed"
+	}
+	return ""
 }
 
 // discard records a signed certificate that will never be handed out as
