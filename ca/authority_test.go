@@ -81,11 +81,7 @@ func (h *harness) check(t *testing.T, got ca.Issued) *x509.Certificate {
 }
 
 func TestIssue(t *testing.T) {
-	keys, err := hsm.OpenSoftware(filepath.Join(t.TempDir(), "keys"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := newHarness(t, keys)
+	h := newHarness(t, softwareKeys(t))
 	ctx := context.Background()
 
 	authn, err := h.auth.Issue(ctx, request(ca.Authentication, "CARD-1"))
@@ -140,11 +136,7 @@ func TestIssueOpenSSLVerifies(t *testing.T) {
 	if _, err := exec.LookPath("openssl"); err != nil {
 		t.Skip("OPENSSL NOT INSTALLED: skipping the independent verification (scripts/test installs it)")
 	}
-	keys, err := hsm.OpenSoftware(filepath.Join(t.TempDir(), "keys"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := newHarness(t, keys)
+	h := newHarness(t, softwareKeys(t))
 	dir := t.TempDir()
 	for _, typ := range []ca.CertType{ca.Authentication, ca.Signature} {
 		got, err := h.auth.Issue(context.Background(), request(typ, "CARD-OSSL"))
@@ -169,11 +161,7 @@ func writePEM(t *testing.T, path string, der []byte) string {
 }
 
 func TestIssueRefuses(t *testing.T) {
-	keys, err := hsm.OpenSoftware(filepath.Join(t.TempDir(), "keys"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := newHarness(t, keys)
+	h := newHarness(t, softwareKeys(t))
 	ecKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	smallKey, _ := rsa.GenerateKey(rand.Reader, 1024)
 	tests := []struct {
@@ -209,11 +197,7 @@ func TestIssueRefuses(t *testing.T) {
 }
 
 func TestIssueIdempotent(t *testing.T) {
-	keys, err := hsm.OpenSoftware(filepath.Join(t.TempDir(), "keys"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := newHarness(t, keys)
+	h := newHarness(t, softwareKeys(t))
 	ctx := context.Background()
 	req := request(ca.Authentication, "CARD-IDEM")
 	req.ClientID, req.IdempotencyKey, req.RequestHash = "counter-1", "key-1", []byte("hash-a")
@@ -240,11 +224,7 @@ func TestIssueIdempotent(t *testing.T) {
 
 // TestIssueStoreDown: a certificate signed but not stored is never handed out.
 func TestIssueStoreDown(t *testing.T) {
-	keys, err := hsm.OpenSoftware(filepath.Join(t.TempDir(), "keys"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := newHarness(t, keys)
+	h := newHarness(t, softwareKeys(t))
 	h.st.Close()
 	got, err := h.auth.Issue(context.Background(), request(ca.Authentication, "CARD-DOWN"))
 	if err == nil || got.Record.DER != nil {
@@ -283,13 +263,7 @@ func BenchmarkIssue(b *testing.B) {
 		name string
 		keys func(testing.TB) hsm.KeyStore
 	}{
-		{"software", func(t testing.TB) hsm.KeyStore {
-			k, err := hsm.OpenSoftware(filepath.Join(t.TempDir(), "keys"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			return k
-		}},
+		{"software", softwareKeys},
 		{"softhsm", openSoftHSM},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
@@ -321,6 +295,23 @@ func BenchmarkIssue(b *testing.B) {
 
 func itoa(i int) string { return strconv.Itoa(i) }
 
+// softwareKeys is a fresh software key store in the test's directory.
+func softwareKeys(t testing.TB) hsm.KeyStore {
+	t.Helper()
+	k, err := hsm.OpenSoftware(filepath.Join(t.TempDir(), "keys"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// newCountingKeys is countingKeys over a fresh software key store, the
+// gate open and nothing set to fail.
+func newCountingKeys(t testing.TB) countingKeys {
+	return countingKeys{KeyStore: softwareKeys(t), n: &atomic.Int64{}, gate: &atomic.Pointer[chan struct{}]{},
+		entered: make(chan struct{}, 2), fail: &atomic.Bool{}}
+}
+
 // countingKeys counts the signatures made by the keys it hands out; while
 // gate holds a channel, each signature first says so on entered and waits
 // for the gate to close.
@@ -329,7 +320,7 @@ type countingKeys struct {
 	n       *atomic.Int64
 	gate    *atomic.Pointer[chan struct{}]
 	entered chan struct{}
-	fail    *atomic.Bool // set: the next signature fails (after the gate)
+	fail    *atomic.Bool // true: the next signature fails (after the gate)
 }
 
 func (k countingKeys) Signer(ctx context.Context, label string) (crypto.Signer, error) {
@@ -353,7 +344,7 @@ func (s countingSigner) Sign(r io.Reader, digest []byte, opts crypto.SignerOpts)
 		}
 		<-*g
 	}
-	if s.k.fail != nil && s.k.fail.CompareAndSwap(true, false) {
+	if s.k.fail.CompareAndSwap(true, false) {
 		return nil, errors.New("the token refused to sign")
 	}
 	s.k.n.Add(1)
@@ -365,11 +356,7 @@ func (s countingSigner) Sign(r io.Reader, digest []byte, opts crypto.SignerOpts)
 // replay its certificate; the issuer key signs once. A retry that gives up
 // while it waits says so and changes nothing.
 func TestIssueIdempotentConcurrent(t *testing.T) {
-	keys, err := hsm.OpenSoftware(filepath.Join(t.TempDir(), "keys"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ck := countingKeys{KeyStore: keys, n: &atomic.Int64{}, gate: &atomic.Pointer[chan struct{}]{}, entered: make(chan struct{}, 1)}
+	ck := newCountingKeys(t)
 	h := newHarness(t, ck)
 	ctx := context.Background()
 	req := request(ca.Authentication, "CARD-RACE")
@@ -428,11 +415,7 @@ func TestIssueIdempotentConcurrent(t *testing.T) {
 // certificate as discarded before delivery (revoked, unspecified), so that
 // everything the issuer key signed is on record.
 func TestIssueIdempotentTwoNodes(t *testing.T) {
-	keys, err := hsm.OpenSoftware(filepath.Join(t.TempDir(), "keys"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ck := countingKeys{KeyStore: keys, n: &atomic.Int64{}, gate: &atomic.Pointer[chan struct{}]{}, entered: make(chan struct{}, 2)}
+	ck := newCountingKeys(t)
 	c := catest.New(t, catest.Options{Keys: ck})
 	var iks []ca.IssuerKey
 	for _, ik := range c.Keyring.Issuers {
@@ -504,12 +487,7 @@ func TestIssueIdempotentTwoNodes(t *testing.T) {
 // answer, issues, and keeps the answer used: another request with the same
 // answer is refused.
 func TestProxyRetryAfterFailedAttempt(t *testing.T) {
-	keys, err := hsm.OpenSoftware(filepath.Join(t.TempDir(), "keys"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ck := countingKeys{KeyStore: keys, n: &atomic.Int64{}, gate: &atomic.Pointer[chan struct{}]{}, entered: make(chan struct{}, 1),
-		fail: &atomic.Bool{}}
+	ck := newCountingKeys(t)
 	var now atomic.Int64
 	now.Store(issueNow.Unix())
 	clock := func() time.Time { return time.Unix(now.Load(), 0).UTC() }
