@@ -374,15 +374,7 @@ func (c *Card) Signer(t ca.CertType) (crypto.Signer, error) {
 // against DOMAIN.md's rule for t (SignaturePIN folds lower case to upper).
 // The session must be logged in (Login).
 func (c *Card) SetPIN(t ca.CertType, old, pin string) error {
-	var err error
-	switch t {
-	case ca.Signature:
-		pin, err = SignaturePIN(pin)
-	case ca.Authentication:
-		err = AuthenticationPIN(pin)
-	default:
-		err = fmt.Errorf("%w: no PIN for %v", ErrPIN, t)
-	}
+	pin, err := ResidentPIN(t, pin)
 	if err != nil {
 		return err
 	}

@@ -9,8 +9,6 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
-	"os"
-	"os/exec"
 	"testing"
 	"time"
 
@@ -28,11 +26,7 @@ func newCard(t *testing.T) (*counter.Card, *softhsmtest.Token, string) {
 	tk := softhsmtest.New(t)
 	authLabel := tk.Label + "-auth"
 	authPIN := "0000"
-	cmd := exec.Command("softhsm2-util", "--init-token", "--free", "--label", authLabel, "--so-pin", tk.SOPIN, "--pin", authPIN)
-	cmd.Env = append(os.Environ(), "SOFTHSM2_CONF="+tk.ConfPath)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("second token: %v\n%s", err, out)
-	}
+	tk.InitToken(t, authLabel, authPIN)
 	card, err := counter.OpenCard(counter.CardConfig{Module: tk.Module, SignatureToken: tk.Label, AuthenticationToken: authLabel})
 	if err != nil {
 		t.Fatal(err)

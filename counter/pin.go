@@ -3,6 +3,8 @@ package counter
 import (
 	"errors"
 	"fmt"
+
+	"github.com/jpkica/jpkica/ca"
 )
 
 // ErrPIN reports a PIN that the card's rules refuse.
@@ -49,4 +51,19 @@ func AuthenticationPIN(pin string) error {
 		}
 	}
 	return nil
+}
+
+// ResidentPIN checks a resident's PIN for the certificate type t against
+// its rule and returns it as the card keeps it (a signature PIN folded to
+// upper case). A counter checks a PIN the resident types before it tries
+// it on the card: a PIN that breaks the rule cannot be right, and trying
+// it would use up one of the card's few tries.
+func ResidentPIN(t ca.CertType, pin string) (string, error) {
+	switch t {
+	case ca.Signature:
+		return SignaturePIN(pin)
+	case ca.Authentication:
+		return pin, AuthenticationPIN(pin)
+	}
+	return "", fmt.Errorf("%w: no PIN for %v", ErrPIN, t)
 }

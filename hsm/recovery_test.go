@@ -7,7 +7,6 @@ import (
 	"crypto/rsa"
 	"errors"
 	"fmt"
-	"os/exec"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -332,17 +331,13 @@ func TestPKCS11StopsOnRefusedPIN(t *testing.T) {
 	k, tk := openToken(t, func(c *PKCS11Config) { c.MaxReinitBackoff = 100 * time.Millisecond })
 	s := generatePair(t, k)[1]
 	tk.Unplug(t)
-	out, err := exec.Command("softhsm2-util", "--init-token", "--free", "--label", tk.Label,
-		"--so-pin", tk.SOPIN, "--pin", "another-pin-0000").CombinedOutput()
-	if err != nil {
-		t.Fatalf("softhsm2-util --init-token: %v\n%s", err, out)
-	}
+	tk.InitToken(t, tk.Label, "another-pin-0000")
 	d := digest256("refused")
 	waitFor(t, "the pool to give up", func() bool {
 		_, err := s.Sign(nil, d, crypto.SHA256)
 		return errors.Is(err, ErrLogin)
 	})
-	_, err = s.Sign(nil, d, crypto.SHA256)
+	_, err := s.Sign(nil, d, crypto.SHA256)
 	if !errors.Is(err, ErrUnavailable) || !errors.Is(err, ErrLogin) {
 		t.Fatalf("Sign: got %v, want ErrUnavailable and ErrLogin", err)
 	}

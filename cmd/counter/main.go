@@ -3,7 +3,7 @@
 // application, list renewal notices, quote the fee.
 //
 //	counter issue   [connection flags] --resident FILE.json --card-id ID --card-expires DATE [card flags] [--proxy-app ID --answer CODE]
-//	counter renew   (same as issue: the new certificates supersede the old ones)
+//	counter renew   (as issue, onto a card in use: the new certificates supersede the old ones)
 //	counter revoke  [connection flags] --serial HEX --reason REASON
 //	counter proxy   [connection flags] --resident FILE.json --card-id ID --card-expires DATE [--types signature,authentication]
 //	counter notices [connection flags] --municipality CODE --on DATE [--csv]
@@ -12,10 +12,16 @@
 // counter help lists the commands, counter COMMAND -h a command's flags.
 // Connection flags: --api https://127.0.0.1:8443 --cert PREFIX.crt --key
 // PREFIX.key --ca PREFIX-ca.crt. Card flags: --module, --sig-token,
-// --auth-token; the transport PINs come from the environment
-// (COUNTER_SIG_TRANSPORT_PIN, COUNTER_AUTH_TRANSPORT_PIN) and the
-// resident's new PINs from COUNTER_SIG_PIN and COUNTER_AUTH_PIN, never from
-// flags, so they stay out of shell history and process lists.
+// --auth-token.
+//
+// The PINs come from the environment, never from flags, so they stay out
+// of shell history and process lists. issue is for a new card: it logs in
+// with the card's transport PINs (COUNTER_SIG_TRANSPORT_PIN,
+// COUNTER_AUTH_TRANSPORT_PIN) and sets the resident's PINs
+// (COUNTER_SIG_PIN, COUNTER_AUTH_PIN). renew is for a card in use: it logs
+// in with the resident's PINs and keeps them. A resident's PIN is checked
+// against its rule, and a signature PIN folded to upper case, before it is
+// tried on the card.
 package main
 
 import (
@@ -44,7 +50,7 @@ var errUsage = cmdflags.ErrUsage
 // synopses are the commands' lines of usage.
 var synopses = []string{
 	"issue   --resident FILE.json --card-id ID --card-expires DATE [card flags] [--proxy-app ID --answer CODE]",
-	"renew   (as issue: the new certificates supersede the old ones)",
+	"renew   (as issue, onto a card in use: the new certificates supersede the old ones)",
 	"revoke  --serial HEX --reason REASON",
 	"proxy   --resident FILE.json --card-id ID --card-expires DATE [--types signature,authentication]",
 	"notices --municipality CODE --on DATE [--csv]",
@@ -61,7 +67,9 @@ func usage() string {
 	b.WriteString("\nEvery command but fee takes the connection flags (--api, --cert, --key, --ca);\n" +
 		"issue and renew the card flags (--module, --sig-token, --auth-token) too.\n" +
 		"counter <command> -h lists a command's flags. The card PINs come from the environment:\n" +
-		"COUNTER_SIG_TRANSPORT_PIN, COUNTER_AUTH_TRANSPORT_PIN, COUNTER_SIG_PIN, COUNTER_AUTH_PIN.\n")
+		"issue logs in with the card's transport PINs (COUNTER_SIG_TRANSPORT_PIN,\n" +
+		"COUNTER_AUTH_TRANSPORT_PIN) and sets the resident's PINs (COUNTER_SIG_PIN,\n" +
+		"COUNTER_AUTH_PIN); renew logs in with the resident's PINs and keeps them.\n")
 	return b.String()
 }
 
@@ -166,6 +174,10 @@ func run(ctx context.Context, args []string, stdout io.Writer, getenv func(strin
 		if *proxyApp != "" {
 			job.Proxy = &api.ProxyAnswer{ApplicationID: *proxyApp, AnswerCode: *answer}
 		}
+		pins, err := cardPINs(cmd, ts, getenv)
+		if err != nil {
+			return err
+		}
 		c, err := f.client()
 		if err != nil {
 			return err
@@ -175,24 +187,9 @@ func run(ctx context.Context, args []string, stdout io.Writer, getenv func(strin
 			return err
 		}
 		defer card.Close()
-		pins := map[ca.CertType][2]string{
-			ca.Signature:      {getenv("COUNTER_SIG_TRANSPORT_PIN"), getenv("COUNTER_SIG_PIN")},
-			ca.Authentication: {getenv("COUNTER_AUTH_TRANSPORT_PIN"), getenv("COUNTER_AUTH_PIN")},
-		}
 		for _, t := range ts {
-			if err := card.Login(t, pins[t][0]); err != nil {
-				return err
-			}
-			// Check the new PIN before anything is issued.
-			if pins[t][1] != "" {
-				if t == ca.Signature {
-					_, err = counter.SignaturePIN(pins[t][1])
-				} else {
-					err = counter.AuthenticationPIN(pins[t][1])
-				}
-				if err != nil {
-					return err
-				}
+			if err := card.Login(t, pins[t].login); err != nil {
+				return fmt.Errorf("%s: %w", pins[t].loginName, err)
 			}
 		}
 		got, err := counter.IssueOnto(ctx, c, card, job)
@@ -200,8 +197,8 @@ func run(ctx context.Context, args []string, stdout io.Writer, getenv func(strin
 			return err
 		}
 		for _, t := range ts {
-			if pins[t][1] != "" {
-				if err := card.SetPIN(t, pins[t][0], pins[t][1]); err != nil {
+			if pins[t].set != "" {
+				if err := card.SetPIN(t, pins[t].login, pins[t].set); err != nil {
 					return err
 				}
 			}
@@ -301,6 +298,52 @@ func run(ctx context.Context, args []string, stdout io.Writer, getenv func(strin
 		return nil
 	}
 	return fmt.Errorf("%w: unknown command %q\n\n%s", errUsage, cmd, usage())
+}
+
+// pinEnv names the environment variables of a token's PINs: the card's
+// transport PIN, and the resident's PIN.
+var pinEnv = map[ca.CertType][2]string{
+	ca.Signature:      {"COUNTER_SIG_TRANSPORT_PIN", "COUNTER_SIG_PIN"},
+	ca.Authentication: {"COUNTER_AUTH_TRANSPORT_PIN", "COUNTER_AUTH_PIN"},
+}
+
+// cardPIN is how a command uses a token's PINs: it logs in with login
+// (loginName says which PIN that is) and, if set is not empty, sets the
+// resident's PIN after the issuance.
+type cardPIN struct {
+	loginName, login, set string
+}
+
+// cardPINs reads the PINs of the tokens of ts from the environment, for
+// issue (a new card: log in with the transport PIN, set the resident's)
+// or renew (a card in use: log in with the resident's PIN and keep it).
+// The resident's PIN is checked against its rule and folded (counter.
+// ResidentPIN) before it goes near the card, whose tries are few (5 for
+// the signature PIN, 3 for the user-authentication PIN). The PINs never
+// appear in an error.
+func cardPINs(cmd string, ts []ca.CertType, getenv func(string) string) (map[ca.CertType]cardPIN, error) {
+	pins := map[ca.CertType]cardPIN{}
+	for _, t := range ts {
+		transportVar, residentVar := pinEnv[t][0], pinEnv[t][1]
+		resident := getenv(residentVar)
+		if resident == "" {
+			return nil, fmt.Errorf("%w: %s: set %s to the resident's %v PIN", errUsage, cmd, residentVar, t)
+		}
+		resident, err := counter.ResidentPIN(t, resident)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", residentVar, err)
+		}
+		if cmd == "renew" {
+			pins[t] = cardPIN{loginName: "the resident's " + t.String() + " PIN (" + residentVar + ")", login: resident}
+			continue
+		}
+		transport := getenv(transportVar)
+		if transport == "" {
+			return nil, fmt.Errorf("%w: %s: set %s to the card's %v transport PIN", errUsage, cmd, transportVar, t)
+		}
+		pins[t] = cardPIN{loginName: "the card's " + t.String() + " transport PIN (" + transportVar + ")", login: transport, set: resident}
+	}
+	return pins, nil
 }
 
 func readResident(path string) (api.Resident, error) {

@@ -77,8 +77,7 @@ func New(t testing.TB) *Token {
 		t.Skipf("SKIPPING: SoftHSM2 not installed (looked for %s); install the softhsm2 package to run PKCS#11 tests",
 			strings.Join(modulePaths(), ", "))
 	}
-	util, err := exec.LookPath("softhsm2-util")
-	if err != nil {
+	if _, err := exec.LookPath("softhsm2-util"); err != nil {
 		t.Skipf("SKIPPING: softhsm2-util not found in PATH; install the softhsm2 package to run PKCS#11 tests")
 	}
 
@@ -100,12 +99,21 @@ func New(t testing.TB) *Token {
 	}
 	t.Setenv("SOFTHSM2_CONF", tk.ConfPath)
 
-	cmd := exec.Command(util, "--init-token", "--free", "--label", tk.Label, "--so-pin", tk.SOPIN, "--pin", tk.PIN)
+	tk.InitToken(t, tk.Label, tk.PIN)
+	return tk
+}
+
+// InitToken initialises a token labelled label, with user PIN pin and the
+// SO PIN of tk, in a free slot of tk's SoftHSM2 configuration: a second
+// token beside tk (the other area of a card), or tk's own again after
+// Unplug.
+func (tk *Token) InitToken(t testing.TB, label, pin string) {
+	t.Helper()
+	cmd := exec.Command("softhsm2-util", "--init-token", "--free", "--label", label, "--so-pin", tk.SOPIN, "--pin", pin)
 	cmd.Env = append(os.Environ(), "SOFTHSM2_CONF="+tk.ConfPath)
 	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("softhsm2-util --init-token: %v\n%s", err, out)
+		t.Fatalf("softhsm2-util --init-token --label %s: %v\n%s", label, err, out)
 	}
-	return tk
 }
 
 // TokenPath returns the directory holding this token's objects (the one

@@ -1,0 +1,189 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jpkica/jpkica/api"
+	"github.com/jpkica/jpkica/api/apitest"
+	"github.com/jpkica/jpkica/ca"
+	"github.com/jpkica/jpkica/counter"
+	"github.com/jpkica/jpkica/internal/softhsmtest"
+)
+
+// counterDesk is a counter terminal of 302015 with a card in its reader:
+// the API, the terminal's files, and the card's two SoftHSM2 tokens with
+// their transport PINs.
+type counterDesk struct {
+	s        *apitest.Server
+	tk       *softhsmtest.Token
+	authTk   string
+	authPIN  string
+	resident string // the resident record file
+	dir      string
+}
+
+func newCounterDesk(t *testing.T) *counterDesk {
+	t.Helper()
+	s := apitest.New(t, apitest.Options{})
+	tk := softhsmtest.New(t)
+	d := &counterDesk{s: s, tk: tk, authTk: tk.Label + "-auth", authPIN: "0000", dir: t.TempDir()}
+	tk.InitToken(t, d.authTk, d.authPIN)
+	cert, _ := s.Enrol(t, "counter", "302015", "desk-1", 24*time.Hour)
+	key, err := x509.MarshalPKCS8PrivateKey(cert.PrivateKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string][]byte{
+		"terminal.crt":  pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Certificate[0]}),
+		"terminal.key":  pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: key}),
+		"server-ca.crt": pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: s.Keyring.ClientCA.Cert.Raw}),
+		"resident.json": []byte(`{"id": "R-302015-77", "municipality": "302015", "name": "和歌山　花子",
+			"birth_date": "1990-05-02", "sex": "female", "address": "和歌山県和歌山市七番丁２３番地"}`),
+	}
+	for name, b := range files {
+		if err := os.WriteFile(filepath.Join(d.dir, name), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d.resident = filepath.Join(d.dir, "resident.json")
+	return d
+}
+
+// run runs a card command (issue or renew) for card CARD-77 with env as
+// the environment, and returns what it printed.
+func (d *counterDesk) run(cmd string, env map[string]string) ([]api.Issued, error) {
+	var out bytes.Buffer
+	err := run(context.Background(), []string{cmd,
+		"--api", d.s.URL, "--cert", filepath.Join(d.dir, "terminal.crt"), "--key", filepath.Join(d.dir, "terminal.key"),
+		"--ca", filepath.Join(d.dir, "server-ca.crt"),
+		"--module", d.tk.Module, "--sig-token", d.tk.Label, "--auth-token", d.authTk,
+		"--resident", d.resident, "--card-id", "CARD-77", "--card-expires", "2036-05-02",
+	}, &out, func(k string) string { return env[k] })
+	if err != nil {
+		return nil, err
+	}
+	var got []api.Issued
+	if err := json.Unmarshal(out.Bytes(), &got); err != nil {
+		return nil, err
+	}
+	return got, nil
+}
+
+// certificates counts the card's certificates in the store.
+func (d *counterDesk) certificates(t *testing.T) int {
+	t.Helper()
+	recs, err := d.s.Store.CertificatesByCard(context.Background(), "CARD-77")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(recs)
+}
+
+// TestIssueThenRenew: issue logs in to a new card with its transport PINs
+// and sets the resident's; renew logs in to the card in use with the
+// resident's PINs, a signature PIN typed in lower case included, and keeps
+// them. A resident's PIN that breaks its rule is refused before it is
+// tried on the card, a wrong one is named by its variable (never by its
+// value), and neither issues anything.
+func TestIssueThenRenew(t *testing.T) {
+	d := newCounterDesk(t)
+	issueEnv := map[string]string{
+		"COUNTER_SIG_TRANSPORT_PIN": d.tk.PIN, "COUNTER_AUTH_TRANSPORT_PIN": d.authPIN,
+		"COUNTER_SIG_PIN": "hanako2026", "COUNTER_AUTH_PIN": "4321",
+	}
+	for _, unset := range []string{"COUNTER_SIG_PIN", "COUNTER_AUTH_TRANSPORT_PIN"} {
+		env := with(issueEnv, unset, "")
+		if _, err := d.run("issue", env); !errors.Is(err, errUsage) || !strings.Contains(err.Error(), unset) {
+			t.Fatalf("issue without %s: %v, want a usage error naming it", unset, err)
+		}
+	}
+	issued, err := d.run("issue", issueEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(issued) != 2 || d.certificates(t) != 2 {
+		t.Fatalf("issue: %d certificates answered, %d stored; want 2", len(issued), d.certificates(t))
+	}
+
+	renewEnv := map[string]string{"COUNTER_SIG_PIN": "hanako2026", "COUNTER_AUTH_PIN": "4321"}
+	for _, c := range []struct {
+		name    string
+		env     map[string]string
+		want    error
+		mention string
+	}{
+		{"PIN breaking the rule", with(renewEnv, "COUNTER_AUTH_PIN", "43210"), counter.ErrPIN, "COUNTER_AUTH_PIN"},
+		{"wrong signature PIN", with(renewEnv, "COUNTER_SIG_PIN", "hanako2027"), counter.ErrCard, "COUNTER_SIG_PIN"},
+		{"transport PIN", with(renewEnv, "COUNTER_AUTH_PIN", d.authPIN), counter.ErrCard, "COUNTER_AUTH_PIN"},
+	} {
+		_, err := d.run("renew", c.env)
+		if !errors.Is(err, c.want) || !strings.Contains(err.Error(), c.mention) {
+			t.Fatalf("renew with a %s: %v, want %v naming %s", c.name, err, c.want, c.mention)
+		}
+		for _, pin := range c.env {
+			if strings.Contains(err.Error(), pin) || strings.Contains(err.Error(), strings.ToUpper(pin)) {
+				t.Fatalf("renew with a %s: the error %q shows a PIN", c.name, err)
+			}
+		}
+		if n := d.certificates(t); n != 2 {
+			t.Fatalf("renew with a %s: %d certificates stored, want 2", c.name, n)
+		}
+	}
+
+	renewed, err := d.run("renew", renewEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(renewed) != 2 || d.certificates(t) != 4 {
+		t.Fatalf("renew: %d certificates answered, %d stored; want 2 and 4", len(renewed), d.certificates(t))
+	}
+	for i, r := range renewed {
+		if !slices.Equal(r.Superseded, []string{issued[i].Serial}) {
+			t.Errorf("renewed %s supersedes %v, want %s", r.Type, r.Superseded, issued[i].Serial)
+		}
+	}
+
+	// The card keeps the resident's PINs, the signature PIN as folded.
+	card, err := counter.OpenCard(counter.CardConfig{Module: d.tk.Module, SignatureToken: d.tk.Label, AuthenticationToken: d.authTk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer card.Close()
+	for typ, pin := range map[ca.CertType]string{ca.Signature: "HANAKO2026", ca.Authentication: "4321"} {
+		if err := card.Login(typ, pin); err != nil {
+			t.Errorf("after renewal, the %v PIN: %v", typ, err)
+		}
+		c, err := card.Certificate(typ)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := c.SerialNumber.Text(16); !slices.ContainsFunc(renewed, func(r api.Issued) bool { return strings.TrimLeft(r.Serial, "0") == got }) {
+			t.Errorf("the card's %v certificate is %s, not a renewed one", typ, got)
+		}
+	}
+}
+
+// with is m with k set to v ("" removes it).
+func with(m map[string]string, k, v string) map[string]string {
+	out := map[string]string{}
+	for kk, vv := range m {
+		out[kk] = vv
+	}
+	if v == "" {
+		delete(out, k)
+	} else {
+		out[k] = v
+	}
+	return out
+}
