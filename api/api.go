@@ -388,7 +388,7 @@ func (a *API) read(w http.ResponseWriter, r *http.Request, id Identity) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, certificateOf(rec))
+	return writeJSON(w, http.StatusOK, CertificateOf(rec))
 }
 
 // list: GET /v1/certificates?card=ID or ?resident=ID.
@@ -457,7 +457,7 @@ func (a *API) revoke(w http.ResponseWriter, r *http.Request, id Identity) error 
 		return classify(err, CodeAlreadyRevoked)
 	}
 	a.ids.forget(sn)
-	return writeJSON(w, http.StatusOK, certificateOf(rec))
+	return writeJSON(w, http.StatusOK, CertificateOf(rec))
 }
 
 // hold: POST /v1/cards/{id}/hold.

@@ -281,7 +281,9 @@ func pemCert(der []byte) string {
 	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
 }
 
-func certificateOf(r ca.Record) Certificate {
+// CertificateOf is a stored certificate as the read calls return it: what
+// the admin commands print too.
+func CertificateOf(r ca.Record) Certificate {
 	c := Certificate{
 		Serial: r.Serial.Hex(), Type: r.Type.String(), Status: r.Status.String(),
 		CardID: r.CardID, ResidentID: r.ResidentID, Municipality: r.Municipality,
@@ -297,7 +299,7 @@ func certificateOf(r ca.Record) Certificate {
 func certificatesOf(rs []ca.Record) Certificates {
 	out := Certificates{Certificates: make([]Certificate, 0, len(rs))}
 	for _, r := range rs {
-		out.Certificates = append(out.Certificates, certificateOf(r))
+		out.Certificates = append(out.Certificates, CertificateOf(r))
 	}
 	return out
 }

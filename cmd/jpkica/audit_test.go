@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jpkica/jpkica/api"
 	"github.com/jpkica/jpkica/audit"
 )
 
@@ -86,8 +88,16 @@ func TestAdminCommands(t *testing.T) {
 	if err := cmdRevoke(ctx, []string{serial, "--config", cfg, "--reason", "keyCompromise"}, &out, quiet()); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(out.String(), `"status": "revoked"`) || !strings.Contains(out.String(), `"reason": "keyCompromise"`) {
+	var revoked api.Certificate
+	if err := json.Unmarshal(out.Bytes(), &revoked); err != nil {
+		t.Fatal(err)
+	}
+	if revoked.Serial != serial || revoked.Status != "revoked" || revoked.Reason != "keyCompromise" {
 		t.Fatalf("revoke output: %s", out.String())
+	}
+	// The same record as the API's: the certificate with it.
+	if c := parsePEM(t, revoked.Certificate); c.SerialNumber.Text(16) != strings.TrimLeft(serial, "0") {
+		t.Fatalf("revoke output: certificate %x, want serial %s", c.SerialNumber, serial)
 	}
 	if err := cmdRevoke(ctx, []string{serial, "--config", cfg, "--reason", "keyCompromise"}, io.Discard, quiet()); err == nil {
 		t.Fatal("revoked twice")

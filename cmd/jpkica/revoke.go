@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"strings"
-	"time"
 
 	"github.com/jpkica/jpkica/api"
 	"github.com/jpkica/jpkica/ca"
@@ -47,11 +46,7 @@ func cmdRevoke(ctx context.Context, args []string, stdout io.Writer, logger *slo
 	if err != nil {
 		return err
 	}
-	out := api.Certificate{Serial: rec.Serial.Hex(), Type: rec.Type.String(), Status: rec.Status.String(),
-		Reason: rec.Reason.String(), RevokedAt: rec.RevokedAt.UTC().Format(time.RFC3339), CardID: rec.CardID,
-		ResidentID: rec.ResidentID, Municipality: rec.Municipality,
-		NotBefore: rec.NotBefore.UTC().Format(time.RFC3339), NotAfter: rec.NotAfter.UTC().Format(time.RFC3339)}
 	enc := json.NewEncoder(stdout)
 	enc.SetIndent("", "  ")
-	return enc.Encode(out)
+	return enc.Encode(api.CertificateOf(rec))
 }
