@@ -167,9 +167,20 @@ func Load(path string) (*Config, error) {
 // Embedded reports whether c is the embedded development default.
 func (c *Config) Embedded() bool { return c.embedded }
 
+// parse decodes docs in order, each over the ones before it, and validates
+// the result. A later document that lists municipalities replaces the
+// earlier list rather than adding to it (YAML decoding merges maps): a
+// deployment serves the municipalities its own file names, not those of
+// the embedded defaults too.
 func parse(docs ...[]byte) (*Config, error) {
 	var c Config
 	for _, doc := range docs {
+		var top map[string]yaml.Node
+		if err := yaml.Unmarshal(doc, &top); err == nil {
+			if _, ok := top["municipalities"]; ok {
+				c.Municipalities = nil
+			}
+		}
 		dec := yaml.NewDecoder(bytes.NewReader(doc))
 		dec.KnownFields(true)
 		if err := dec.Decode(&c); err != nil && !errors.Is(err, errEOF) {

@@ -2,8 +2,10 @@ package config
 
 import (
 	"errors"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -90,5 +92,33 @@ func TestExampleConfigLoads(t *testing.T) {
 	}
 	if c.Keys.Backend != "pkcs11" || c.Keys.PKCS11.PINFile == "" {
 		t.Fatalf("example: backend %q pin_file %q", c.Keys.Backend, c.Keys.PKCS11.PINFile)
+	}
+}
+
+// TestMunicipalitiesReplaceDefaults: a file that lists municipalities
+// serves those alone; one that lists none keeps the embedded ones.
+func TestMunicipalitiesReplaceDefaults(t *testing.T) {
+	defaults, err := Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		yaml string
+		want []string
+	}{
+		{"municipalities:\n  \"302015\": {prefecture: Wakayama-ken, name: Wakayama-shi}\n", []string{"302015"}},
+		{"listen:\n  status: 127.0.0.1:9090\n", slices.Sorted(maps.Keys(defaults.Municipalities))},
+	} {
+		p := filepath.Join(t.TempDir(), "c.yaml")
+		if err := os.WriteFile(p, []byte(c.yaml), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		got, err := Load(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if keys := slices.Sorted(maps.Keys(got.Municipalities)); !slices.Equal(keys, c.want) {
+			t.Errorf("%q: municipalities %v, want %v", c.yaml, keys, c.want)
+		}
 	}
 }
