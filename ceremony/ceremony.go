@@ -121,7 +121,7 @@ func Run(ctx context.Context, cfg Config, deps Deps, newGeneration bool) (Result
 	}
 	var res Result
 	for _, is := range unanswered {
-		r, err := createResponder(ctx, cfg, deps, is)
+		r, err := createResponder(ctx, cfg, deps, is, nil)
 		if err != nil {
 			return res, err
 		}
@@ -133,7 +133,7 @@ func Run(ctx context.Context, cfg Config, deps Deps, newGeneration bool) (Result
 			return res, err
 		}
 		res.Issuers = append(res.Issuers, is)
-		r, err := createResponder(ctx, cfg, deps, is)
+		r, err := createResponder(ctx, cfg, deps, is, nil)
 		if err != nil {
 			return res, err
 		}
@@ -229,7 +229,11 @@ func createClientCA(ctx context.Context, cfg Config, deps Deps) (ca.Issuer, erro
 	})
 }
 
-func createResponder(ctx context.Context, cfg Config, deps Deps, is ca.Issuer) (store.Responder, error) {
+// createResponder makes a delegated responder for is: a key in the key
+// store and a certificate the issuer key signs, recorded with an audit
+// entry. With replaces set, it is the renewal of that responder, recorded
+// only if that is still the issuer's newest (store.ReplaceResponder).
+func createResponder(ctx context.Context, cfg Config, deps Deps, is ca.Issuer, replaces *store.Responder) (store.Responder, error) {
 	issuerCert, issuerKey, err := loadIssuerKey(ctx, deps.Keys, is)
 	if err != nil {
 		return store.Responder{}, err
@@ -255,11 +259,18 @@ func createResponder(ctx context.Context, cfg Config, deps Deps, is ca.Issuer) (
 		return store.Responder{}, fmt.Errorf("signing responder %s: %w", id, err)
 	}
 	r := store.Responder{ID: id, IssuerID: is.ID, KeyRef: id, CertDER: der, NotAfter: notAfter, CreatedAt: now}
-	detail := fmt.Appendf(nil, `{"issuer":%q,"algorithm":%q,"serial":%q}`, is.ID, cfg.ResponderAlgorithm, serial.Hex())
-	if err := deps.Store.InsertResponder(ctx, r, cfg.entry(now, "ocsp_responder.create", detail)); err != nil {
+	if replaces == nil {
+		detail := fmt.Appendf(nil, `{"issuer":%q,"algorithm":%q,"serial":%q}`, is.ID, cfg.ResponderAlgorithm, serial.Hex())
+		err = deps.Store.InsertResponder(ctx, r, cfg.entry(now, "ocsp_responder.create", detail))
+	} else {
+		detail := fmt.Appendf(nil, `{"issuer":%q,"algorithm":%q,"serial":%q,"replaces":%q}`, is.ID, cfg.ResponderAlgorithm,
+			serial.Hex(), replaces.ID)
+		err = deps.Store.ReplaceResponder(ctx, r, replaces.ID, cfg.entry(now, "ocsp_responder.renew", detail))
+	}
+	if err != nil {
 		return store.Responder{}, fmt.Errorf("recording responder %s: %w", id, err)
 	}
-	deps.Logger.Info("OCSP responder created", "responder", id, "issuer", is.ID)
+	deps.Logger.Info("OCSP responder created", "responder", id, "issuer", is.ID, "not_after", notAfter.Format(time.RFC3339))
 	return r, nil
 }
 

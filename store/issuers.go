@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"crypto/x509"
+	"database/sql"
+	"errors"
 	"fmt"
 	"time"
 
@@ -106,6 +108,19 @@ type Responder struct {
 // (Subject defaults to the responder ID). An unknown issuer is
 // ca.ErrNotFound; a duplicate ID is ca.ErrConflict.
 func (s *Store) InsertResponder(ctx context.Context, r Responder, e audit.Entry) error {
+	return s.insertResponder(ctx, r, nil, e)
+}
+
+// ReplaceResponder records r as the renewal of the issuer's newest
+// responder, replaces (an ID), with its audit entry. If the issuer's newest
+// responder is another by then (a second node renewed it first), nothing is
+// written and the error wraps ca.ErrConflict. The check and the insert are
+// one transaction, serialised with every other write by the audit chain.
+func (s *Store) ReplaceResponder(ctx context.Context, r Responder, replaces string, e audit.Entry) error {
+	return s.insertResponder(ctx, r, &replaces, e)
+}
+
+func (s *Store) insertResponder(ctx context.Context, r Responder, replaces *string, e audit.Entry) error {
 	if r.ID == "" || r.IssuerID == "" || r.KeyRef == "" || len(r.CertDER) == 0 || r.NotAfter.IsZero() || r.CreatedAt.IsZero() {
 		return fmt.Errorf("inserting responder: %w: every field is required", ca.ErrInvalid)
 	}
@@ -113,6 +128,17 @@ func (s *Store) InsertResponder(ctx context.Context, r Responder, e audit.Entry)
 		e.Subject = r.ID
 	}
 	return s.writeAudited(ctx, "inserting responder "+r.ID, func(tx *sqlx.Tx, c *chain) error {
+		if replaces != nil {
+			var newest string
+			err := tx.QueryRowContext(ctx, s.q(`SELECT id FROM ocsp_responders WHERE issuer_id = ?
+ORDER BY created_at DESC, id LIMIT 1`), r.IssuerID).Scan(&newest)
+			if err != nil && !errors.Is(err, sql.ErrNoRows) {
+				return s.classify(err)
+			}
+			if newest != *replaces {
+				return fmt.Errorf("%w: the newest responder of %s is %q, not %q", ca.ErrConflict, r.IssuerID, newest, *replaces)
+			}
+		}
 		_, err := tx.ExecContext(ctx, s.q(`INSERT INTO ocsp_responders (id, issuer_id, key_ref, certificate, not_after, created_at)
 VALUES (?, ?, ?, ?, ?, ?)`), r.ID, r.IssuerID, r.KeyRef, r.CertDER, dbTime(r.NotAfter), dbTime(r.CreatedAt))
 		if err != nil {

@@ -610,8 +610,25 @@ func testIssuersAndResponders(t *testing.T, _ newDSN, open func(*testing.T) *Sto
 	if err != nil || len(rs) != 1 || !reflect.DeepEqual(rs[0], resp) {
 		t.Errorf("Responders = %+v, %v; want [%+v]", rs, err, resp)
 	}
-	if n := verifyChain(t, s); n != 2 {
-		t.Errorf("%d audit entries, want 2 (issuer, responder)", n)
+	// A renewal is recorded only against the issuer's newest responder.
+	renewed := resp
+	renewed.ID, renewed.KeyRef, renewed.CreatedAt = "ocsp-authentication-g1-2", "ocsp-2", t0.Add(time.Hour)
+	stale := renewed
+	stale.ID, stale.KeyRef = "ocsp-authentication-g1-3", "ocsp-3"
+	if err := s.ReplaceResponder(ctx, renewed, "some-other", re); !errors.Is(err, ca.ErrConflict) {
+		t.Errorf("renewing a responder that is not the newest: err = %v, want ErrConflict", err)
+	}
+	if err := s.ReplaceResponder(ctx, renewed, resp.ID, re); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ReplaceResponder(ctx, stale, resp.ID, re); !errors.Is(err, ca.ErrConflict) {
+		t.Errorf("a second renewal of the same responder: err = %v, want ErrConflict", err)
+	}
+	if rs, err := s.Responders(ctx); err != nil || len(rs) != 2 || rs[0].ID != renewed.ID {
+		t.Errorf("after renewal, Responders = %+v, %v; want the renewal first of 2", rs, err)
+	}
+	if n := verifyChain(t, s); n != 3 {
+		t.Errorf("%d audit entries, want 3 (issuer, responder, renewal)", n)
 	}
 }
 

@@ -1,0 +1,87 @@
+package ceremony
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/jpkica/jpkica/audit"
+	"github.com/jpkica/jpkica/ca"
+)
+
+// TestRenewResponders: nothing is renewed while the responders have more
+// than renewBefore left; then each card issuer gets a new responder, which
+// Load picks and the issuer certifies, with an audit entry naming the one
+// it replaces. A renewal against a responder that is no longer the newest
+// (another node's won) records nothing.
+func TestRenewResponders(t *testing.T) {
+	ctx := context.Background()
+	deps := testDeps(t)
+	cfg := testConfig() // responders valid 30 days
+	if _, err := Run(ctx, cfg, deps, false); err != nil {
+		t.Fatal(err)
+	}
+	const renewBefore = 10 * 24 * time.Hour
+	if _, err := RenewResponders(ctx, cfg, deps, cfg.ResponderValidity); !errors.Is(err, ca.ErrInvalid) {
+		t.Fatalf("renewing as soon as made: %v, want ErrInvalid", err)
+	}
+	at := func(d time.Duration) Deps {
+		d2 := deps
+		d2.Clock = func() time.Time { return ceremonyNow.Add(d) }
+		return d2
+	}
+	got, err := RenewResponders(ctx, cfg, at(19*24*time.Hour), renewBefore)
+	if err != nil || len(got) != 0 {
+		t.Fatalf("with 11 days left: renewed %d (%v), want none", len(got), err)
+	}
+	before, err := Load(ctx, deps.Store, deps.Keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err = RenewResponders(ctx, cfg, at(21*24*time.Hour), renewBefore)
+	if err != nil || len(got) != 2 {
+		t.Fatalf("with 9 days left: renewed %d (%v), want 2", len(got), err)
+	}
+	kr, err := Load(ctx, deps.Store, deps.Keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ik := range kr.Current {
+		r := kr.Responders[ik.Issuer.ID]
+		if r.Responder.ID == before.Responders[ik.Issuer.ID].Responder.ID {
+			t.Fatalf("%s: Load still picks the old responder", ik.Issuer.ID)
+		}
+		if err := r.Cert.CheckSignatureFrom(ik.Cert); err != nil {
+			t.Fatalf("%s: new responder: %v", ik.Issuer.ID, err)
+		}
+		if want := ceremonyNow.Add(21*24*time.Hour + cfg.ResponderValidity); !r.Cert.NotAfter.Equal(want) ||
+			!slices.Contains(r.Cert.ExtKeyUsage, x509.ExtKeyUsageOCSPSigning) {
+			t.Fatalf("%s: new responder until %v (want %v), EKU %v", ik.Issuer.ID, r.Cert.NotAfter, want, r.Cert.ExtKeyUsage)
+		}
+	}
+	renewals := 0
+	if err := deps.Store.AuditEntries(ctx, func(e audit.Entry) error {
+		if e.Action == "ocsp_responder.renew" {
+			renewals++
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if renewals != 2 {
+		t.Fatalf("%d ocsp_responder.renew audit entries, want 2", renewals)
+	}
+	// Another node that read the store before this renewal loses the race.
+	stale := before.Responders[kr.Current[0].Issuer.ID].Responder
+	_, err = createResponder(ctx, cfg, at(21*24*time.Hour+time.Minute), kr.Current[0].Issuer, &stale)
+	if !errors.Is(err, ca.ErrConflict) {
+		t.Fatalf("renewing a responder that is no longer the newest: %v, want ErrConflict", err)
+	}
+	all, err := deps.Store.Responders(ctx)
+	if err != nil || len(all) != 4 {
+		t.Fatalf("%d responders recorded (%v), want 4", len(all), err)
+	}
+}
