@@ -28,7 +28,11 @@ type Keyring struct {
 	Current []ca.IssuerKey
 	// Responders holds the newest responder of each issuer, by issuer ID.
 	Responders map[string]ResponderKey
-	ClientCA   ca.IssuerKey
+	// Replaced holds the certificates of each issuer's older responders,
+	// newest first, by issuer ID: responses they signed may still be
+	// stored, and valid while they are.
+	Replaced map[string][]*x509.Certificate
+	ClientCA ca.IssuerKey
 }
 
 // Load finds the signers of every issuer, responder and the client CA
@@ -38,7 +42,7 @@ func Load(ctx context.Context, st *store.Store, keys hsm.KeyStore) (*Keyring, er
 	if err != nil {
 		return nil, fmt.Errorf("listing issuers: %w", err)
 	}
-	kr := &Keyring{Responders: map[string]ResponderKey{}}
+	kr := &Keyring{Responders: map[string]ResponderKey{}, Replaced: map[string][]*x509.Certificate{}}
 	current := map[ca.CertType]ca.IssuerKey{}
 	for _, is := range issuers {
 		cert, key, err := loadIssuerKey(ctx, keys, is)
@@ -70,12 +74,13 @@ func Load(ctx context.Context, st *store.Store, keys hsm.KeyStore) (*Keyring, er
 		return nil, fmt.Errorf("listing responders: %w", err)
 	}
 	for _, r := range responders { // newest first
-		if _, seen := kr.Responders[r.IssuerID]; seen {
-			continue
-		}
 		cert, err := x509.ParseCertificate(r.CertDER)
 		if err != nil {
 			return nil, fmt.Errorf("responder %s certificate: %w", r.ID, err)
+		}
+		if _, seen := kr.Responders[r.IssuerID]; seen {
+			kr.Replaced[r.IssuerID] = append(kr.Replaced[r.IssuerID], cert)
+			continue
 		}
 		key, err := keys.Signer(ctx, r.KeyRef)
 		if err != nil {

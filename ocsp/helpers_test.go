@@ -26,6 +26,7 @@ var issueNow = catest.Now
 // store and a store, and an Authority per generation.
 type fixture struct {
 	st   *store.Store
+	keys hsm.KeyStore
 	kr   *ceremony.Keyring
 	auth map[int]*ca.Authority // by generation
 }
@@ -41,7 +42,7 @@ func newFixture(t testing.TB, dsn string, responderAlg hsm.Algorithm) *fixture {
 func newFixtureKeys(t testing.TB, dsn string, responderAlg hsm.Algorithm, keys hsm.KeyStore) *fixture {
 	t.Helper()
 	c := catest.New(t, catest.Options{Keys: keys, DSN: dsn, Generations: 2, ResponderAlgorithm: responderAlg})
-	return &fixture{st: c.Store, kr: c.Keyring, auth: c.Auth}
+	return &fixture{st: c.Store, keys: c.Keys, kr: c.Keyring, auth: c.Auth}
 }
 
 // issuers is what a Presigner serves: every generation, signed by its

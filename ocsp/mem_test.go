@@ -112,6 +112,7 @@ func (s *flakySigner) Sign(r io.Reader, d []byte, o crypto.SignerOpts) ([]byte, 
 type memPKI struct {
 	issuer, responder *x509.Certificate
 	signer            *flakySigner
+	issuerKey         crypto.Signer
 }
 
 var testPKI = sync.OnceValue(func() memPKI {
@@ -139,7 +140,25 @@ func newPKI(rk crypto.Signer) memPKI {
 		panic(err)
 	}
 	resp, _ := x509.ParseCertificate(der)
-	return memPKI{issuer: iss, responder: resp, signer: &flakySigner{Signer: rk}}
+	return memPKI{issuer: iss, responder: resp, signer: &flakySigner{Signer: rk}, issuerKey: ik}
+}
+
+// newResponder makes another delegated responder of m's issuer, valid
+// until notAfter, with a key of its own.
+func (m memPKI) newResponder(t testing.TB, serial int64, notAfter time.Time) (*x509.Certificate, *flakySigner) {
+	t.Helper()
+	rk, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{Country: []string{"JP"}, CommonName: "Test responder"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: notAfter, KeyUsage: x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageOCSPSigning}}
+	der, err := x509.CreateCertificate(rand.Reader, rt, m.issuer, rk.Public(), m.issuerKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mustParse(t, der), &flakySigner{Signer: rk}
 }
 
 func (m memPKI) issuers() []ocsp.IssuerConfig {

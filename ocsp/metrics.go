@@ -56,10 +56,29 @@ func newMetrics(reg prometheus.Registerer, p *Presigner) (*metrics, error) {
 		m.signErrors, m.dropped, m.persistDropped, m.queued, m.signSeconds,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "jpkica_ocsp_cached_responses",
 			Help: "Signed responses held in memory."}, func() float64 { return float64(p.cache.Len()) }),
+		responderExpiry{p},
 	} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("%w: registering OCSP metrics: %v", ErrInvalid, err)
 		}
 	}
 	return m, nil
+}
+
+// responderExpiry exports when each issuer's signing responder certificate
+// expires: responses signed after that fail at every relying party, so an
+// alert belongs on it (the ca role renews responders well before).
+type responderExpiry struct{ p *Presigner }
+
+var responderExpiryDesc = prometheus.NewDesc("jpkica_ocsp_responder_not_after_seconds",
+	"When the certificate of the responder that signs an issuer's OCSP responses expires (Unix time).",
+	[]string{"issuer"}, nil)
+
+func (r responderExpiry) Describe(ch chan<- *prometheus.Desc) { ch <- responderExpiryDesc }
+
+func (r responderExpiry) Collect(ch chan<- prometheus.Metric) {
+	for _, a := range r.p.auths {
+		ch <- prometheus.MustNewConstMetric(responderExpiryDesc, prometheus.GaugeValue,
+			float64(a.key().notAfter.Unix()), a.id)
+	}
 }

@@ -130,14 +130,18 @@ func parseStored(der []byte, a *authority, r *ca.Record) (Item, bool) {
 	signed := []byte(basic)
 	var tbsFull, tbs, alg, sig cryptobyte.String
 	if !basic.ReadASN1Element(&tbsFull, cbasn1.SEQUENCE) || !basic.ReadASN1Element(&alg, cbasn1.SEQUENCE) ||
-		!basic.ReadASN1Element(&sig, cbasn1.BIT_STRING) || !bytes.Equal(alg, a.sigAlg) {
+		!basic.ReadASN1Element(&sig, cbasn1.BIT_STRING) {
 		return it, false
 	}
 	body := signed[:len(signed)-len(basic)] // tbsResponseData, signatureAlgorithm, signature
+	k := a.keyOf(body)
+	if k == nil || !bytes.Equal(alg, k.sigAlg) {
+		return it, false
+	}
 	tbs = tbsFull
 	var responderID, produced, list, one, certID cryptobyte.String
 	if !tbs.ReadASN1(&tbs, cbasn1.SEQUENCE) || !tbs.ReadASN1Element(&responderID, cbasn1.Tag(2).ContextSpecific().Constructed()) ||
-		!bytes.Equal(responderID, a.responder) || !tbs.ReadASN1(&produced, cbasn1.GeneralizedTime) ||
+		!bytes.Equal(responderID, k.responder) || !tbs.ReadASN1(&produced, cbasn1.GeneralizedTime) ||
 		!tbs.ReadASN1(&list, cbasn1.SEQUENCE) || !list.ReadASN1(&one, cbasn1.SEQUENCE) || !list.Empty() ||
 		!one.ReadASN1(&certID, cbasn1.SEQUENCE) {
 		return it, false

@@ -137,6 +137,7 @@ type Presigner struct {
 	auths  []*authority
 	byID   map[string]*authority
 	byKey  [2]map[string]*authority // by hashIndex, by issuerKeyHash
+	keysMu sync.Mutex               // serialises changes to the authorities' keys
 	urgent chan job
 	bulk   chan job
 	sem    chan struct{}
@@ -433,8 +434,8 @@ func (p *Presigner) singleFor(a *authority, h int, serialDER []byte, rec *ca.Rec
 // nextUpdate is now + Validity, but never past the signer's certificate.
 func (p *Presigner) nextUpdate(a *authority, now time.Time) time.Time {
 	n := now.Add(p.cfg.Validity)
-	if a.notAfter.Before(n) && a.notAfter.After(now) {
-		n = a.notAfter.Truncate(time.Second)
+	if na := a.key().notAfter; na.Before(n) && na.After(now) {
+		n = na.Truncate(time.Second)
 	}
 	return n
 }
@@ -446,7 +447,7 @@ func (p *Presigner) signAndPut(ctx context.Context, a *authority, h int, serial 
 	buf := signPool.Get().(*[]byte)
 	defer signPool.Put(buf)
 	start := time.Now()
-	body, err := a.sign(ctx, p.rand, (*buf)[:0], now, []single{s}, nil)
+	body, _, err := a.sign(ctx, p.rand, (*buf)[:0], now, []single{s}, nil)
 	p.m.signSeconds.Observe(time.Since(start).Seconds())
 	if err != nil {
 		p.m.signErrors.Inc()
@@ -767,8 +768,14 @@ func (p *Presigner) Answer(ctx context.Context, req *Request) (Answer, error) {
 	return p.fresh(ctx, a, req, useNonce)
 }
 
+// answer is a cached response, with the certificate of the responder that
+// signed it.
 func (p *Presigner) answer(a *authority, it *Item) Answer {
-	return Answer{Body: it.Body, Certs: a.certs, ProducedAt: time.Unix(int64(it.ProducedAt), 0).UTC(),
+	k := a.keyOf(it.Body)
+	if k == nil { // a key pruned since: its responses have expired
+		k = a.key()
+	}
+	return Answer{Body: it.Body, Certs: k.certs, ProducedAt: time.Unix(int64(it.ProducedAt), 0).UTC(),
 		NextUpdate: time.Unix(int64(it.NextUpdate), 0).UTC(), Status: it.Status}
 }
 
@@ -825,7 +832,7 @@ func (p *Presigner) onDemand(ctx context.Context, a *authority, h int, serial ca
 func (p *Presigner) signUnknown(ctx context.Context, a *authority, h int, serial ca.Serial) (Item, error) {
 	now := p.thisUpdate()
 	s := p.singleFor(a, h, serialContent(serial), nil, now)
-	body, err := a.sign(ctx, p.rand, nil, now, []single{s}, nil)
+	body, _, err := a.sign(ctx, p.rand, nil, now, []single{s}, nil)
 	if err != nil {
 		p.m.signErrors.Inc()
 		return Item{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
@@ -868,13 +875,13 @@ func (p *Presigner) fresh(ctx context.Context, a *authority, req *Request, withN
 	if withNonce {
 		nonce = req.Nonce
 	}
-	body, err := a.sign(ctx, p.rand, nil, now, singles, nonce)
+	body, k, err := a.sign(ctx, p.rand, nil, now, singles, nonce)
 	if err != nil {
 		p.m.signErrors.Inc()
 		return Answer{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	p.m.fresh.Inc()
-	return Answer{Body: body, Certs: a.certs, ProducedAt: now, NextUpdate: singles[0].nextUpdate,
+	return Answer{Body: body, Certs: k.certs, ProducedAt: now, NextUpdate: singles[0].nextUpdate,
 		Status: singles[0].status, Fresh: true}, nil
 }
 
@@ -885,7 +892,7 @@ func (p *Presigner) Digest(issuerID string) (crypto.Hash, bool) {
 	if a == nil {
 		return 0, false
 	}
-	return a.digest, true
+	return a.key().digest, true
 }
 
 // Lookup returns the cached response of a certificate for CertIDs hashed

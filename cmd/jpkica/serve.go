@@ -96,6 +96,10 @@ func cmdServe(ctx context.Context, args []string, logger *slog.Logger) error {
 			return fmt.Errorf("starting role %s: %w", role.name, err)
 		}
 	}
+	if run["ca"] || run["ocsp"] {
+		w := newResponderWatch(env, run["ca"], run["ocsp"])
+		env.spawn(func() { w.run(roleCtx) })
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintln(w, "ok")

@@ -91,6 +91,9 @@ type Issuance struct {
 	IssuerValidityYears int `yaml:"issuer_validity_years"`
 	// ResponderValidity is the lifetime of a delegated OCSP responder certificate.
 	ResponderValidity time.Duration `yaml:"responder_validity"`
+	// ResponderRenewBefore is how long before its expiry the ca role
+	// renews a delegated OCSP responder.
+	ResponderRenewBefore time.Duration `yaml:"responder_renew_before"`
 	// ResponderKey is the delegated OCSP responder key algorithm:
 	// "rsa2048" as JPKI, or "ecdsa-p256", far cheaper to sign.
 	ResponderKey string `yaml:"responder_key"`
@@ -259,6 +262,10 @@ func (c *Config) validate() error {
 	}
 	if c.Issuance.ResponderValidity < time.Hour {
 		bad("issuance.responder_validity must be at least 1h")
+	}
+	if r := c.Issuance.ResponderRenewBefore; r >= c.Issuance.ResponderValidity || r < 2*c.OCSP.Validity {
+		bad("issuance.responder_renew_before (%v) must be under responder_validity (%v) and at least twice ocsp.validity (%v)",
+			r, c.Issuance.ResponderValidity, c.OCSP.Validity)
 	}
 	if c.Issuance.ResponderKey != "rsa2048" && c.Issuance.ResponderKey != "ecdsa-p256" {
 		bad("issuance.responder_key must be rsa2048 or ecdsa-p256, not %q", c.Issuance.ResponderKey)

@@ -38,6 +38,9 @@ func TestLoad(t *testing.T) {
 		{"bad municipality code", "municipalities:\n  \"30201\": {prefecture: A, name: B}\n", true},
 		{"bad ocsp url", "urls:\n  ocsp: ftp://x\n", true},
 		{"renewal window zero", "issuance:\n  renewal_window_months: 0\n", true},
+		{"responder renewed as soon as made", "issuance:\n  responder_validity: 240h\n", true},
+		{"responder renewed too late", "issuance:\n  responder_renew_before: 36h\n", true},
+		{"responder renewal", "issuance:\n  responder_validity: 2160h\n  responder_renew_before: 720h\n", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
