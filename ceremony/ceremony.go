@@ -2,7 +2,8 @@
 // the configured key store, one self-signed issuer per card certificate type
 // (a new generation on request), a delegated OCSP responder certificate per
 // issuer (RFC 6960 section 4.2.2.2), and the client CA that signs terminal
-// certificates; and it loads them back as signers for the daemon.
+// certificates; it loads them back as signers for the daemon; and it renews
+// the delegated responders before they expire (RenewResponders).
 //
 // Run refuses to overwrite: an existing key label or issuer generation stops
 // it with an error before anything is written for that key. Every creation is

@@ -26,6 +26,13 @@
 // An issuer is matched by key hash and name hash: all generations of an
 // issuer share one name and differ by key.
 //
+// A delegated responder renewed while the Presigner runs (SetResponder)
+// signs from then on. Each cached response is served with the
+// certificate of the responder that signed it (matched by its
+// ResponderID), so responses signed before the renewal still verify until
+// the refresh re-signs them; IssuerConfig.Replaced does the same for the
+// stored responses a restarted process takes back.
+//
 // # Pre-signing
 //
 // A Presigner keeps a signed response for every live certificate: at start
@@ -48,8 +55,8 @@
 // # Concurrency
 //
 // Cache, Presigner and Responder are safe for concurrent use. A Presigner's
-// Run must be called once; Answer, Lookup and StatusChanged may be called
-// before, during and after it. StatusChanged never blocks. Signers are
+// Run must be called once; Answer, Lookup, StatusChanged and SetResponder
+// may be called before, during and after it. StatusChanged never blocks. Signers are
 // called from several goroutines at once (crypto.Signer implementations of
 // the hsm package allow it; PKCS #11 signers are given the context through
 // SignContext).
