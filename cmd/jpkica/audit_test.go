@@ -15,6 +15,7 @@ import (
 
 	"github.com/jpkica/jpkica/api"
 	"github.com/jpkica/jpkica/audit"
+	"github.com/jpkica/jpkica/ca"
 )
 
 // TestAuditVerifyTamperings: an edited, a deleted and a reordered entry
@@ -99,8 +100,12 @@ func TestAdminCommands(t *testing.T) {
 	if c := parsePEM(t, revoked.Certificate); c.SerialNumber.Text(16) != strings.TrimLeft(serial, "0") {
 		t.Fatalf("revoke output: certificate %x, want serial %s", c.SerialNumber, serial)
 	}
-	if err := cmdRevoke(ctx, []string{serial, "--config", cfg, "--reason", "keyCompromise"}, io.Discard, quiet()); err == nil {
-		t.Fatal("revoked twice")
+	// The serial may stand after the flags too; revoking again is refused.
+	if err := cmdRevoke(ctx, []string{"--config", cfg, serial, "--reason", "keyCompromise"}, io.Discard, quiet()); !errors.Is(err, ca.ErrConflict) {
+		t.Fatalf("revoked twice: %v, want ErrConflict", err)
+	}
+	if err := cmdRevoke(ctx, []string{"--config", cfg, serial, serial, "--reason", "keyCompromise"}, io.Discard, quiet()); !errors.Is(err, errUsage) {
+		t.Fatalf("two serials: %v, want a usage error", err)
 	}
 	if err := cmdRevoke(ctx, []string{"--config", cfg, "--reason", "keyCompromise"}, io.Discard, quiet()); !errors.Is(err, errUsage) {
 		t.Fatalf("revoke without a serial: %v", err)

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -17,12 +18,9 @@ import (
 // but certificateHold (a hold is the API's /v1/cards/{id}/hold). It writes
 // the store directly; OCSP nodes pick the change up by following the store.
 func cmdRevoke(ctx context.Context, args []string, stdout io.Writer, logger *slog.Logger) error {
-	var serialArg string
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		serialArg, args = args[0], args[1:]
-	}
 	fs, configPath := newFlags("revoke")
 	reasonFlag := fs.String("reason", "", "RFC 5280 reason: keyCompromise, cessationOfOperation, ...")
+	serialArg, args := positional(fs, args)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -49,4 +47,30 @@ func cmdRevoke(ctx context.Context, args []string, stdout io.Writer, logger *slo
 	enc := json.NewEncoder(stdout)
 	enc.SetIndent("", "  ")
 	return enc.Encode(api.CertificateOf(rec))
+}
+
+// positional takes the first argument that is neither a flag of fs nor a
+// flag's value out of args, wherever it stands: `revoke SERIAL --reason R`
+// as the usage writes it, or `revoke --config F SERIAL --reason R`.
+func positional(fs *flag.FlagSet, args []string) (string, []string) {
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			break
+		}
+		if !strings.HasPrefix(a, "-") {
+			rest := append(append([]string{}, args[:i]...), args[i+1:]...)
+			return a, rest
+		}
+		name := strings.TrimLeft(a, "-")
+		if strings.Contains(name, "=") {
+			continue
+		}
+		if f := fs.Lookup(name); f != nil {
+			if b, ok := f.Value.(interface{ IsBoolFlag() bool }); !ok || !b.IsBoolFlag() {
+				i++ // its value
+			}
+		}
+	}
+	return "", args
 }
