@@ -91,6 +91,18 @@ func (m *memSource) MaxChangeSeq(context.Context) (int64, error) {
 	return m.seq, nil
 }
 
+// stepClock is a clock that a test moves by hand, in whole seconds.
+type stepClock struct{ unix atomic.Int64 }
+
+func newStepClock(t time.Time) *stepClock {
+	c := &stepClock{}
+	c.Set(t)
+	return c
+}
+
+func (c *stepClock) Now() time.Time  { return time.Unix(c.unix.Load(), 0) }
+func (c *stepClock) Set(t time.Time) { c.unix.Store(t.Unix()) }
+
 // flakySigner fails while fail is set.
 type flakySigner struct {
 	crypto.Signer

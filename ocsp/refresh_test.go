@@ -16,10 +16,8 @@ import (
 // validity, spread over that window, and dropped once the certificate
 // expires.
 func TestRefresh(t *testing.T) {
-	var now atomic.Int64
 	base := time.Now().Truncate(time.Second)
-	now.Store(base.Unix())
-	clock := func() time.Time { return time.Unix(now.Load(), 0) }
+	clock := newStepClock(base)
 	src := newMemSource()
 	pki := testPKI()
 	const n = 200
@@ -29,7 +27,7 @@ func TestRefresh(t *testing.T) {
 		src.set(r)
 	}
 	p, stop := runPresigner(t, ocsp.Config{Validity: time.Hour, RefreshInterval: 20 * time.Millisecond},
-		ocsp.Deps{Issuers: pki.issuers(), Source: src, Clock: clock, Rand: rand.Reader})
+		ocsp.Deps{Issuers: pki.issuers(), Source: src, Clock: clock.Now, Rand: rand.Reader})
 	defer stop()
 	waitFor(t, func() bool { return p.Cache().Len() == n })
 	produced := func() (fresh int) {
@@ -46,23 +44,23 @@ func TestRefresh(t *testing.T) {
 		return fresh
 	}
 	// Before half the validity nothing is re-signed.
-	now.Store(base.Add(29 * time.Minute).Unix())
+	clock.Set(base.Add(29 * time.Minute))
 	time.Sleep(100 * time.Millisecond)
 	if got := produced(); got != 0 {
 		t.Fatalf("%d re-signed before half the validity", got)
 	}
 	// Part-way through the window some are, not all (spread by serial).
-	now.Store(base.Add(38 * time.Minute).Unix())
+	clock.Set(base.Add(38 * time.Minute))
 	time.Sleep(200 * time.Millisecond)
 	waitFor(t, func() bool { return produced() > 0 })
 	if got := produced(); got == n {
 		t.Fatalf("all %d re-signed at once at 38 min: no spreading", got)
 	}
 	// After 3/4 of it every one is.
-	now.Store(base.Add(46 * time.Minute).Unix())
+	clock.Set(base.Add(46 * time.Minute))
 	waitFor(t, func() bool { return produced() == n })
 	// Expired certificates leave the cache.
-	now.Store(base.Add(25 * time.Hour).Unix())
+	clock.Set(base.Add(25 * time.Hour))
 	waitFor(t, func() bool { return p.Cache().Len() == 0 })
 }
 

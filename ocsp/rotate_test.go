@@ -31,10 +31,8 @@ import (
 // re-signs them all. A responder the issuer did not certify, or whose key
 // is not the signer's, is refused and changes nothing.
 func TestSetResponder(t *testing.T) {
-	var now atomic.Int64
 	base := time.Now().Truncate(time.Second)
-	now.Store(base.Unix())
-	clock := func() time.Time { return time.Unix(now.Load(), 0) }
+	clock := newStepClock(base)
 	src := newMemSource()
 	rk, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -47,7 +45,7 @@ func TestSetResponder(t *testing.T) {
 		src.set(r)
 	}
 	p, stop := runPresigner(t, ocsp.Config{Validity: time.Hour, RefreshInterval: 20 * time.Millisecond},
-		ocsp.Deps{Issuers: pki.issuers(), Source: src, Clock: clock, Rand: rand.Reader})
+		ocsp.Deps{Issuers: pki.issuers(), Source: src, Clock: clock.Now, Rand: rand.Reader})
 	defer stop()
 	waitFor(t, func() bool { return p.Cache().Len() == n })
 
@@ -57,16 +55,7 @@ func TestSetResponder(t *testing.T) {
 	signedBy := func(serial int64) int64 {
 		t.Helper()
 		_, cert := pki.leaf(t, serial)
-		req, err := ocsp.ParseRequest(pki.request(t, serial, crypto.SHA1), 1)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ans, err := p.Answer(context.Background(), &req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		der := ans.AppendDER(nil)
-		resp, err := xocsp.ParseResponseForCert(der, cert, pki.issuer)
+		resp, err := xocsp.ParseResponseForCert(answerDER(t, p, pki.request(t, serial, crypto.SHA1)), cert, pki.issuer)
 		if err != nil {
 			t.Fatalf("serial %d: %v", serial, err)
 		}
@@ -78,16 +67,8 @@ func TestSetResponder(t *testing.T) {
 	writePEM(t, issPath, pki.issuer.Raw)
 	openSSLVerifies := func(serial int64) {
 		t.Helper()
-		req, err := ocsp.ParseRequest(pki.request(t, serial, crypto.SHA1), 1)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ans, err := p.Answer(context.Background(), &req)
-		if err != nil {
-			t.Fatal(err)
-		}
 		respPath := filepath.Join(dir, fmt.Sprintf("%d.der", serial))
-		if err := os.WriteFile(respPath, ans.AppendDER(nil), 0o600); err != nil {
+		if err := os.WriteFile(respPath, answerDER(t, p, pki.request(t, serial, crypto.SHA1)), 0o600); err != nil {
 			t.Fatal(err)
 		}
 		out := openSSL(t, "-respin", respPath, "-issuer", issPath, "-CAfile", issPath, "-serial", fmt.Sprint(serial), "-no_nonce")
@@ -147,7 +128,7 @@ func TestSetResponder(t *testing.T) {
 	openSSLVerifies(7)
 	// The refresh (from half to three quarters of the validity) re-signs
 	// the rest with the new responder.
-	now.Store(base.Add(46 * time.Minute).Unix())
+	clock.Set(base.Add(46 * time.Minute))
 	waitFor(t, func() bool {
 		for i := int64(1); i <= n; i++ {
 			if signedBy(i) != 3 {
@@ -219,15 +200,7 @@ func TestPersistedAcrossRenewal(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		parsed, err := ocsp.ParseRequest(req, 1)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ans, err := p.Answer(ctx, &parsed)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp, err := xocsp.ParseResponseForCert(ans.AppendDER(nil), mustParse(t, w.rec.DER), issuer)
+		resp, err := xocsp.ParseResponseForCert(answerDER(t, p, req), mustParse(t, w.rec.DER), issuer)
 		if err != nil {
 			t.Fatalf("%s: %v", w.rec.Serial.Hex(), err)
 		}
@@ -239,4 +212,18 @@ func TestPersistedAcrossRenewal(t *testing.T) {
 	if _, signs := restart(false); signs < int64(len(certs)) {
 		t.Fatalf("restart without the replaced responders signed %d responses for %d certificates", signs, len(certs))
 	}
+}
+
+// answerDER is p's DER answer to the DER request req.
+func answerDER(t testing.TB, p *ocsp.Presigner, req []byte) []byte {
+	t.Helper()
+	parsed, err := ocsp.ParseRequest(req, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ans, err := p.Answer(context.Background(), &parsed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ans.AppendDER(nil)
 }
