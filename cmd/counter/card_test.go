@@ -7,6 +7,9 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -33,9 +36,9 @@ type counterDesk struct {
 	dir      string
 }
 
-func newCounterDesk(t *testing.T) *counterDesk {
+func newCounterDesk(t *testing.T, opts apitest.Options) *counterDesk {
 	t.Helper()
-	s := apitest.New(t, apitest.Options{})
+	s := apitest.New(t, opts)
 	tk := softhsmtest.New(t)
 	d := &counterDesk{s: s, tk: tk, authTk: tk.Label + "-auth", authPIN: "0000", dir: t.TempDir()}
 	tk.InitToken(t, d.authTk, d.authPIN)
@@ -61,23 +64,23 @@ func newCounterDesk(t *testing.T) *counterDesk {
 }
 
 // run runs a card command (issue or renew) for card CARD-77 with env as
-// the environment, and returns what it printed.
-func (d *counterDesk) run(cmd string, env map[string]string) ([]api.Issued, error) {
+// the environment and extra flags, and returns what it printed, which a
+// visit that failed half-way prints too.
+func (d *counterDesk) run(cmd string, env map[string]string, extra ...string) ([]api.Issued, error) {
 	var out bytes.Buffer
-	err := run(context.Background(), []string{cmd,
+	err := run(context.Background(), append([]string{cmd,
 		"--api", d.s.URL, "--cert", filepath.Join(d.dir, "terminal.crt"), "--key", filepath.Join(d.dir, "terminal.key"),
 		"--ca", filepath.Join(d.dir, "server-ca.crt"),
 		"--module", d.tk.Module, "--sig-token", d.tk.Label, "--auth-token", d.authTk,
 		"--resident", d.resident, "--card-id", "CARD-77", "--card-expires", "2036-05-02",
-	}, &out, func(k string) string { return env[k] })
-	if err != nil {
-		return nil, err
-	}
+	}, extra...), &out, func(k string) string { return env[k] })
 	var got []api.Issued
-	if err := json.Unmarshal(out.Bytes(), &got); err != nil {
-		return nil, err
+	if out.Len() > 0 {
+		if jerr := json.Unmarshal(out.Bytes(), &got); jerr != nil {
+			return nil, errors.Join(err, jerr)
+		}
 	}
-	return got, nil
+	return got, err
 }
 
 // certificates counts the card's certificates in the store.
@@ -97,7 +100,7 @@ func (d *counterDesk) certificates(t *testing.T) int {
 // tried on the card, a wrong one is named by its variable (never by its
 // value), and neither issues anything.
 func TestIssueThenRenew(t *testing.T) {
-	d := newCounterDesk(t)
+	d := newCounterDesk(t, apitest.Options{})
 	issueEnv := map[string]string{
 		"COUNTER_SIG_TRANSPORT_PIN": d.tk.PIN, "COUNTER_AUTH_TRANSPORT_PIN": d.authPIN,
 		"COUNTER_SIG_PIN": "hanako2026", "COUNTER_AUTH_PIN": "4321",
@@ -186,4 +189,79 @@ func with(m map[string]string, k, v string) map[string]string {
 		out[k] = v
 	}
 	return out
+}
+
+// TestIssueHalfWay: a resident under 15 asked both certificates is told
+// before anything is made on the card; with --types authentication the
+// user-authentication certificate is issued and its PIN set. A visit the
+// API stops at the signature certificate still sets the PIN of the
+// user-authentication certificate it wrote, and shows it, before the error.
+func TestIssueHalfWay(t *testing.T) {
+	refuseSignatures := func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			body, _ := io.ReadAll(r.Body)
+			if bytes.Contains(body, []byte(`"type":"signature"`)) {
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(http.StatusUnprocessableEntity)
+				io.WriteString(w, `{"error":{"code":"not_eligible","message":"not eligible: adult guardianship"}}`)
+				return
+			}
+			r.Body = io.NopCloser(bytes.NewReader(body))
+			next.ServeHTTP(w, r)
+		})
+	}
+	for _, c := range []struct {
+		name     string
+		opts     apitest.Options
+		birth    string
+		types    []string
+		wantErr  func(error) bool
+		wantAuth bool
+	}{
+		{"under 15, both asked", apitest.Options{}, "2016-04-10", nil,
+			func(err error) bool { return errors.Is(err, ca.ErrNotEligible) }, false},
+		{"under 15, user authentication", apitest.Options{}, "2016-04-10", []string{"--types", "authentication"},
+			func(err error) bool { return err == nil }, true},
+		{"signature refused by the API", apitest.Options{Wrap: refuseSignatures}, "1990-05-02", nil,
+			func(err error) bool {
+				var ae *counter.APIError
+				return errors.As(err, &ae) && ae.Status == http.StatusUnprocessableEntity
+			}, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			d := newCounterDesk(t, c.opts)
+			res := fmt.Sprintf(`{"id": "R-302015-78", "municipality": "302015", "name": "和歌山　次郎",
+				"birth_date": %q, "sex": "male", "address": "和歌山県和歌山市七番丁２３番地"}`, c.birth)
+			if err := os.WriteFile(d.resident, []byte(res), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			env := map[string]string{
+				"COUNTER_SIG_TRANSPORT_PIN": d.tk.PIN, "COUNTER_AUTH_TRANSPORT_PIN": d.authPIN,
+				"COUNTER_SIG_PIN": "jiro2026", "COUNTER_AUTH_PIN": "4321",
+			}
+			got, err := d.run("issue", env, c.types...)
+			if !c.wantErr(err) {
+				t.Fatalf("issue: unexpected error %v", err)
+			}
+			wantN := 0
+			if c.wantAuth {
+				wantN = 1
+			}
+			if len(got) != wantN || d.certificates(t) != wantN || wantN == 1 && got[0].Type != "authentication" {
+				t.Fatalf("issue printed %+v, stored %d; want %d user-authentication certificate(s)", got, d.certificates(t), wantN)
+			}
+			card, err := counter.OpenCard(counter.CardConfig{Module: d.tk.Module, SignatureToken: d.tk.Label, AuthenticationToken: d.authTk})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer card.Close()
+			wantPIN := d.authPIN // untouched
+			if c.wantAuth {
+				wantPIN = "4321"
+			}
+			if err := card.Login(ca.Authentication, wantPIN); err != nil {
+				t.Fatalf("the user-authentication PIN is not %s: %v", wantPIN, err)
+			}
+		})
+	}
 }

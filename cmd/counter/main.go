@@ -38,6 +38,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"time"
 
 	"github.com/jpkica/jpkica/api"
 	"github.com/jpkica/jpkica/ca"
@@ -169,6 +170,9 @@ func run(ctx context.Context, args []string, stdout io.Writer, getenv func(strin
 			}
 			ts = append(ts, t)
 		}
+		if err := eligible(res, ts, time.Now()); err != nil {
+			return err
+		}
 		job := counter.IssueJob{Types: ts, Card: api.Card{ID: *cardID, Expires: *cardExpires}, Resident: res,
 			IdempotencyKey: visitKey()}
 		if *proxyApp != "" {
@@ -192,18 +196,26 @@ func run(ctx context.Context, args []string, stdout io.Writer, getenv func(strin
 				return fmt.Errorf("%s: %w", pins[t].loginName, err)
 			}
 		}
-		got, err := counter.IssueOnto(ctx, c, card, job)
-		if err != nil {
-			return err
-		}
-		for _, t := range ts {
+		// A visit that stops half-way still sets the PINs of the
+		// certificates it wrote and shows them, before the error.
+		got, issueErr := counter.IssueOnto(ctx, c, card, job)
+		for _, g := range got {
+			t, err := ca.ParseCertType(g.Type)
+			if err != nil {
+				return err
+			}
 			if pins[t].set != "" {
 				if err := card.SetPIN(t, pins[t].login, pins[t].set); err != nil {
-					return err
+					return errors.Join(issueErr, err)
 				}
 			}
 		}
-		return out.Encode(got)
+		if len(got) > 0 {
+			if err := out.Encode(got); err != nil {
+				return errors.Join(issueErr, err)
+			}
+		}
+		return issueErr
 	case "revoke":
 		serial := f.fs.String("serial", "", "certificate serial (hex)")
 		reason := f.fs.String("reason", "", "RFC 5280 reason, e.g. keyCompromise")
@@ -298,6 +310,28 @@ func run(ctx context.Context, args []string, stdout io.Writer, getenv func(strin
 		return nil
 	}
 	return fmt.Errorf("%w: unknown command %q\n\n%s", errUsage, cmd, usage())
+}
+
+// eligible checks, before anything is made on the card, that the
+// resident may hold every certificate type asked for on the day of the
+// visit (the API checks again): a visit that stops at the second
+// certificate leaves the first one issued.
+func eligible(res api.Resident, ts []ca.CertType, now time.Time) error {
+	birth, err := ca.ParseDate(res.BirthDate)
+	if err != nil {
+		return fmt.Errorf("resident record: birth_date: %w", err)
+	}
+	for _, t := range ts {
+		err := ca.CheckEligibility(ca.EligibilityRequest{Type: t, BirthDate: birth, IssuedAt: now,
+			AdultGuardianship: res.AdultGuardianship})
+		if errors.Is(err, ca.ErrNotEligible) {
+			return fmt.Errorf("no %v certificate for this resident (%w); leave it out with --types", t, err)
+		}
+		if err != nil {
+			return fmt.Errorf("resident record: %w", err)
+		}
+	}
+	return nil
 }
 
 // pinEnv names the environment variables of a token's PINs: the card's
