@@ -22,11 +22,13 @@ import (
 // status in the store, at the API's clock), so that a missing, unknown,
 // expired or revoked one gets a JSON 401 rather than a failed handshake.
 func TLSConfig(serverCert tls.Certificate) *tls.Config {
-	return &tls.Config{
-		MinVersion:   tls.VersionTLS12,
-		Certificates: []tls.Certificate{serverCert},
-		ClientAuth:   tls.RequestClientCert,
-	}
+	cfg := baseTLSConfig()
+	cfg.Certificates = []tls.Certificate{serverCert}
+	return cfg
+}
+
+func baseTLSConfig() *tls.Config {
+	return &tls.Config{MinVersion: tls.VersionTLS12, ClientAuth: tls.RequestClientCert}
 }
 
 // NewServer wraps the API in an http.Server with timeouts and a header size

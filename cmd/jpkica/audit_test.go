@@ -8,6 +8,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -123,11 +124,20 @@ func TestAdminCommands(t *testing.T) {
 }
 
 // TestServeAPI: `serve` runs the /v1 API over mutual TLS with a server
-// certificate from the client CA; an enrolled counter reaches it, a client
-// without a certificate gets a JSON 401, and it stops with the context.
+// certificate from the client CA that names listen.api_names; an enrolled
+// counter reaches it, a client without a certificate gets a JSON 401, and
+// it stops with the context.
 func TestServeAPI(t *testing.T) {
 	tc := writeConfig(t)
 	cfg, dataDir := tc.path, tc.dataDir
+	f, err := os.OpenFile(cfg, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString("  api_names: [ca.jpkica.test]\n"); err != nil { // under listen:
+		t.Fatal(err)
+	}
+	f.Close()
 	apiAddr := tc.api
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -147,10 +157,7 @@ func TestServeAPI(t *testing.T) {
 			TLSClientConfig: &tls.Config{RootCAs: roots, Certificates: certs}}}
 		return c.Get("https://" + apiAddr + "/v1/renewal-notices?municipality=302015&on=2031-03-01")
 	}
-	var (
-		resp *http.Response
-		err  error
-	)
+	var resp *http.Response
 	for range 100 {
 		if resp, err = get([]tls.Certificate{pair}); err == nil {
 			break
@@ -164,6 +171,17 @@ func TestServeAPI(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 200 || !strings.Contains(string(body), `"notices":[]`) {
 		t.Fatalf("counter: %d %s", resp.StatusCode, body)
+	}
+	// Counters that reach the API by its configured name verify it; by
+	// another name they do not.
+	for name, ok := range map[string]bool{"ca.jpkica.test": true, "elsewhere.jpkica.test": false} {
+		c, err := tls.Dial("tcp", apiAddr, &tls.Config{RootCAs: roots, ServerName: name})
+		if err == nil {
+			c.Close()
+		}
+		if (err == nil) != ok {
+			t.Errorf("server certificate for %s: %v, want verified %v", name, err, ok)
+		}
 	}
 	resp, err = get(nil)
 	if err != nil {

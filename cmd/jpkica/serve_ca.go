@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/jpkica/jpkica/api"
@@ -39,9 +40,10 @@ func profileConfig(cfg *config.Config) ca.ProfileConfig {
 // registry; nothing goes on mux.
 //
 // The server certificate is made at every start: a fresh ECDSA P-256 key in
-// memory, certified by the client CA for the listener's host (and
-// 127.0.0.1, localhost), valid for 30 days. Counters already trust the
-// client CA (their -ca.crt file), so they verify the server with it.
+// memory, certified by the client CA for the listener's host,
+// listen.api_names, 127.0.0.1 and localhost, valid for 30 days and renewed
+// after 20 (api.ServerCerts). Counters already trust the client CA (their
+// -ca.crt file), so they verify the server with it.
 func mountCA(ctx context.Context, env *serveEnv, mux *http.ServeMux) error {
 	profiles, err := ca.NewProfiles(profileConfig(env.cfg))
 	if err != nil {
@@ -73,15 +75,25 @@ func mountCA(ctx context.Context, env *serveEnv, mux *http.ServeMux) error {
 		return fmt.Errorf("listen.api: %w", err)
 	}
 	hosts := []string{"127.0.0.1", "localhost"}
-	if host != "" && host != "127.0.0.1" && host != "localhost" && host != "0.0.0.0" && host != "::" {
+	anyHost := host == "" || host == "0.0.0.0" || host == "::"
+	if !anyHost && !slices.Contains(hosts, host) {
 		hosts = append(hosts, host)
 	}
-	cert, err := api.ServerCertificate(api.ServerCertRequest{ClientCA: env.keyring.ClientCA, Hosts: hosts,
-		Now: env.clock(), Validity: apiServerCertValidity, Rand: rand.Reader})
+	for _, n := range env.cfg.Listen.APINames {
+		if !slices.Contains(hosts, n) {
+			hosts = append(hosts, n)
+		}
+	}
+	if anyHost && len(env.cfg.Listen.APINames) == 0 {
+		env.logger.Warn("the API listens on every interface, but its server certificate names only 127.0.0.1 and localhost: "+
+			"set listen.api_names to the names counters connect to", "addr", env.cfg.Listen.API)
+	}
+	certs, err := api.NewServerCerts(api.ServerCertRequest{ClientCA: env.keyring.ClientCA, Hosts: hosts,
+		Validity: apiServerCertValidity, Rand: rand.Reader}, env.clock, env.logger)
 	if err != nil {
 		return fmt.Errorf("API server certificate: %w", err)
 	}
-	tlsCfg := api.TLSConfig(cert)
+	tlsCfg := certs.TLSConfig()
 	ln, err := net.Listen("tcp", env.cfg.Listen.API)
 	if err != nil {
 		return fmt.Errorf("API listener: %w", err)

@@ -71,6 +71,10 @@ type Listen struct {
 	// OCSP, when set, is a listener of its own for OCSP only, served by the
 	// faster fasthttp responder; OCSP stays on the status listener too.
 	OCSP string `yaml:"ocsp"`
+	// APINames are the DNS names and IP addresses counters reach the API
+	// by: the API server certificate names them, besides 127.0.0.1,
+	// localhost and the host of API.
+	APINames []string `yaml:"api_names"`
 }
 
 // URLs are the public addresses written into certificates.
@@ -199,6 +203,7 @@ func parse(docs ...[]byte) (*Config, error) {
 var (
 	errEOF           = io.EOF
 	municipalityCode = regexp.MustCompile(`^[0-9]{6}$`)
+	dnsName          = regexp.MustCompile(`^(?i)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 )
 
 func (c *Config) validate() error {
@@ -232,6 +237,11 @@ func (c *Config) validate() error {
 		}
 	default:
 		bad("keys.backend must be software or pkcs11, not %q", c.Keys.Backend)
+	}
+	for _, n := range c.Listen.APINames {
+		if net.ParseIP(n) == nil && !dnsName.MatchString(n) {
+			bad("listen.api_names: %q is neither an IP address nor a DNS name", n)
+		}
 	}
 	if c.Listen.OCSP != "" {
 		if _, _, err := net.SplitHostPort(c.Listen.OCSP); err != nil {
