@@ -273,8 +273,10 @@ func (c *Config) validate() error {
 	if c.Issuance.ResponderValidity < time.Hour {
 		bad("issuance.responder_validity must be at least 1h")
 	}
-	if r := c.Issuance.ResponderRenewBefore; r >= c.Issuance.ResponderValidity || r < 2*c.OCSP.Validity {
-		bad("issuance.responder_renew_before (%v) must be under responder_validity (%v) and at least twice ocsp.validity (%v)",
+	// At most half the validity: a responder lives at least that long before
+	// it is renewed, so renewals (each a new key in the HSM) stay rare.
+	if r := c.Issuance.ResponderRenewBefore; r > c.Issuance.ResponderValidity/2 || r < 2*c.OCSP.Validity {
+		bad("issuance.responder_renew_before (%v) must be at most half of responder_validity (%v) and at least twice ocsp.validity (%v)",
 			r, c.Issuance.ResponderValidity, c.OCSP.Validity)
 	}
 	if c.Issuance.ResponderKey != "rsa2048" && c.Issuance.ResponderKey != "ecdsa-p256" {

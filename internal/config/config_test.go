@@ -42,6 +42,7 @@ func TestLoad(t *testing.T) {
 		{"api name with a port", "listen:\n  api_names: [\"ca.jpkica.example:8443\"]\n", true},
 		{"renewal window zero", "issuance:\n  renewal_window_months: 0\n", true},
 		{"responder renewed as soon as made", "issuance:\n  responder_validity: 240h\n", true},
+		{"responder renewed after a third of its life", "issuance:\n  responder_validity: 300h\n", true},
 		{"responder renewed too late", "issuance:\n  responder_renew_before: 36h\n", true},
 		{"responder renewal", "issuance:\n  responder_validity: 2160h\n  responder_renew_before: 720h\n", false},
 	}
