@@ -47,7 +47,17 @@ type Config struct {
 	IdentityCacheTTL time.Duration
 	// RenewalWindowMonths is how long before expiry renewal opens (3).
 	RenewalWindowMonths int
+	// TerminalExpiryNotice is how long before a terminal's certificate
+	// expires the API starts telling it so (30 days): every answer carries
+	// HeaderTerminalExpires, and the call is counted.
+	TerminalExpiryNotice time.Duration
 }
+
+// HeaderTerminalExpires carries, on every answer to a terminal whose
+// certificate expires within Config.TerminalExpiryNotice, when it expires
+// (RFC 3339): the terminal needs a new one (`jpkica clients issue`) before
+// then, or the API refuses it.
+const HeaderTerminalExpires = "Terminal-Certificate-Expires"
 
 // Deps are what the API works with.
 type Deps struct {
@@ -83,8 +93,10 @@ type API struct {
 	limMu    sync.Mutex
 	limiters map[string]*rate.Limiter
 
+	clock    func() time.Time
 	requests *prometheus.CounterVec
 	weakKeys prometheus.Counter
+	expiring prometheus.Counter
 	latency  *prometheus.HistogramVec
 }
 
@@ -108,7 +120,10 @@ func New(cfg Config, deps Deps) (*API, error) {
 	if cfg.RenewalWindowMonths == 0 {
 		cfg.RenewalWindowMonths = ca.DefaultRenewalWindowMonths
 	}
-	if cfg.MaxBodyBytes < 0 || cfg.RateLimit < 0 || cfg.RateBurst < 0 || cfg.IdentityCacheTTL < 0 {
+	if cfg.TerminalExpiryNotice == 0 {
+		cfg.TerminalExpiryNotice = 30 * 24 * time.Hour
+	}
+	if cfg.MaxBodyBytes < 0 || cfg.RateLimit < 0 || cfg.RateBurst < 0 || cfg.IdentityCacheTTL < 0 || cfg.TerminalExpiryNotice < 0 {
 		return nil, fmt.Errorf("%w: negative API limit", ca.ErrInvalid)
 	}
 	lc, err := ca.NewLifecycle(ca.LifecycleConfig{RenewalWindowMonths: cfg.RenewalWindowMonths}, ca.LifecycleDeps{
@@ -125,15 +140,18 @@ func New(cfg Config, deps Deps) (*API, error) {
 		ids: &identities{roots: deps.ClientCAs, store: deps.Store, clock: deps.Clock, ttl: cfg.IdentityCacheTTL,
 			cache: map[[32]byte]cachedIdentity{}},
 		limiters: map[string]*rate.Limiter{},
+		clock:    deps.Clock,
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "jpkica_api_requests_total",
 			Help: "API requests by call and HTTP status."}, []string{"call", "code"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "jpkica_api_request_seconds",
 			Help: "API request latency by call.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)}, []string{"call"}),
 		weakKeys: prometheus.NewCounter(prometheus.CounterOpts{Name: "jpkica_api_weak_card_keys_total",
 			Help: "Issuances refused because the card's key failed the lint's key check (Fermat's factorisation)."}),
+		expiring: prometheus.NewCounter(prometheus.CounterOpts{Name: "jpkica_api_expiring_terminal_calls_total",
+			Help: "Calls from terminals whose certificate expires within the notice period."}),
 	}
 	if deps.Metrics != nil {
-		for _, c := range []prometheus.Collector{a.requests, a.latency, a.weakKeys} {
+		for _, c := range []prometheus.Collector{a.requests, a.latency, a.weakKeys, a.expiring} {
 			if err := deps.Metrics.Register(c); err != nil {
 				return nil, fmt.Errorf("registering API metrics: %w", err)
 			}
@@ -213,6 +231,10 @@ func (a *API) route(pattern, call string, act action, h handler) {
 		if aerr != nil {
 			a.writeError(sw, r, aerr)
 			return
+		}
+		if id.NotAfter.Sub(a.clock()) < a.cfg.TerminalExpiryNotice {
+			sw.Header().Set(HeaderTerminalExpires, id.NotAfter.UTC().Format(time.RFC3339))
+			a.expiring.Inc()
 		}
 		if !permissions[act][id.Role] {
 			a.writeError(sw, r, fail(http.StatusForbidden, CodeRoleForbidden,

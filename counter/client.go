@@ -23,6 +23,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jpkica/jpkica/api"
@@ -65,10 +66,21 @@ type ClientConfig struct {
 	Timeout   time.Duration // per request; 30 s by default
 }
 
-// Client calls the /v1 API.
+// Client calls the /v1 API. It is safe for concurrent use.
 type Client struct {
 	base string
 	hc   *http.Client
+	// expires is the terminal certificate's expiry (Unix seconds) as the
+	// API last announced it (api.HeaderTerminalExpires), or 0.
+	expires atomic.Int64
+}
+
+// TerminalExpires is when the terminal's certificate expires, if an
+// answer of the API said it does soon (api.Config.TerminalExpiryNotice):
+// the terminal needs a new certificate before then.
+func (c *Client) TerminalExpires() (time.Time, bool) {
+	u := c.expires.Load()
+	return time.Unix(u, 0).UTC(), u != 0
 }
 
 // NewClient makes a client; it does not connect yet.
@@ -114,6 +126,9 @@ func (c *Client) do(ctx context.Context, method, path string, body any, out any,
 		return noAnswer(ctx, method, path, err)
 	}
 	defer resp.Body.Close()
+	if t, err := time.Parse(time.RFC3339, resp.Header.Get(api.HeaderTerminalExpires)); err == nil {
+		c.expires.Store(t.Unix())
+	}
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
 		return noAnswer(ctx, method, path, fmt.Errorf("reading answer: %w", err))

@@ -34,6 +34,7 @@ type counterDesk struct {
 	authPIN  string
 	resident string // the resident record file
 	dir      string
+	stderr   bytes.Buffer // of the last run
 }
 
 func newCounterDesk(t *testing.T, opts apitest.Options) *counterDesk {
@@ -68,12 +69,13 @@ func newCounterDesk(t *testing.T, opts apitest.Options) *counterDesk {
 // visit that failed half-way prints too.
 func (d *counterDesk) run(cmd string, env map[string]string, extra ...string) ([]api.Issued, error) {
 	var out bytes.Buffer
+	d.stderr.Reset()
 	err := run(context.Background(), append([]string{cmd,
 		"--api", d.s.URL, "--cert", filepath.Join(d.dir, "terminal.crt"), "--key", filepath.Join(d.dir, "terminal.key"),
 		"--ca", filepath.Join(d.dir, "server-ca.crt"),
 		"--module", d.tk.Module, "--sig-token", d.tk.Label, "--auth-token", d.authTk,
 		"--resident", d.resident, "--card-id", "CARD-77", "--card-expires", "2036-05-02",
-	}, extra...), &out, func(k string) string { return env[k] })
+	}, extra...), &out, &d.stderr, func(k string) string { return env[k] })
 	var got []api.Issued
 	if out.Len() > 0 {
 		if jerr := json.Unmarshal(out.Bytes(), &got); jerr != nil {
@@ -117,6 +119,10 @@ func TestIssueThenRenew(t *testing.T) {
 	}
 	if len(issued) != 2 || d.certificates(t) != 2 {
 		t.Fatalf("issue: %d certificates answered, %d stored; want 2", len(issued), d.certificates(t))
+	}
+	// The desk's terminal certificate expires in a day: the clerk is told.
+	if !strings.Contains(d.stderr.String(), "this terminal's certificate expires on") {
+		t.Fatalf("no expiry warning for a terminal certificate that expires in a day; stderr: %q", d.stderr.String())
 	}
 
 	renewEnv := map[string]string{"COUNTER_SIG_PIN": "hanako2026", "COUNTER_AUTH_PIN": "4321"}

@@ -85,7 +85,7 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	err := run(ctx, os.Args[1:], os.Stdout, os.Getenv)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv)
 	var help helpText
 	if errors.As(err, &help) {
 		fmt.Fprint(os.Stdout, help)
@@ -104,6 +104,8 @@ type flags struct {
 	fs                          *flag.FlagSet
 	apiURL, cert, key, caFile   *string
 	module, sigToken, authToken *string
+	// made is the API client the command made, if any.
+	made *counter.Client
 }
 
 func newFlags(name string) flags {
@@ -119,7 +121,7 @@ func newFlags(name string) flags {
 	}
 }
 
-func (f flags) client() (*counter.Client, error) {
+func (f *flags) client() (*counter.Client, error) {
 	pair, err := tls.LoadX509KeyPair(*f.cert, *f.key)
 	if err != nil {
 		return nil, fmt.Errorf("terminal certificate: %w", err)
@@ -132,10 +134,24 @@ func (f flags) client() (*counter.Client, error) {
 	if !roots.AppendCertsFromPEM(pem) {
 		return nil, fmt.Errorf("server CA %s: no certificate", *f.caFile)
 	}
-	return counter.NewClient(counter.ClientConfig{BaseURL: *f.apiURL, Certificate: pair, ServerCAs: roots})
+	c, err := counter.NewClient(counter.ClientConfig{BaseURL: *f.apiURL, Certificate: pair, ServerCAs: roots})
+	f.made = c
+	return c, err
 }
 
-func run(ctx context.Context, args []string, stdout io.Writer, getenv func(string) string) error {
+// warnExpiry tells the clerk, on stderr, that the terminal's certificate
+// expires soon, if the API said so in this command's calls.
+func (f *flags) warnExpiry(stderr io.Writer) {
+	if f.made == nil {
+		return
+	}
+	if t, soon := f.made.TerminalExpires(); soon {
+		fmt.Fprintf(stderr, "counter: this terminal's certificate expires on %s: ask the PKI administrators for a new one before then\n",
+			t.Format(time.RFC3339))
+	}
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
 	if len(args) == 0 {
 		return fmt.Errorf("%w: no command\n\n%s", errUsage, usage())
 	}
@@ -145,6 +161,7 @@ func run(ctx context.Context, args []string, stdout io.Writer, getenv func(strin
 	}
 	cmd, rest := args[0], args[1:]
 	f := newFlags(cmd)
+	defer f.warnExpiry(stderr)
 	out := json.NewEncoder(stdout)
 	out.SetIndent("", "  ")
 	switch cmd {

@@ -4,13 +4,14 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"strings"
 	"testing"
 )
 
 func TestFee(t *testing.T) {
 	var out bytes.Buffer
-	if err := run(context.Background(), []string{"fee", "--signature", "--authentication"}, &out, func(string) string { return "" }); err != nil {
+	if err := run(context.Background(), []string{"fee", "--signature", "--authentication"}, &out, io.Discard, func(string) string { return "" }); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(out.String(), "total             200 yen") {
@@ -21,7 +22,7 @@ func TestFee(t *testing.T) {
 func TestUsage(t *testing.T) {
 	for _, args := range [][]string{nil, {"frobnicate"}, {"revoke"}, {"fee", "--nope"}, {"fee"}, {"fee", "--my-number-card"},
 		{"fee", "--signature", "--per-certificate", "-1"}} {
-		if err := run(context.Background(), args, &bytes.Buffer{}, func(string) string { return "" }); !errors.Is(err, errUsage) {
+		if err := run(context.Background(), args, &bytes.Buffer{}, io.Discard, func(string) string { return "" }); !errors.Is(err, errUsage) {
 			t.Errorf("run(%q) = %v, want a usage error", args, err)
 		}
 	}
@@ -40,7 +41,7 @@ func TestHelp(t *testing.T) {
 		"notices -h": {"-municipality", "-csv"},
 	} {
 		var out bytes.Buffer
-		err := run(context.Background(), strings.Fields(args), &out, getenv)
+		err := run(context.Background(), strings.Fields(args), &out, io.Discard, getenv)
 		var help helpText
 		if !errors.As(err, &help) {
 			t.Errorf("run(%q) = %v, want help", args, err)
@@ -52,7 +53,7 @@ func TestHelp(t *testing.T) {
 			}
 		}
 	}
-	err := run(context.Background(), []string{"revoke", "--nope"}, &bytes.Buffer{}, getenv)
+	err := run(context.Background(), []string{"revoke", "--nope"}, &bytes.Buffer{}, io.Discard, getenv)
 	if !errors.Is(err, errUsage) || !strings.Contains(err.Error(), "-serial") {
 		t.Errorf("an unknown flag: %v, want a usage error listing the flags", err)
 	}
