@@ -21,8 +21,8 @@ func (p *Presigner) SetResponder(issuerID string, cert *x509.Certificate, signer
 	if a == nil {
 		return fmt.Errorf("%w: no issuer %q", ErrInvalid, issuerID)
 	}
-	if cert == nil {
-		return fmt.Errorf("%w: issuer %s: no responder certificate", ErrInvalid, issuerID)
+	if cert == nil || signer == nil {
+		return fmt.Errorf("%w: issuer %s: a responder needs a certificate and a signer", ErrInvalid, issuerID)
 	}
 	k, err := newResponderKey(issuerID, a.cert, cert, signer)
 	if err != nil {

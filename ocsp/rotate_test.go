@@ -90,6 +90,7 @@ func TestSetResponder(t *testing.T) {
 		"not certified by it":       {"test-g1", stranger, strangerKey},
 		"key not the certificate's": {"test-g1", next, strangerKey},
 		"no certificate":            {"test-g1", nil, nextKey},
+		"no signer":                 {"test-g1", next, nil},
 	} {
 		if err := p.SetResponder(c.issuer, c.cert, c.key); !errors.Is(err, ocsp.ErrInvalid) {
 			t.Errorf("%s: %v, want ErrInvalid", name, err)
