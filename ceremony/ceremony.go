@@ -13,6 +13,9 @@ package ceremony
 import (
 	"context"
 	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rsa"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -241,9 +244,9 @@ func createResponder(ctx context.Context, cfg Config, deps Deps, is ca.Issuer, r
 	}
 	now := deps.Clock().UTC().Truncate(time.Second)
 	id := fmt.Sprintf("ocsp-%s-%d", is.ID, now.Unix())
-	key, err := deps.Keys.GenerateKey(ctx, hsm.GenerateKeyRequest{Label: id, Algorithm: cfg.ResponderAlgorithm})
+	key, label, err := responderKey(ctx, cfg, deps, id, replaces)
 	if err != nil {
-		return store.Responder{}, fmt.Errorf("generating key %s: %w", id, err)
+		return store.Responder{}, err
 	}
 	serial, err := ca.NewSerial(deps.Rand)
 	if err != nil {
@@ -259,7 +262,7 @@ func createResponder(ctx context.Context, cfg Config, deps Deps, is ca.Issuer, r
 	if err != nil {
 		return store.Responder{}, fmt.Errorf("signing responder %s: %w", id, err)
 	}
-	r := store.Responder{ID: id, IssuerID: is.ID, KeyRef: id, CertDER: der, NotAfter: notAfter, CreatedAt: now}
+	r := store.Responder{ID: id, IssuerID: is.ID, KeyRef: label, CertDER: der, NotAfter: notAfter, CreatedAt: now}
 	if replaces == nil {
 		detail := fmt.Appendf(nil, `{"issuer":%q,"algorithm":%q,"serial":%q}`, is.ID, cfg.ResponderAlgorithm, serial.Hex())
 		err = deps.Store.InsertResponder(ctx, r, cfg.entry(now, "ocsp_responder.create", detail))
@@ -273,6 +276,40 @@ func createResponder(ctx context.Context, cfg Config, deps Deps, is ca.Issuer, r
 	}
 	deps.Logger.Info("OCSP responder created", "responder", id, "issuer", is.ID, "not_after", notAfter.Format(time.RFC3339))
 	return r, nil
+}
+
+// responderKey makes the key of a new responder: labelled id, or, for the
+// renewal of replaces, labelled after the responder it renews, so that a
+// renewal tried again after a failure, or by a second node at the same
+// time, takes the key the first attempt made instead of leaving it unused
+// in the key store. A key found under that label must be of the
+// configured algorithm.
+func responderKey(ctx context.Context, cfg Config, deps Deps, id string, replaces *store.Responder) (crypto.Signer, string, error) {
+	label := id
+	if replaces != nil {
+		label = replaces.ID + "-next"
+	}
+	key, err := deps.Keys.GenerateKey(ctx, hsm.GenerateKeyRequest{Label: label, Algorithm: cfg.ResponderAlgorithm})
+	if replaces != nil && errors.Is(err, hsm.ErrKeyExists) {
+		if key, err = deps.Keys.Signer(ctx, label); err == nil && !isAlgorithm(key.Public(), cfg.ResponderAlgorithm) {
+			err = fmt.Errorf("%w: key %s is in the key store but is not %v: remove it", ca.ErrInvalid, label, cfg.ResponderAlgorithm)
+		}
+	}
+	if err != nil {
+		return nil, "", fmt.Errorf("responder key %s: %w", label, err)
+	}
+	return key, label, nil
+}
+
+// isAlgorithm reports whether pub is a key of algorithm a.
+func isAlgorithm(pub crypto.PublicKey, a hsm.Algorithm) bool {
+	switch k := pub.(type) {
+	case *rsa.PublicKey:
+		return a == hsm.RSA2048 && k.N.BitLen() == 2048
+	case *ecdsa.PublicKey:
+		return a == hsm.ECDSAP256 && k.Curve == elliptic.P256()
+	}
+	return false
 }
 
 // loadIssuerKey parses an issuer's certificate and finds its key, checking

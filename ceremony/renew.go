@@ -19,9 +19,11 @@ import (
 //
 // Several nodes may run it at once: a renewal is recorded only while the
 // responder it renews is still the issuer's newest, and a node that finds
-// another's renewal first leaves its own key unused in the key store,
-// logged, and reports nothing for that issuer. It returns the responders it
-// recorded; an error stops it at the issuer that failed.
+// another's renewal first reports nothing for that issuer. The new key is
+// labelled after the responder it renews, so nodes racing, or an attempt
+// made again after a failure, use one key rather than leaving keys unused
+// in the key store. It returns the responders it recorded; an error stops
+// it at the issuer that failed.
 func RenewResponders(ctx context.Context, cfg Config, deps Deps, renewBefore time.Duration) ([]store.Responder, error) {
 	if cfg.ResponderValidity <= renewBefore {
 		return nil, fmt.Errorf("%w: a responder valid for %v would be renewed at once (renewal %v before expiry)",
@@ -60,8 +62,7 @@ func RenewResponders(ctx context.Context, cfg Config, deps Deps, renewBefore tim
 		}
 		r, err := createResponder(ctx, cfg, deps, is, &old)
 		if errors.Is(err, ca.ErrConflict) {
-			deps.Logger.Warn("ceremony: another node renewed the responder first; the key made here is unused",
-				"issuer", is.ID, "replaced", old.ID, "err", err)
+			deps.Logger.Info("ceremony: another node renewed the responder first", "issuer", is.ID, "replaced", old.ID)
 			continue
 		}
 		if err != nil {
