@@ -7,17 +7,20 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	xocsp "golang.org/x/crypto/ocsp"
 
+	"github.com/jpkica/jpkica/audit"
 	"github.com/jpkica/jpkica/ca"
 	"github.com/jpkica/jpkica/ceremony"
 	"github.com/jpkica/jpkica/hsm"
@@ -227,4 +230,77 @@ func answerDER(t testing.TB, p *ocsp.Presigner, req []byte) []byte {
 		t.Fatal(err)
 	}
 	return ans.AppendDER(nil)
+}
+
+// memAudit keeps the audit entries it is given.
+type memAudit struct {
+	mu      sync.Mutex
+	entries []audit.Entry
+}
+
+func (m *memAudit) AppendAudit(_ context.Context, e audit.Entry) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.entries = append(m.entries, e)
+	return nil
+}
+
+// signers is the responders named by the "ocsp.sign" entries so far.
+func (m *memAudit) signers(t testing.TB) map[string]bool {
+	t.Helper()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := map[string]bool{}
+	for _, e := range m.entries {
+		var d struct {
+			Signer string `json:"signer"`
+		}
+		if err := json.Unmarshal(e.Detail, &d); err != nil {
+			t.Fatal(err)
+		}
+		out[d.Signer] = true
+	}
+	return out
+}
+
+// TestReplacedResponderAudit: after a renewal, the audit log counts the
+// signatures of each responder under its own name, and the replaced
+// responder is dropped once it has expired and its count is written.
+func TestReplacedResponderAudit(t *testing.T) {
+	base := time.Now().Truncate(time.Second)
+	clock := newStepClock(base)
+	rk, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pki := newPKI(rk)
+	short, shortKey := pki.newResponder(t, 5, base.Add(2*time.Hour))
+	next, nextKey := pki.newResponder(t, 6, base.AddDate(0, 2, 0))
+	src := newMemSource()
+	for i := int64(1); i <= 5; i++ {
+		r, _ := pki.leaf(t, i)
+		src.set(r)
+	}
+	log := &memAudit{}
+	p, stop := runPresigner(t, ocsp.Config{Validity: time.Hour, RefreshInterval: 20 * time.Millisecond, AuditInterval: 20 * time.Millisecond},
+		ocsp.Deps{Issuers: []ocsp.IssuerConfig{{ID: "test-g1", Cert: pki.issuer, Signer: shortKey, ResponderCert: short}},
+			Source: src, Audit: log, Clock: clock.Now, Rand: rand.Reader})
+	defer stop()
+	waitFor(t, func() bool { return p.Cache().Len() == 5 })
+	if err := p.SetResponder("test-g1", next, nextKey); err != nil {
+		t.Fatal(err)
+	}
+	r, _ := pki.leaf(t, 2)
+	r.Status, r.Reason, r.RevokedAt = ca.Revoked, ca.KeyCompromise, base
+	src.set(r)
+	p.StatusChanged(context.Background(), r.Serial)
+	waitFor(t, func() bool {
+		s := log.signers(t)
+		return s["delegated responder 5"] && s["delegated responder 6"]
+	})
+	if n := ocsp.ResponderKeys(p, "test-g1"); n != 2 {
+		t.Fatalf("%d responder keys before the replaced one expired, want 2", n)
+	}
+	clock.Set(base.Add(3 * time.Hour))
+	waitFor(t, func() bool { return ocsp.ResponderKeys(p, "test-g1") == 1 })
 }
