@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/jpkica/jpkica/ca"
+	"github.com/jpkica/jpkica/internal/netacl"
 )
 
 // Source is where certificate statuses come from; *store.Store satisfies it.
@@ -76,6 +77,10 @@ type Config struct {
 	// AuditInterval is how often the signatures made are written to the
 	// audit log, one entry per issuer (10 min), with Deps.Audit.
 	AuditInterval time.Duration
+	// Clients are the networks the Responder answers (the registered
+	// verifiers'); others get unauthorized (RFC 6960 section 2.3). The
+	// zero List answers everyone.
+	Clients netacl.List
 }
 
 func (c Config) withDefaults() Config {

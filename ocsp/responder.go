@@ -23,7 +23,8 @@ import (
 // Error mapping (the only place errors become OCSP statuses): a request that
 // does not decode, carries too many CertIDs or a hash other than SHA-1 and
 // SHA-256 is malformedRequest; a CertID of an issuer not served is
-// unauthorized; ErrUnavailable is tryLater; anything else internalError.
+// unauthorized, and so is a client outside Config.Clients; ErrUnavailable
+// is tryLater; anything else internalError.
 // These go out with HTTP 200, as RFC 5019 expects. A POST body over
 // Config.MaxBody is HTTP 413, other methods 405.
 type Responder struct {
@@ -146,8 +147,10 @@ func (r *Responder) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	buf := bufPool.Get().(*[]byte)
 	defer putBuf(buf)
 	var rep reply
-	switch req.Method {
-	case http.MethodGet, http.MethodHead:
+	switch {
+	case !r.p.cfg.Clients.AllowsRemote(req.RemoteAddr):
+		rep = r.failed(Unauthorized)
+	case req.Method == http.MethodGet || req.Method == http.MethodHead:
 		// URL.Path is already unescaped (%2B, %2F, %3D), and a literal
 		// "+" stays a plus in a path.
 		der, ok := decodeGET(r.pathRequest(req.URL.Path), (*buf)[:0])
@@ -157,7 +160,7 @@ func (r *Responder) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		}
 		*buf = der
 		rep = r.handle(req.Context(), req.Method, der, req.Header.Get("If-None-Match"))
-	case http.MethodPost:
+	case req.Method == http.MethodPost:
 		if ct := req.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/ocsp-request") {
 			rep = r.failed(MalformedRequest)
 			break

@@ -3,6 +3,7 @@ package ocsp
 import (
 	"errors"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -25,15 +26,17 @@ func (r *Responder) FastHandler() fasthttp.RequestHandler {
 		}
 		var rep reply
 		method := string(ctx.Method())
-		switch method {
-		case http.MethodGet, http.MethodHead:
+		switch {
+		case !r.p.cfg.Clients.Open() && !r.p.cfg.Clients.Allows(remoteAddr(ctx)):
+			rep = r.failed(Unauthorized)
+		case method == http.MethodGet || method == http.MethodHead:
 			der, ok := decodeGET(r.pathRequest(string(path)), nil)
 			if !ok {
 				rep = r.failed(MalformedRequest)
 				break
 			}
 			rep = r.handle(ctx, method, der, string(ctx.Request.Header.Peek("If-None-Match")))
-		case http.MethodPost:
+		case method == http.MethodPost:
 			if ct := ctx.Request.Header.ContentType(); len(ct) > 0 && !hasPrefix(ct, "application/ocsp-request") {
 				rep = r.failed(MalformedRequest)
 				break
@@ -140,4 +143,10 @@ func unhex(c byte) (byte, bool) {
 		return c - 'A' + 10, true
 	}
 	return 0, false
+}
+
+// remoteAddr is the client's address.
+func remoteAddr(ctx *fasthttp.RequestCtx) netip.Addr {
+	a, _ := netip.AddrFromSlice(ctx.RemoteIP())
+	return a
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"sort"
 	"strings"
 	"sync"
@@ -124,6 +125,10 @@ func cmdServe(ctx context.Context, args []string, logger *slog.Logger) error {
 		return fmt.Errorf("status listener: %w", err)
 	}
 	logger.Info("serving", "status", ln.Addr().String(), "roles", *roleFlag)
+	if (run["ocsp"] || run["crl"]) && cfg.StatusClients().Open() && !isLoopback(ln.Addr()) {
+		logger.Warn("OCSP responses and CRLs go to every client: set listen.status_clients to the registered verifiers' networks",
+			"status", ln.Addr().String())
+	}
 
 	errc := make(chan error, 1)
 	go func() { errc <- status.Serve(ln) }()
@@ -196,4 +201,10 @@ func readyHandler(deps map[string]pinger) http.Handler {
 		}
 		fmt.Fprintln(w, "ready")
 	})
+}
+
+// isLoopback reports whether a listener's address is a loopback one.
+func isLoopback(a net.Addr) bool {
+	ap, err := netip.ParseAddrPort(a.String())
+	return err == nil && ap.Addr().IsLoopback()
 }

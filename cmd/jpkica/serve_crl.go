@@ -6,6 +6,7 @@ import (
 	"net/http"
 
 	"github.com/jpkica/jpkica/crl"
+	"github.com/jpkica/jpkica/internal/netacl"
 )
 
 // mountCRL starts the crl role of `serve`: its background work runs until ctx
@@ -25,7 +26,22 @@ func mountCRL(ctx context.Context, env *serveEnv, mux *http.ServeMux) error {
 			logger.Error("CRL updater stopped", "err", err)
 		}
 	})
-	mux.Handle("GET "+prefix+"/", crl.NewHandler(u.Dir(), prefix))
+	mux.Handle("GET "+prefix+"/", onlyClients(env.cfg.StatusClients(), crl.NewHandler(u.Dir(), prefix)))
 	logger.Info("publishing CRLs", "dir", u.Dir().Root(), "path", prefix+"/")
 	return nil
+}
+
+// onlyClients answers 403 to clients outside clients (the registered
+// verifiers' networks), and hands the rest to h.
+func onlyClients(clients netacl.List, h http.Handler) http.Handler {
+	if clients.Open() {
+		return h
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !clients.AllowsRemote(r.RemoteAddr) {
+			http.Error(w, "forbidden: revocation data is for registered verifiers", http.StatusForbidden)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }

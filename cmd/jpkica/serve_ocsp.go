@@ -38,6 +38,7 @@ func newOCSPPresigner(env *serveEnv) (*ocsp.Presigner, error) {
 	}
 	return ocsp.NewPresigner(ocsp.Config{
 		Validity: env.cfg.OCSP.Validity, MaxAge: env.cfg.OCSP.MaxAge, Nonce: nonce, Workers: env.cfg.OCSP.Workers,
+		Clients: env.cfg.StatusClients(),
 	}, ocsp.Deps{
 		Issuers: issuers, Source: env.store, Responses: env.store, Audit: env.store, Clock: env.clock, Rand: rand.Reader,
 		Metrics: env.metrics, Logger: env.logger,

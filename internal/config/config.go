@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/jpkica/jpkica/internal/netacl"
 )
 
 // ErrInvalid reports a configuration that cannot be used.
@@ -75,6 +77,16 @@ type Listen struct {
 	// by: the API server certificate names them, besides 127.0.0.1,
 	// localhost and the host of API.
 	APINames []string `yaml:"api_names"`
+	// StatusClients are the networks (CIDR, or single addresses) allowed
+	// OCSP responses and CRLs on the status and OCSP listeners: the
+	// registered verifiers'. Empty: everyone.
+	StatusClients []string `yaml:"status_clients"`
+}
+
+// StatusClients is Listen.StatusClients, parsed (validate checked it).
+func (c *Config) StatusClients() netacl.List {
+	l, _ := netacl.Parse(c.Listen.StatusClients)
+	return l
 }
 
 // URLs are the public addresses written into certificates.
@@ -242,6 +254,9 @@ func (c *Config) validate() error {
 		if net.ParseIP(n) == nil && !dnsName.MatchString(n) {
 			bad("listen.api_names: %q is neither an IP address nor a DNS name", n)
 		}
+	}
+	if _, err := netacl.Parse(c.Listen.StatusClients); err != nil {
+		bad("listen.status_clients: %v", err)
 	}
 	if c.Listen.OCSP != "" {
 		if _, _, err := net.SplitHostPort(c.Listen.OCSP); err != nil {

@@ -40,6 +40,8 @@ func TestLoad(t *testing.T) {
 		{"api names", "listen:\n  api_names: [ca.jpkica.example, 10.0.0.5, \"::1\"]\n", false},
 		{"api name wildcard", "listen:\n  api_names: [\"*.jpkica.example\"]\n", true},
 		{"api name with a port", "listen:\n  api_names: [\"ca.jpkica.example:8443\"]\n", true},
+		{"status clients", "listen:\n  status_clients: [10.0.0.0/8, 192.0.2.10]\n", false},
+		{"status client not a network", "listen:\n  status_clients: [verifiers.example]\n", true},
 		{"renewal window zero", "issuance:\n  renewal_window_months: 0\n", true},
 		{"responder renewed as soon as made", "issuance:\n  responder_validity: 240h\n", true},
 		{"responder renewed after a third of its life", "issuance:\n  responder_validity: 300h\n", true},
