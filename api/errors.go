@@ -96,6 +96,9 @@ func classify(err error, conflictCode string) *apiError {
 	case errors.Is(err, context.DeadlineExceeded):
 		e.status, e.code, e.msg = http.StatusServiceUnavailable, CodeUnavailable,
 			"the key store or the database did not answer in time; safe to retry"
+	case errors.Is(err, ca.ErrIssuerExpiring):
+		e.status, e.code, e.msg = http.StatusServiceUnavailable, CodeUnavailable,
+			"the CA cannot issue this certificate: its issuer generation expires first; the PKI administrators must add a new generation"
 	case errors.Is(err, ca.ErrWeakKey):
 		// Found by the lint, after the CSR's own checks: the card's chip
 		// made a key that Fermat's method factors. Only a new key helps.

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -206,4 +207,19 @@ func (p *tcpProxy) restore() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.down = false
+}
+
+// TestIssuerExpiring: a certificate that would outlive the current issuer
+// generation is a 503 that says a new generation is needed, and nothing is
+// written.
+func TestIssuerExpiring(t *testing.T) {
+	e := newEnv(t, apitest.Options{IssuerValidity: 2 * 365 * 24 * time.Hour})
+	before := auditCount(t, e.s)
+	a, _ := e.counter.issue(issueBody("authentication", "CARD-LATE", "RES-LATE", "302015"), "late-1")
+	if a.status != 503 || a.code() != api.CodeUnavailable || !strings.Contains(a.message(), "new generation") {
+		t.Fatalf("issuance past the issuer: %d %s", a.status, a.body)
+	}
+	if n := auditCount(t, e.s) - before; n != 0 {
+		t.Fatalf("%d audit entries written for a refused issuance", n)
+	}
 }

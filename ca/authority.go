@@ -174,6 +174,10 @@ func (a *Authority) issue(ctx context.Context, req IssueRequest) (Issued, error)
 	if err != nil {
 		return Issued{}, err
 	}
+	if notAfter.After(ik.Cert.NotAfter) {
+		return Issued{}, fmt.Errorf("%w: %s expires %s, the %v certificate would run to %s", ErrIssuerExpiring,
+			ik.Issuer.ID, ik.Cert.NotAfter.UTC().Format(time.RFC3339), req.Type, notAfter.Format(time.RFC3339))
+	}
 	serial, err := NewSerial(a.rand)
 	if err != nil {
 		return Issued{}, fmt.Errorf("serial: %w", err)

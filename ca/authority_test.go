@@ -548,3 +548,34 @@ func TestProxyRetryAfterFailedAttempt(t *testing.T) {
 		t.Fatalf("the answer again, under another key: %v, want ErrProxyAnswerUsed", err)
 	}
 }
+
+// TestIssueIssuerExpiring: no certificate outlives its issuer. With an
+// issuer generation that has two years left, a five-year certificate is
+// refused (ErrIssuerExpiring) before the issuer key signs anything, and
+// nothing is stored; one that the card's expiry ends within the two years
+// is issued.
+func TestIssueIssuerExpiring(t *testing.T) {
+	keys := newCountingKeys(t)
+	c := catest.New(t, catest.Options{Keys: keys, IssuerValidity: 2 * 365 * 24 * time.Hour})
+	h := &harness{st: c.Store, kr: c.Keyring, auth: c.Auth[1], roots: c.Roots}
+	before := keys.n.Load()
+	req := request(ca.Authentication, "CARD-LATE")
+	_, err := h.auth.Issue(context.Background(), req)
+	if !errors.Is(err, ca.ErrIssuerExpiring) {
+		t.Fatalf("a certificate past its issuer: %v, want ErrIssuerExpiring", err)
+	}
+	if n := keys.n.Load() - before; n != 0 {
+		t.Fatalf("the issuer key made %d signatures for a refused certificate", n)
+	}
+	if recs, err := h.st.CertificatesByCard(context.Background(), req.CardID); err != nil || len(recs) != 0 {
+		t.Fatalf("a refused issuance stored %d records (%v)", len(recs), err)
+	}
+	req.CardExpires = ca.Date{Year: 2027, Month: time.November, Day: 24}
+	got, err := h.auth.Issue(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cert := h.check(t, got); !cert.NotAfter.Before(h.kr.Current[0].Cert.NotAfter) {
+		t.Fatalf("issued until %v, past the issuer's %v", cert.NotAfter, h.kr.Current[0].Cert.NotAfter)
+	}
+}

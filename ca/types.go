@@ -235,4 +235,9 @@ var (
 	ErrWeakKey = errors.New("weak subject key")
 	// ErrUnavailable: the key store or database is unavailable; safe to retry.
 	ErrUnavailable = errors.New("temporarily unavailable")
+	// ErrIssuerExpiring: the current issuer generation expires before the
+	// certificate asked for would. No certificate outlives its issuer; the
+	// PKI administrators must add a generation (jpkica init
+	// --new-generation) before the CA can issue it.
+	ErrIssuerExpiring = errors.New("the issuer generation expires before the certificate would")
 )

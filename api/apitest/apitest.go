@@ -57,6 +57,8 @@ type Options struct {
 	// Wrap, if set, wraps the API's handler: a test's way to lose or delay
 	// answers between the API and its clients.
 	Wrap func(http.Handler) http.Handler
+	// IssuerValidity is the issuers' lifetime (20 years when zero).
+	IssuerValidity time.Duration
 }
 
 // Server is a running API with its parts.
@@ -80,7 +82,10 @@ var Municipalities = catest.Municipalities
 func New(t testing.TB, opts Options) *Server {
 	t.Helper()
 	clock := &Clock{t: Start}
-	c := catest.New(t, catest.Options{Keys: opts.Keys, DSN: opts.DSN, IssuerValidity: 20 * 365 * 24 * time.Hour, Clock: clock.Now,
+	if opts.IssuerValidity == 0 {
+		opts.IssuerValidity = 20 * 365 * 24 * time.Hour
+	}
+	c := catest.New(t, catest.Options{Keys: opts.Keys, DSN: opts.DSN, IssuerValidity: opts.IssuerValidity, Clock: clock.Now,
 		Listener: opts.Listener, Municipalities: Municipalities, ResponderAlgorithm: opts.ResponderAlgorithm})
 	st, kr, auth := c.Store, c.Keyring, c.Auth[1]
 	clientCAs := x509.NewCertPool()

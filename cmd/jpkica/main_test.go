@@ -194,6 +194,20 @@ func TestServeHealthAndShutdown(t *testing.T) {
 			t.Errorf("GET %s = %d, want %d", path, resp.StatusCode, want)
 		}
 	}
+	// The expiries worth an alert are on /metrics: the issuers' and the
+	// OCSP responders'.
+	resp, err = http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`jpkica_ca_issuer_not_after_seconds{issuer="signature-g1"}`,
+		`jpkica_ocsp_responder_not_after_seconds{issuer="authentication-g1"}`} {
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
 	cancel()
 	select {
 	case err := <-done:

@@ -12,6 +12,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/jpkica/jpkica/api"
 	"github.com/jpkica/jpkica/ca"
 	"github.com/jpkica/jpkica/internal/config"
@@ -60,6 +62,9 @@ func mountCA(ctx context.Context, env *serveEnv, mux *http.ServeMux) error {
 	})
 	if err != nil {
 		return fmt.Errorf("authority: %w", err)
+	}
+	if err := registerIssuerExpiry(env); err != nil {
+		return err
 	}
 	clientCAs := x509.NewCertPool()
 	clientCAs.AddCert(env.keyring.ClientCA.Cert)
@@ -114,5 +119,21 @@ func mountCA(ctx context.Context, env *serveEnv, mux *http.ServeMux) error {
 			env.logger.Error("shutting down the API listener", "err", err)
 		}
 	})
+	return nil
+}
+
+// registerIssuerExpiry exports when the issuer generations this node issues
+// from expire: a certificate may run 5 years and 3 months, and one that
+// would outlive its issuer is refused (ca.ErrIssuerExpiring), so a new
+// generation is due well before.
+func registerIssuerExpiry(env *serveEnv) error {
+	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "jpkica_ca_issuer_not_after_seconds",
+		Help: "When the issuer generation a ca node issues from expires (Unix time)."}, []string{"issuer"})
+	for _, ik := range env.keyring.Current {
+		g.WithLabelValues(ik.Issuer.ID).Set(float64(ik.Cert.NotAfter.Unix()))
+	}
+	if err := env.metrics.Register(g); err != nil {
+		return fmt.Errorf("registering issuer metrics: %w", err)
+	}
 	return nil
 }
