@@ -265,21 +265,28 @@ type IssueJob struct {
 	Proxy    *api.ProxyAnswer
 	// IdempotencyKey is the visit's key; each type uses key + "-" + type.
 	IdempotencyKey string
+	// At is the time of the visit, by the counter's clock: the resident's
+	// eligibility for each type is checked at it before anything is made
+	// on the card (the API checks again at its own).
+	At time.Time
 }
 
-// IssueOnto runs the counter's issuance: for each type, a new key on the
-// card, a CSR signed by it, the API call, and the certificate written back
-// onto the card. The card's tokens must be logged in. A call that fails
+// IssueOnto runs the counter's issuance: the resident's eligibility for
+// every type first, then for each type a new key on the card, a CSR signed
+// by it, the API call, and the certificate written back onto the card. The card's tokens must be logged in. A call that fails
 // for a temporary reason (429, 503) or whose answer was lost (ErrNoAnswer)
 // is sent again with the same key and CSR, up to three times in all: the
 // API then gives back the certificate it issued, never a second one.
 func IssueOnto(ctx context.Context, c *Client, card *Card, job IssueJob) ([]api.Issued, error) {
-	if job.IdempotencyKey == "" {
-		return nil, fmt.Errorf("%w: an issuance needs an idempotency key", ca.ErrInvalid)
+	if job.IdempotencyKey == "" || job.At.IsZero() {
+		return nil, fmt.Errorf("%w: an issuance needs an idempotency key and the visit's time", ca.ErrInvalid)
 	}
 	types := job.Types
 	if len(types) == 0 {
 		types = []ca.CertType{ca.Authentication, ca.Signature}
+	}
+	if err := eligible(job.Resident, types, job.At); err != nil {
+		return nil, err
 	}
 	var out []api.Issued
 	for _, t := range types {
@@ -323,4 +330,25 @@ func IssueOnto(ctx context.Context, c *Client, card *Card, job IssueJob) ([]api.
 		out = append(out, got)
 	}
 	return out, nil
+}
+
+// eligible checks that the resident may hold every certificate type of a
+// visit on its day: a visit refused at its second certificate would leave
+// the first one issued.
+func eligible(res api.Resident, ts []ca.CertType, at time.Time) error {
+	birth, err := ca.ParseDate(res.BirthDate)
+	if err != nil {
+		return fmt.Errorf("resident record: birth_date: %w", err)
+	}
+	for _, t := range ts {
+		err := ca.CheckEligibility(ca.EligibilityRequest{Type: t, BirthDate: birth, IssuedAt: at,
+			AdultGuardianship: res.AdultGuardianship})
+		if errors.Is(err, ca.ErrNotEligible) {
+			return fmt.Errorf("no %v certificate for this resident (%w); leave it out of the visit", t, err)
+		}
+		if err != nil {
+			return fmt.Errorf("resident record: %w", err)
+		}
+	}
+	return nil
 }

@@ -86,7 +86,8 @@ func TestEndToEnd(t *testing.T) {
 	register := client(t, s, "register", "")
 	lossline := client(t, s, "lossline", "")
 
-	job := counter.IssueJob{Card: api.Card{ID: "CARD-0001", Expires: "2036-05-02"}, Resident: taro(), IdempotencyKey: "visit-1"}
+	job := counter.IssueJob{Card: api.Card{ID: "CARD-0001", Expires: "2036-05-02"}, Resident: taro(), IdempotencyKey: "visit-1",
+		At: s.Clock.Now()}
 
 	// The other municipality's counter cannot issue for this resident.
 	if _, err := counter.IssueOnto(ctx, chiyoda, card, job); err == nil {
@@ -210,7 +211,7 @@ func TestEndToEnd(t *testing.T) {
 	moved.Address = "和歌山県和歌山市一番丁１番地"
 	s.Clock.Set(apitest.Start.Add(2 * time.Hour))
 	got, err := counter.IssueOnto(ctx, wakayama, card, counter.IssueJob{Types: []ca.CertType{ca.Signature}, Card: job.Card,
-		Resident: moved, IdempotencyKey: "visit-2"})
+		Resident: moved, IdempotencyKey: "visit-2", At: s.Clock.Now()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -229,7 +230,8 @@ func TestEndToEnd(t *testing.T) {
 	// Found again: the counter re-issues onto the card, which supersedes
 	// the held certificates (a hold is never released).
 	s.Clock.Set(apitest.Start.Add(3 * time.Hour))
-	reissued, err := counter.IssueOnto(ctx, wakayama, card, counter.IssueJob{Card: job.Card, Resident: moved, IdempotencyKey: "visit-3"})
+	reissued, err := counter.IssueOnto(ctx, wakayama, card, counter.IssueJob{Card: job.Card, Resident: moved, IdempotencyKey: "visit-3",
+		At: s.Clock.Now()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -246,7 +248,8 @@ func TestEndToEnd(t *testing.T) {
 		t.Fatalf("renewal notices: %v %+v", err, notices)
 	}
 	s.Clock.Set(time.Date(2031, 3, 1, 1, 0, 0, 0, time.UTC))
-	renewed, err := counter.IssueOnto(ctx, wakayama, card, counter.IssueJob{Card: job.Card, Resident: moved, IdempotencyKey: "visit-4"})
+	renewed, err := counter.IssueOnto(ctx, wakayama, card, counter.IssueJob{Card: job.Card, Resident: moved, IdempotencyKey: "visit-4",
+		At: s.Clock.Now()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -187,11 +187,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 			}
 			ts = append(ts, t)
 		}
-		if err := eligible(res, ts, time.Now()); err != nil {
-			return err
-		}
 		job := counter.IssueJob{Types: ts, Card: api.Card{ID: *cardID, Expires: *cardExpires}, Resident: res,
-			IdempotencyKey: visitKey()}
+			IdempotencyKey: visitKey(), At: time.Now()}
 		if *proxyApp != "" {
 			job.Proxy = &api.ProxyAnswer{ApplicationID: *proxyApp, AnswerCode: *answer}
 		}
@@ -327,28 +324,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return nil
 	}
 	return fmt.Errorf("%w: unknown command %q\n\n%s", errUsage, cmd, usage())
-}
-
-// eligible checks, before anything is made on the card, that the
-// resident may hold every certificate type asked for on the day of the
-// visit (the API checks again): a visit that stops at the second
-// certificate leaves the first one issued.
-func eligible(res api.Resident, ts []ca.CertType, now time.Time) error {
-	birth, err := ca.ParseDate(res.BirthDate)
-	if err != nil {
-		return fmt.Errorf("resident record: birth_date: %w", err)
-	}
-	for _, t := range ts {
-		err := ca.CheckEligibility(ca.EligibilityRequest{Type: t, BirthDate: birth, IssuedAt: now,
-			AdultGuardianship: res.AdultGuardianship})
-		if errors.Is(err, ca.ErrNotEligible) {
-			return fmt.Errorf("no %v certificate for this resident (%w); leave it out with --types", t, err)
-		}
-		if err != nil {
-			return fmt.Errorf("resident record: %w", err)
-		}
-	}
-	return nil
 }
 
 // pinEnv names the environment variables of a token's PINs: the card's
