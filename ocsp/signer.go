@@ -87,13 +87,21 @@ func (a *authority) keyOf(body []byte) *responderKey {
 	if len(keys) == 1 {
 		return keys[0]
 	}
-	in := cryptobyte.String(body)
-	var tbs, rid cryptobyte.String
-	if !in.ReadASN1(&tbs, cbasn1.SEQUENCE) || !tbs.ReadASN1Element(&rid, cbasn1.Tag(2).ContextSpecific().Constructed()) {
+	// The ResponderID follows the tbsResponseData SEQUENCE's header (2 to
+	// 6 octets, DER, long form past 127 octets) and is 24 octets for every
+	// responder here (byKey); compare it in place.
+	if len(body) < 2 || body[0] != 0x30 {
+		return nil
+	}
+	off := 2
+	if body[1]&0x80 != 0 {
+		off += int(body[1] & 0x7f)
+	}
+	if off > 6 || len(body) < off {
 		return nil
 	}
 	for _, k := range keys {
-		if bytes.Equal(rid, k.responder) {
+		if bytes.HasPrefix(body[off:], k.responder) {
 			return k
 		}
 	}
