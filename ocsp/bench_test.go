@@ -110,10 +110,23 @@ func BenchmarkPresignVsRaw(b *testing.B) {
 
 // BenchmarkHandler is the responder's own cost per GET of a pre-signed
 // response (no network): decoding, lookup, headers, writing.
-func BenchmarkHandler(b *testing.B) {
+func BenchmarkHandler(b *testing.B) { benchHandler(b, false) }
+
+// BenchmarkHandlerAfterRenewal is BenchmarkHandler right after the
+// responder was renewed: every cached response is the replaced
+// responder's, found second among the issuer's two responder keys.
+func BenchmarkHandlerAfterRenewal(b *testing.B) { benchHandler(b, true) }
+
+func benchHandler(b *testing.B, renewed bool) {
 	_, p, _ := memServer(b, 1000, ocsp.Config{})
 	for p.Cache().Len() < 1000 {
 		time.Sleep(time.Millisecond)
+	}
+	if renewed {
+		next, key := testPKI().newResponder(b, 99, time.Now().AddDate(0, 2, 0))
+		if err := p.SetResponder("test-g1", next, key); err != nil {
+			b.Fatal(err)
+		}
 	}
 	h := ocsp.NewResponder(p, "/ocsp/")
 	var reqs []*http.Request
