@@ -11,7 +11,13 @@
 // the certificate up in the store (type terminal): a missing, unknown,
 // expired, revoked or held certificate is 401, a role or municipality that
 // may not make the call 403, and nothing changes. The check is cached per
-// certificate for Config.IdentityCacheTTL.
+// certificate for Config.IdentityCacheTTL. Within
+// Config.TerminalExpiryNotice of its certificate's expiry, a terminal gets
+// HeaderTerminalExpires on every answer, refusals included.
+//
+// The server certificate comes from ServerCerts: made in memory, certified
+// by the client CA for the names counters use, and renewed after two thirds
+// of its validity while the listener runs.
 //
 // # Errors
 //
@@ -22,7 +28,9 @@
 // Retry-After (1 s, or the time until the key store's next attempt to come
 // back when it knows, up to 60 s); what went wrong inside (key and token labels, PKCS #11 and
 // SQL errors) goes to the log, not to the client. A 500 says only
-// "internal error". A card key that passes the CSR's checks (RSA-2048,
+// "internal error". A certificate that would outlive its issuer generation
+// (ca.ErrIssuerExpiring) is a 503 that says a new generation is needed. A
+// card key that passes the CSR's checks (RSA-2048,
 // e = 65537, a valid signature) but that the pre-issuance lint's Fermat
 // check factors (ca.ErrWeakKey) is 400 invalid_card_key like the others:
 // the card must make a new key; it is logged and counted
