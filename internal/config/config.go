@@ -39,7 +39,8 @@ type Config struct {
 	OCSP           OCSP                    `yaml:"ocsp"`
 	Municipalities map[string]Municipality `yaml:"municipalities"`
 
-	embedded bool
+	embedded      bool
+	statusClients netacl.List // Listen.StatusClients, parsed
 }
 
 // Store names the system of record.
@@ -83,11 +84,8 @@ type Listen struct {
 	StatusClients []string `yaml:"status_clients"`
 }
 
-// StatusClients is Listen.StatusClients, parsed (validate checked it).
-func (c *Config) StatusClients() netacl.List {
-	l, _ := netacl.Parse(c.Listen.StatusClients)
-	return l
-}
+// StatusClients is Listen.StatusClients, parsed once by validate.
+func (c *Config) StatusClients() netacl.List { return c.statusClients }
 
 // URLs are the public addresses written into certificates.
 type URLs struct {
@@ -255,7 +253,8 @@ func (c *Config) validate() error {
 			bad("listen.api_names: %q is neither an IP address nor a DNS name", n)
 		}
 	}
-	if _, err := netacl.Parse(c.Listen.StatusClients); err != nil {
+	var err error
+	if c.statusClients, err = netacl.Parse(c.Listen.StatusClients); err != nil {
 		bad("listen.status_clients: %v", err)
 	}
 	if c.Listen.OCSP != "" {
