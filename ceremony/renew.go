@@ -37,12 +37,7 @@ func RenewResponders(ctx context.Context, cfg Config, deps Deps, renewBefore tim
 	if err != nil {
 		return nil, fmt.Errorf("listing responders: %w", err)
 	}
-	newest := map[string]store.Responder{}
-	for _, r := range responders { // newest first
-		if _, seen := newest[r.IssuerID]; !seen {
-			newest[r.IssuerID] = r
-		}
-	}
+	newest := store.NewestResponders(responders)
 	now := deps.Clock()
 	var out []store.Responder
 	for _, is := range issuers {

@@ -148,6 +148,18 @@ VALUES (?, ?, ?, ?, ?, ?)`), r.ID, r.IssuerID, r.KeyRef, r.CertDER, dbTime(r.Not
 	})
 }
 
+// NewestResponders is each issuer's newest responder among rs (as
+// Responders lists them, newest first), by issuer ID.
+func NewestResponders(rs []Responder) map[string]Responder {
+	out := map[string]Responder{}
+	for _, r := range rs {
+		if _, seen := out[r.IssuerID]; !seen {
+			out[r.IssuerID] = r
+		}
+	}
+	return out
+}
+
 // Responders lists every responder certificate, newest first.
 func (s *Store) Responders(ctx context.Context) ([]Responder, error) {
 	rows, err := s.db.QueryContext(ctx, "SELECT id, issuer_id, key_ref, certificate, not_after, created_at FROM ocsp_responders ORDER BY created_at DESC, id")

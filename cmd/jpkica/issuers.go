@@ -49,10 +49,11 @@ func writeIssuerCerts(ctx context.Context, st *store.Store, dir string) ([]strin
 	if len(issuers) == 0 {
 		return nil, fmt.Errorf("%w: no card issuers in the store: run `jpkica init`", ca.ErrNotFound)
 	}
-	responders, err := st.Responders(ctx) // newest first
+	responders, err := st.Responders(ctx)
 	if err != nil {
 		return nil, err
 	}
+	newest := store.NewestResponders(responders)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("creating %s: %w", dir, err)
 	}
@@ -69,12 +70,9 @@ func writeIssuerCerts(ctx context.Context, st *store.Store, dir string) ([]strin
 		if err := write(is.ID+".pem", is.CertDER); err != nil {
 			return files, err
 		}
-		for _, r := range responders {
-			if r.IssuerID == is.ID {
-				if err := write(is.ID+"-ocsp.pem", r.CertDER); err != nil {
-					return files, err
-				}
-				break
+		if r, ok := newest[is.ID]; ok {
+			if err := write(is.ID+"-ocsp.pem", r.CertDER); err != nil {
+				return files, err
 			}
 		}
 	}

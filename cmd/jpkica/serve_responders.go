@@ -9,6 +9,7 @@ import (
 
 	"github.com/jpkica/jpkica/ceremony"
 	"github.com/jpkica/jpkica/ocsp"
+	"github.com/jpkica/jpkica/store"
 )
 
 // responderCheckEvery is how often `serve` looks at the delegated OCSP
@@ -82,12 +83,7 @@ func (w *responderWatch) followNewest(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("listing responders: %w", err)
 	}
-	seen := map[string]bool{}
-	for _, r := range responders { // newest first
-		if seen[r.IssuerID] {
-			continue
-		}
-		seen[r.IssuerID] = true
+	for _, r := range store.NewestResponders(responders) {
 		if w.signing[r.IssuerID] == r.ID || w.unserved[r.IssuerID] {
 			continue
 		}
