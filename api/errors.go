@@ -39,14 +39,17 @@ const (
 	CodeRouteNotFound          = "route_not_found"    // 404: no such call
 	CodeMethodNotAllowed       = "method_not_allowed" // 405
 	CodeIdempotencyKeyReused   = "idempotency_key_reused"
-	CodeAlreadyRevoked         = "already_revoked"   // 409
-	CodeProxyAnswerUsed        = "proxy_answer_used" // 409
-	CodeConflict               = "conflict"          // 409: other conflicts with the stored state
-	CodeBodyTooLarge           = "body_too_large"    // 413
-	CodeNotEligible            = "not_eligible"      // 422: valid, but the JPKI rules do not allow it
-	CodeRateLimited            = "rate_limited"      // 429, with Retry-After
-	CodeUnavailable            = "unavailable"       // 503, with Retry-After: HSM or database unavailable; safe to retry
-	CodeInternal               = "internal"          // 500
+	CodeAlreadyRevoked         = "already_revoked"      // 409
+	CodeProxyAnswerUsed        = "proxy_answer_used"    // 409
+	CodeCardInUse              = "card_in_use"          // 409: the card holds another resident's live certificate, or one the counter may not supersede
+	CodeCardExpiryMismatch     = "card_expiry_mismatch" // 409: the card is in use with another expiry
+	CodeCardKeyReused          = "card_key_reused"      // 422: the key is certified for another card or resident
+	CodeConflict               = "conflict"             // 409: other conflicts with the stored state
+	CodeBodyTooLarge           = "body_too_large"       // 413
+	CodeNotEligible            = "not_eligible"         // 422: valid, but the JPKI rules do not allow it
+	CodeRateLimited            = "rate_limited"         // 429, with Retry-After
+	CodeUnavailable            = "unavailable"          // 503, with Retry-After: HSM or database unavailable; safe to retry
+	CodeInternal               = "internal"             // 500
 )
 
 // Error is the body of every error answer:
@@ -104,6 +107,13 @@ func classify(err error, conflictCode string) *apiError {
 		// made a key that Fermat's method factors. Only a new key helps.
 		e.status, e.code, e.msg = http.StatusBadRequest, CodeInvalidCardKey,
 			"the card's key is weak (Fermat's method factors its modulus): make a new key pair on the card"
+	case errors.Is(err, ca.ErrCardInUse):
+		e.status, e.code = http.StatusConflict, CodeCardInUse
+	case errors.Is(err, ca.ErrCardExpiry):
+		e.status, e.code = http.StatusConflict, CodeCardExpiryMismatch
+	case errors.Is(err, ca.ErrKeyReused):
+		e.status, e.code, e.msg = http.StatusUnprocessableEntity, CodeCardKeyReused,
+			"the card's public key is already certified for another card or resident: a cloned card or a wrong CSR"
 	case errors.Is(err, ca.ErrNotEligible):
 		e.status, e.code = http.StatusUnprocessableEntity, CodeNotEligible
 	case errors.Is(err, ca.ErrNotFound):

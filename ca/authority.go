@@ -98,9 +98,13 @@ type IssueRequest struct {
 	ResidentID  string
 	// Municipality is the issuing municipality's six-digit code: it names
 	// the certificate's CRL partition for life.
-	Municipality      string
-	Facts             Facts // the 4 facts; BirthDate is needed for both types
-	AdultGuardianship bool
+	Municipality string
+	// CallerMunicipality is the calling counter's municipality, which
+	// limits what the issuance may supersede (Issuance.Plan); empty for an
+	// administrator.
+	CallerMunicipality string
+	Facts              Facts // the 4 facts; BirthDate is needed for both types
+	AdultGuardianship  bool
 
 	// Actor is who asked, for the audit log ("counter:302015:terminal-7").
 	Actor string
@@ -165,12 +169,26 @@ func (a *Authority) issue(ctx context.Context, req IssueRequest) (Issued, error)
 		}
 		factsHash = req.Facts.Hash()
 	}
-	authExpires, err := a.authExpiry(ctx, req)
+	keyHash, err := KeyHash(req.PublicKey)
 	if err != nil {
 		return Issued{}, err
 	}
+	// The rules of Plan are checked before the issuer key signs, so that a
+	// refused issuance leaves no signature behind; the store checks them
+	// again in its transaction.
+	in := Issuance{Record: Record{Type: req.Type, CardID: req.CardID, ResidentID: req.ResidentID,
+		CardExpires: req.CardExpires, KeyHash: keyHash, IssuedAt: now}, Supersede: true,
+		CallerMunicipality: req.CallerMunicipality}
+	st, err := a.store.IssuanceState(ctx, in.Query())
+	if err != nil {
+		return Issued{}, fmt.Errorf("reading card %s: %w", req.CardID, err)
+	}
+	if _, err := in.Plan(st); err != nil {
+		return Issued{}, err
+	}
 	notAfter, err := NotAfter(ValidityRequest{Type: req.Type, IssuedAt: now, BirthDate: req.Facts.BirthDate,
-		CardExpires: req.CardExpires, AuthExpires: authExpires, RenewalWindowMonths: a.window})
+		CardExpires: req.CardExpires, AuthExpires: authExpiry(st, req.Type), CurrentExpires: currentExpiry(st, req.Type),
+		RenewalWindowMonths: a.window})
 	if err != nil {
 		return Issued{}, err
 	}
@@ -193,20 +211,16 @@ func (a *Authority) issue(ctx context.Context, req IssueRequest) (Issued, error)
 	if err != nil {
 		return Issued{}, fmt.Errorf("issuing %v certificate %s: %w", req.Type, serial, err)
 	}
-	rec := Record{
-		Serial: serial, IssuerID: ik.Issuer.ID, AKI: ik.Cert.SubjectKeyId, Type: req.Type,
-		CardID: req.CardID, ResidentID: req.ResidentID, Municipality: req.Municipality,
-		NotBefore: now, NotAfter: notAfter, IssuedAt: now, Status: Good, FactsHash: factsHash, DER: der,
-	}
+	rec := in.Record
+	rec.Serial, rec.IssuerID, rec.AKI, rec.Municipality = serial, ik.Issuer.ID, ik.Cert.SubjectKeyId, req.Municipality
+	rec.NotBefore, rec.NotAfter, rec.Status, rec.FactsHash, rec.DER = now, notAfter, Good, factsHash, der
 	detail, _ := json.Marshal(map[string]any{
 		"type": req.Type.String(), "issuer": ik.Issuer.ID, "card": req.CardID, "resident": req.ResidentID,
 		"municipality": req.Municipality, "not_after": notAfter.Format(time.RFC3339),
 	})
-	superseded, err := a.store.InsertCertificate(ctx, Issuance{
-		Record: rec, Supersede: true,
-		IdempotencyKey: req.IdempotencyKey, ClientID: req.ClientID, RequestHash: req.RequestHash,
-		Audit: audit.Entry{Time: now, Actor: req.Actor, Action: "certificate.issue", Subject: serial.Hex(), Detail: detail},
-	})
+	in.Record, in.IdempotencyKey, in.ClientID, in.RequestHash = rec, req.IdempotencyKey, req.ClientID, req.RequestHash
+	in.Audit = audit.Entry{Time: now, Actor: req.Actor, Action: "certificate.issue", Subject: serial.Hex(), Detail: detail}
+	superseded, err := a.store.InsertCertificate(ctx, in)
 	if err != nil {
 		// Signed, then refused: a request with the same idempotency key was
 		// stored first, by another process (claim keeps this one's own
@@ -234,6 +248,10 @@ func (a *Authority) issue(ctx context.Context, req IssueRequest) (Issued, error)
 // database down: nothing can be recorded then).
 func discardedBecause(err error) string {
 	switch {
+	case errors.Is(err, ErrCardInUse), errors.Is(err, ErrCardExpiry):
+		return "another issuance onto the card was stored first"
+	case errors.Is(err, ErrKeyReused):
+		return "another issuance of the key was stored first"
 	case errors.Is(err, ErrConflict):
 		return "a request with the same idempotency key was stored first"
 	case errors.Is(err, ErrResidentGone):
@@ -332,20 +350,29 @@ func (a *Authority) chainFor(rec Record) ([][]byte, error) {
 	return nil, fmt.Errorf("%w: issuer %s of certificate %s is not loaded", ErrNotFound, rec.IssuerID, rec.Serial)
 }
 
-// authExpiry is, for a signature certificate, the notAfter of the card's good
-// user-authentication certificate, which caps it. Zero when there is none.
-func (a *Authority) authExpiry(ctx context.Context, req IssueRequest) (time.Time, error) {
-	if req.Type != Signature {
-		return time.Time{}, nil
+// authExpiry is, for a signature certificate, the notAfter of the card's
+// good user-authentication certificate, which caps it. Zero when there is
+// none.
+func authExpiry(st IssuanceState, typ CertType) time.Time {
+	if typ != Signature {
+		return time.Time{}
 	}
-	recs, err := a.store.CertificatesByCard(ctx, req.CardID)
-	if err != nil {
-		return time.Time{}, fmt.Errorf("reading card %s: %w", req.CardID, err)
-	}
-	for _, r := range recs {
+	for _, r := range st.Card {
 		if r.Type == Authentication && r.Status == Good {
-			return r.NotAfter, nil
+			return r.NotAfter
 		}
 	}
-	return time.Time{}, nil
+	return time.Time{}
+}
+
+// currentExpiry is the notAfter of the resident's current live certificate
+// of the type, the latest when there are several; zero when there is none.
+func currentExpiry(st IssuanceState, typ CertType) time.Time {
+	var latest time.Time
+	for _, r := range st.Resident {
+		if r.Type == typ && r.NotAfter.After(latest) {
+			latest = r.NotAfter
+		}
+	}
+	return latest
 }

@@ -9,13 +9,16 @@ import (
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -478,6 +481,82 @@ func TestIssueIdempotentTwoNodes(t *testing.T) {
 	}
 	if discards != 1 {
 		t.Errorf("%d certificate.discard audit entries, want 1", discards)
+	}
+}
+
+// TestCardRaceTwoNodes: two nodes issue onto one new card for two
+// residents at the same moment. Both pass the check before signing; the
+// store's transaction lets one in and refuses the other (ErrCardInUse), whose
+// signed certificate goes on record as discarded, never handed out.
+func TestCardRaceTwoNodes(t *testing.T) {
+	ck := newCountingKeys(t)
+	c := catest.New(t, catest.Options{Keys: ck})
+	var iks []ca.IssuerKey
+	for _, ik := range c.Keyring.Issuers {
+		if ik.Issuer.Generation == 1 {
+			iks = append(iks, ik)
+		}
+	}
+	other, err := ca.NewAuthority(ca.AuthorityConfig{RenewalWindowMonths: 3}, ca.AuthorityDeps{
+		Store: c.Store, Profiles: c.Profiles, Issuers: iks, Clock: func() time.Time { return issueNow }, Rand: rand.Reader})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	gate := make(chan struct{})
+	ck.gate.Store(&gate)
+	var (
+		got  [2]ca.Issued
+		errs [2]error
+		wg   sync.WaitGroup
+	)
+	for i, node := range []*ca.Authority{c.Auth[1], other} {
+		req := request(ca.Authentication, "CARD-RACE")
+		req.ResidentID = fmt.Sprintf("R-RACE-%d", i)
+		req.PublicKey = catest.CardKeyFor(req.ResidentID).Public()
+		wg.Go(func() { got[i], errs[i] = node.Issue(ctx, req) })
+	}
+	<-ck.entered
+	<-ck.entered // both nodes are signing
+	ck.gate.Store(nil)
+	close(gate)
+	wg.Wait()
+	won := 0
+	if errs[1] == nil {
+		won = 1
+	}
+	if errs[won] != nil || !errors.Is(errs[1-won], ca.ErrCardInUse) {
+		t.Fatalf("the nodes answered %v and %v, want one certificate and one ErrCardInUse", errs[0], errs[1])
+	}
+	recs, err := c.Store.CertificatesByCard(ctx, "CARD-RACE")
+	if err != nil || len(recs) != 2 {
+		t.Fatalf("%d certificates on record for the card (%v), want the issued one and the discarded one", len(recs), err)
+	}
+	for _, r := range recs {
+		switch {
+		case r.Serial == got[won].Record.Serial:
+			if r.Status != ca.Good {
+				t.Errorf("the issued certificate is %v", r.Status)
+			}
+		case r.Status != ca.Revoked || r.Reason != ca.Unspecified || r.ResidentID != fmt.Sprintf("R-RACE-%d", 1-won):
+			t.Errorf("the discarded certificate %s is %v %v for %s", r.Serial.Hex(), r.Status, r.Reason, r.ResidentID)
+		}
+	}
+	var why []string
+	if err := c.Store.AuditEntries(ctx, func(e audit.Entry) error {
+		if e.Action == "certificate.discard" {
+			var d struct{ Why string }
+			if err := json.Unmarshal(e.Detail, &d); err != nil {
+				return err
+			}
+			why = append(why, d.Why)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"another issuance onto the card was stored first"}; !slices.Equal(why, want) {
+		t.Errorf("discard audit entries say %q, want %q", why, want)
 	}
 }
 

@@ -3,12 +3,18 @@
 //
 // # What it implements
 //
-//   - Validity (NotAfter, RenewalOpens): notAfter is 23:59:59 JST on the
-//     holder's 5th birthday strictly after the issuance date in Japan, or the
-//     6th when issued inside the renewal window before the next birthday,
-//     capped by the card's expiry and, for a signature certificate, by the
-//     user-authentication certificate's notAfter. Born on 29 February: 28
-//     February in common years (BirthdayIn, the only place that decides it).
+//   - Validity (NotAfter, Renewing, RenewalOpens): notAfter is 23:59:59 JST
+//     on the holder's 5th birthday strictly after the issuance date in Japan,
+//     or the 6th when the issuance renews the resident's current certificate
+//     of the type inside its renewal window, capped by the card's expiry and,
+//     for a signature certificate, by the user-authentication certificate's
+//     notAfter. Born on 29 February: 28 February in common years
+//     (BirthdayIn, the only place that decides it).
+//   - Cards and keys (Issuance.Plan): a card holds one resident's
+//     certificates (ErrCardInUse), keeps its expiry while in use
+//     (ErrCardExpiry), and a key is certified for one card (ErrKeyReused).
+//     Plan also names what an issuance supersedes, within what a counter's
+//     municipality issued.
 //   - Eligibility (CheckEligibility): a signature certificate needs age 15
 //     (Japanese age rule, AgeOn) and no adult guardianship.
 //   - The 4 facts (Facts, EncodedFacts): the subjectAltName otherNames
@@ -35,6 +41,7 @@
 // signatures, which never leave the process. The functions are pure and
 // Profiles is immutable once NewProfiles returns, so everything here is safe
 // for concurrent use. Errors wrap the package's sentinels (ErrInvalid,
-// ErrNotEligible and its reasons ErrUnderAge and ErrAdultGuardianship,
+// ErrNotEligible and its reasons ErrUnderAge, ErrAdultGuardianship and
+// ErrKeyReused, ErrConflict and its ErrCardInUse and ErrCardExpiry,
 // ErrNotFound, ErrLint); match them with errors.Is.
 package ca

@@ -175,6 +175,14 @@ func (s Serial) Decimal() string { return s.Big().String() }
 
 func (s Serial) String() string { return s.Hex() }
 
+// Compare orders serials as numbers: -1, 0 or +1.
+func (s Serial) Compare(t Serial) int {
+	if len(s.b) != len(t.b) {
+		return cmpInt(len(s.b), len(t.b))
+	}
+	return strings.Compare(s.b, t.b)
+}
+
 // Issuer is one generation of an issuing CA: a self-signed root whose key lives
 // in the key store. All generations of a type share one name; they are told
 // apart by key (SKI, key hashes).
@@ -203,8 +211,20 @@ type Record struct {
 	Reason       Reason // meaningful when Status is Revoked or OnHold
 	RevokedAt    time.Time
 	FactsHash    []byte // SHA-256 over the 4 facts (signature certificates only)
-	DER          []byte
-	Synthetic    bool // made by `jpkica dev seed`, not by issuance
+	// CardExpires is the card's own expiry day as the issuance gave it;
+	// zero on records stored before it was kept, and on terminals'.
+	CardExpires Date
+	// KeyHash is KeyHash of the certified public key; nil on records
+	// stored before it was kept, and on synthetic ones.
+	KeyHash   []byte
+	DER       []byte
+	Synthetic bool // made by `jpkica dev seed`, not by issuance
+}
+
+// Live reports whether the certificate is good or on hold, and not expired
+// at t: the state in which it occupies its card.
+func (r Record) Live(t time.Time) bool {
+	return (r.Status == Good || r.Status == OnHold) && r.NotAfter.After(t)
 }
 
 // OCSPResponse is a signed OCSP response as the store keeps it, for the
@@ -240,4 +260,16 @@ var (
 	// PKI administrators must add a generation (jpkica init
 	// --new-generation) before the CA can issue it.
 	ErrIssuerExpiring = errors.New("the issuer generation expires before the certificate would")
+
+	// ErrCardInUse: the card holds a live certificate that the issuance may
+	// not supersede: another resident's, or one issued by a municipality
+	// other than the calling counter's. A card is one resident's.
+	ErrCardInUse = fmt.Errorf("%w: the card holds a live certificate this issuance may not supersede", ErrConflict)
+	// ErrCardExpiry: the card holds live certificates issued with another
+	// card expiry. A card's expiry does not change while it is in use.
+	ErrCardExpiry = fmt.Errorf("%w: the card is on record with another expiry", ErrConflict)
+	// ErrKeyReused: the public key is already certified for another card or
+	// another resident. Card keys are made on the card and never leave it,
+	// so a second card with the same key is a clone or a wrong CSR.
+	ErrKeyReused = fmt.Errorf("%w: the public key is already certified for another card or resident", ErrNotEligible)
 )

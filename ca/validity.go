@@ -147,31 +147,24 @@ type ValidityRequest struct {
 	// certificate; it caps a signature certificate. Zero means no cap.
 	// It is ignored for an authentication certificate.
 	AuthExpires time.Time
-	// RenewalWindowMonths is how long before a birthday the renewal window
+	// CurrentExpires is the notAfter of the resident's current live
+	// certificate of the same type, on any card, whatever capped it. Zero
+	// for a first issuance, and for one after the old certificate was
+	// revoked or expired.
+	CurrentExpires time.Time
+	// RenewalWindowMonths is how long before expiry the renewal window
 	// opens; zero means DefaultRenewalWindowMonths.
 	RenewalWindowMonths int
 }
 
-// NotAfter computes a card certificate's notAfter (DOMAIN.md, "Validity").
-//
-// The certificate runs to 23:59:59 JST on the holder's 5th birthday strictly
-// after the issuance date (the date of IssuedAt in Japan; a birthday on the
-// issuance date itself does not count).
-//
-// The renewal window: renewal opens RenewalWindowMonths before expiry, and a
-// certificate issued while less than that remains runs to the 6th birthday
-// so the holder loses nothing. Read literally against the 5th birthday the
-// rule could never apply (the 5th birthday after issuance is always more
-// than four years away), so it is applied to the next birthday after
-// issuance, which is the expiry of the certificate being renewed: when the
-// issuance date is on or after RenewalOpens of that birthday, the new
-// certificate runs to the 6th birthday (five full years after the old
-// expiry) instead of the 5th. The window is counted in whole JST days: its
-// first day is in, the day before is out.
-//
-// The result is then capped by the card's expiry and, for a signature
-// certificate, by the user-authentication certificate's notAfter. A cap
-// that ends the certificate at or before IssuedAt is ErrNotEligible.
+// NotAfter computes a card certificate's notAfter by the rule of DOMAIN.md,
+// "Validity": 23:59:59 JST on the holder's 5th birthday after the issuance
+// date (the date of IssuedAt in Japan; a birthday on that day does not
+// count), or the 6th when the issuance renews a current certificate whose
+// renewal window is open (Renewing). The result is then capped by the
+// card's expiry and, for a signature certificate, by the
+// user-authentication certificate's notAfter. A cap that ends the
+// certificate at or before IssuedAt is ErrNotEligible.
 func NotAfter(req ValidityRequest) (time.Time, error) {
 	if req.Type != Signature && req.Type != Authentication {
 		return time.Time{}, fmt.Errorf("%w: validity: certificate type %v", ErrInvalid, req.Type)
@@ -198,8 +191,7 @@ func NotAfter(req ValidityRequest) (time.Time, error) {
 	}
 
 	n := 5
-	next := nthBirthdayAfter(req.BirthDate, issued, 1)
-	if !issued.Before(renewalOpensDate(next, window)) {
+	if Renewing(req.CurrentExpires, req.IssuedAt, window) {
 		n = 6
 	}
 	notAfter := nthBirthdayAfter(req.BirthDate, issued, n).EndJST()
@@ -218,6 +210,20 @@ func NotAfter(req ValidityRequest) (time.Time, error) {
 		}
 	}
 	return notAfter.UTC(), nil
+}
+
+// Renewing reports whether an issuance at issuedAt renews a current
+// certificate expiring at current: whether that certificate is still live
+// (current after issuedAt) and its renewal window of months is open on the
+// issuance date. The window's first day is the day RenewalOpensWithin
+// names (the expiry day's date, months earlier), the day from which
+// expiry notices are due: a renewal on it is in, one the day before is
+// out. Zero current is a first issuance.
+func Renewing(current, issuedAt time.Time, months int) bool {
+	if current.IsZero() || !current.After(issuedAt) {
+		return false
+	}
+	return !DateOf(issuedAt).Before(renewalOpensDate(DateOf(current), months))
 }
 
 // renewalOpensDate is the first day of the renewal window of an expiry day:

@@ -84,6 +84,7 @@ func TestNotAfter(t *testing.T) {
 		birth   string
 		card    string
 		auth    string // RFC 3339, empty for none
+		current string // RFC 3339: the current certificate's notAfter; empty for none
 		window  int
 		want    string // RFC 3339
 		wantErr error
@@ -95,37 +96,48 @@ func TestNotAfter(t *testing.T) {
 		// The birthday itself does not count; the day after is a year on.
 		{name: "issued on the birthday", typ: Signature, issued: "2025-05-02T01:00:00Z", birth: "1990-05-02", want: "2030-05-02T14:59:59Z"},
 		{name: "issued the day after the birthday", typ: Signature, issued: "2025-05-03T01:00:00Z", birth: "1990-05-02", want: "2030-05-02T14:59:59Z"},
-		// The day before the birthday is inside the renewal window of the
-		// next day's birthday: the 6th birthday, which is the same day as
-		// for an issuance on the birthday (without the window it would be
-		// 2029-05-02).
-		{name: "issued the day before the birthday", typ: Signature, issued: "2025-05-01T01:00:00Z", birth: "1990-05-02", want: "2030-05-02T14:59:59Z"},
+		// A first issuance runs to the 5th birthday, however close the
+		// next one is: the birthday tomorrow is the 1st.
+		{name: "first issuance, the birthday tomorrow", typ: Signature, issued: "2025-05-01T01:00:00Z", birth: "1990-05-02", want: "2029-05-02T14:59:59Z"},
+		{name: "first issuance, 2026-12-08, born 12-09", typ: Signature, issued: "2026-12-08T01:00:00Z", birth: "1990-12-09", want: "2030-12-09T14:59:59Z"},
+		// No cliff at the old window's edge: 03-08 and 03-09 a day apart.
+		{name: "first issuance, 2026-12-08, born 03-08", typ: Signature, issued: "2026-12-08T01:00:00Z", birth: "1990-03-08", want: "2031-03-08T14:59:59Z"},
+		{name: "first issuance, 2026-12-08, born 03-09", typ: Signature, issued: "2026-12-08T01:00:00Z", birth: "1990-03-09", want: "2031-03-09T14:59:59Z"},
 
 		// The date is taken in Japan: 2025-05-01T15:30Z is 2025-05-02 00:30 JST.
 		{name: "UTC day before, JST birthday", typ: Signature, issued: "2025-05-01T15:30:00Z", birth: "1990-05-02", want: "2030-05-02T14:59:59Z"},
-		{name: "23:30 JST the day before", typ: Signature, issued: "2025-05-01T14:30:00Z", birth: "1990-05-02", want: "2030-05-02T14:59:59Z"},
-		// The day that changes the outcome is the window's first day
-		// (2025-11-17 JST for a 2026-02-17 birthday).
-		{name: "23:30 JST before the window opens", typ: Signature, issued: "2025-11-16T14:30:00Z", birth: "1985-02-17", want: "2030-02-17T14:59:59Z"},
-		{name: "00:30 JST (15:30Z the day before) window open", typ: Signature, issued: "2025-11-16T15:30:00Z", birth: "1985-02-17", want: "2031-02-17T14:59:59Z"},
+		{name: "23:30 JST the day before", typ: Signature, issued: "2025-05-01T14:30:00Z", birth: "1990-05-02", want: "2029-05-02T14:59:59Z"},
 		{name: "2025-10-26T15:30Z is 10-27 JST", typ: Signature, issued: "2025-10-26T15:30:00Z", birth: "1985-02-17", want: "2030-02-17T14:59:59Z"},
 
-		// The renewal window of the next birthday (2026-02-17) opens on
-		// 2025-11-17 (JST), that day included.
-		{name: "window: day before it opens", typ: Signature, issued: "2025-11-16T14:59:59Z", birth: "1985-02-17", want: "2030-02-17T14:59:59Z"},
-		{name: "window: first day, 00:00 JST", typ: Signature, issued: "2025-11-16T15:00:00Z", birth: "1985-02-17", want: "2031-02-17T14:59:59Z"},
-		{name: "window: last day", typ: Signature, issued: "2026-02-16T14:00:00Z", birth: "1985-02-17", want: "2031-02-17T14:59:59Z"},
-		{name: "window: 1 month", typ: Signature, issued: "2025-12-17T01:00:00Z", birth: "1985-02-17", window: 1, want: "2030-02-17T14:59:59Z"},
-		{name: "window: 1 month, inside", typ: Signature, issued: "2026-01-17T01:00:00Z", birth: "1985-02-17", window: 1, want: "2031-02-17T14:59:59Z"},
-		// Window clamped to the month's end: birthday 05-31 opens 02-28.
-		{name: "window clamped: 02-27 out", typ: Signature, issued: "2027-02-27T01:00:00Z", birth: "1990-05-31", want: "2031-05-31T14:59:59Z"},
-		{name: "window clamped: 02-28 in", typ: Signature, issued: "2027-02-28T01:00:00Z", birth: "1990-05-31", want: "2032-05-31T14:59:59Z"},
+		// Renewal: the current certificate expires 2026-02-17 23:59:59 JST,
+		// so its window opens on 2025-11-17 (JST), that day included, and a
+		// renewal in it runs to the 6th birthday.
+		{name: "renewal: 23:30 JST before the window opens", typ: Signature, issued: "2025-11-16T14:30:00Z", birth: "1985-02-17", current: "2026-02-17T14:59:59Z", want: "2030-02-17T14:59:59Z"},
+		{name: "renewal: 00:30 JST (15:30Z the day before), window open", typ: Signature, issued: "2025-11-16T15:30:00Z", birth: "1985-02-17", current: "2026-02-17T14:59:59Z", want: "2031-02-17T14:59:59Z"},
+		{name: "renewal: window's first day, 00:00 JST", typ: Signature, issued: "2025-11-16T15:00:00Z", birth: "1985-02-17", current: "2026-02-17T14:59:59Z", want: "2031-02-17T14:59:59Z"},
+		{name: "renewal: window's last day", typ: Signature, issued: "2026-02-16T14:00:00Z", birth: "1985-02-17", current: "2026-02-17T14:59:59Z", want: "2031-02-17T14:59:59Z"},
+		{name: "renewal: 1-month window, outside", typ: Signature, issued: "2025-12-17T01:00:00Z", birth: "1985-02-17", current: "2026-02-17T14:59:59Z", window: 1, want: "2030-02-17T14:59:59Z"},
+		{name: "renewal: 1-month window, inside", typ: Signature, issued: "2026-01-17T01:00:00Z", birth: "1985-02-17", current: "2026-02-17T14:59:59Z", window: 1, want: "2031-02-17T14:59:59Z"},
+		// Exactly 3 months before the expiry day is the window's first day;
+		// 3 months and 1 day before is outside it.
+		{name: "renewal at exactly 3 months", typ: Authentication, issued: "2026-12-08T01:00:00Z", birth: "1980-03-08", current: "2027-03-08T14:59:59Z", want: "2032-03-08T14:59:59Z"},
+		{name: "renewal at 3 months and 1 day", typ: Authentication, issued: "2026-12-07T01:00:00Z", birth: "1980-03-08", current: "2027-03-08T14:59:59Z", want: "2031-03-08T14:59:59Z"},
+		// The window is the current certificate's, whatever capped it: a
+		// card-capped one expiring 2027-01-07, birthday 06-15.
+		{name: "renewal of a card-capped certificate", typ: Signature, issued: "2026-12-08T01:00:00Z", birth: "1985-06-15", current: "2027-01-07T14:59:59Z", want: "2032-06-15T14:59:59Z"},
+		// Without a current certificate (revoked, or first), the 5th.
+		{name: "after revocation: no current certificate", typ: Signature, issued: "2026-12-08T01:00:00Z", birth: "1985-06-15", want: "2031-06-15T14:59:59Z"},
+		{name: "current certificate already expired", typ: Signature, issued: "2026-12-08T01:00:00Z", birth: "1985-06-15", current: "2026-12-07T14:59:59Z", want: "2031-06-15T14:59:59Z"},
+		// Window clamped to the month's end: expiry 05-31 opens 02-28.
+		{name: "renewal window clamped: 02-27 out", typ: Signature, issued: "2027-02-27T01:00:00Z", birth: "1990-05-31", current: "2027-05-31T14:59:59Z", want: "2031-05-31T14:59:59Z"},
+		{name: "renewal window clamped: 02-28 in", typ: Signature, issued: "2027-02-28T01:00:00Z", birth: "1990-05-31", current: "2027-05-31T14:59:59Z", want: "2032-05-31T14:59:59Z"},
 
 		// 29 February: 28 February in common years.
 		{name: "29 Feb, common target year", typ: Signature, issued: "2025-06-01T01:00:00Z", birth: "2000-02-29", want: "2030-02-28T14:59:59Z"},
 		{name: "29 Feb, leap target year", typ: Signature, issued: "2023-06-01T01:00:00Z", birth: "2000-02-29", want: "2028-02-29T14:59:59Z"},
 		{name: "29 Feb, issued on 28 Feb of a common year", typ: Signature, issued: "2025-02-28T01:00:00Z", birth: "2000-02-29", want: "2030-02-28T14:59:59Z"},
-		{name: "29 Feb, issued on 28 Feb of a leap year", typ: Signature, issued: "2028-02-28T01:00:00Z", birth: "2000-02-29", want: "2033-02-28T14:59:59Z"},
+		{name: "29 Feb, issued on 28 Feb of a leap year", typ: Signature, issued: "2028-02-28T01:00:00Z", birth: "2000-02-29", want: "2032-02-29T14:59:59Z"},
+		{name: "29 Feb, first issuance 2026-12-08", typ: Signature, issued: "2026-12-08T01:00:00Z", birth: "2000-02-29", want: "2031-02-28T14:59:59Z"},
 		{name: "born on the issuance date", typ: Authentication, issued: "2025-05-02T01:00:00Z", birth: "2025-05-02", want: "2030-05-02T14:59:59Z"},
 
 		// Caps.
@@ -161,6 +173,9 @@ func TestNotAfter(t *testing.T) {
 			}
 			if tc.auth != "" {
 				req.AuthExpires = mustTime(t, tc.auth)
+			}
+			if tc.current != "" {
+				req.CurrentExpires = mustTime(t, tc.current)
 			}
 			got, err := NotAfter(req)
 			if tc.wantErr != nil {

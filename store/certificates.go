@@ -9,7 +9,6 @@ import (
 	"encoding/pem"
 	"fmt"
 	"net/url"
-	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -94,9 +93,9 @@ func statusFromColumns(status string, reason int) (ca.Status, ca.Reason, error) 
 // order certArgs gives them (change_seq apart).
 const certColumns = `serial_number, authority_key_identifier, ca_label, status, reason, expiry, revoked_at, pem,
 issued_at, not_before, metadata, sans, common_name,
-serial_hex, cert_type, card_id, resident_id, municipality, facts_hash, der, synthetic`
+serial_hex, cert_type, card_id, resident_id, municipality, facts_hash, der, synthetic, card_expires, key_hash`
 
-const certColumnCount = 21
+const certColumnCount = 23
 
 // certArgs validates r and returns the values of certColumns.
 func certArgs(r ca.Record) ([]any, error) {
@@ -131,17 +130,26 @@ func certArgs(r ca.Record) ([]any, error) {
 		return nil, fmt.Errorf("encoding metadata: %w", err)
 	}
 	cn, sans := describe(r.DER)
-	var facts []byte
-	if len(r.FactsHash) > 0 {
-		facts = r.FactsHash
+	var cardExpires sql.NullString
+	if !r.CardExpires.IsZero() {
+		cardExpires = sql.NullString{String: r.CardExpires.String(), Valid: true}
 	}
 	return []any{
 		r.Serial.Decimal(), hex.EncodeToString(r.AKI), r.IssuerID, status, reason,
 		dbTime(r.NotAfter), revokedAt,
 		string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: r.DER})),
 		nullTime(r.IssuedAt), nullTime(r.NotBefore), string(meta), sans, cn,
-		serialKey(r.Serial), r.Type.String(), r.CardID, r.ResidentID, r.Municipality, facts, r.DER, r.Synthetic,
+		serialKey(r.Serial), r.Type.String(), r.CardID, r.ResidentID, r.Municipality, nilIfEmpty(r.FactsHash), r.DER, r.Synthetic,
+		cardExpires, nilIfEmpty(r.KeyHash),
 	}, nil
+}
+
+// nilIfEmpty stores an empty hash as NULL.
+func nilIfEmpty(b []byte) []byte {
+	if len(b) == 0 {
+		return nil
+	}
+	return b
 }
 
 func certTypeName(t ca.CertType) (string, bool) {
@@ -203,25 +211,27 @@ func (s *Store) insertSQL() string {
 
 // selectColumns are read into certRow.
 const selectColumns = `serial_hex, authority_key_identifier, ca_label, status, reason, expiry, revoked_at,
-issued_at, not_before, cert_type, card_id, resident_id, municipality, facts_hash, der, synthetic`
+issued_at, not_before, cert_type, card_id, resident_id, municipality, facts_hash, der, synthetic, card_expires, key_hash`
 
 type certRow struct {
-	SerialHex    string       `db:"serial_hex"`
-	AKI          string       `db:"authority_key_identifier"`
-	IssuerID     string       `db:"ca_label"`
-	Status       string       `db:"status"`
-	Reason       int          `db:"reason"`
-	Expiry       time.Time    `db:"expiry"`
-	RevokedAt    time.Time    `db:"revoked_at"`
-	IssuedAt     sql.NullTime `db:"issued_at"`
-	NotBefore    sql.NullTime `db:"not_before"`
-	CertType     string       `db:"cert_type"`
-	CardID       string       `db:"card_id"`
-	ResidentID   string       `db:"resident_id"`
-	Municipality string       `db:"municipality"`
-	FactsHash    []byte       `db:"facts_hash"`
-	DER          []byte       `db:"der"`
-	Synthetic    bool         `db:"synthetic"`
+	SerialHex    string         `db:"serial_hex"`
+	AKI          string         `db:"authority_key_identifier"`
+	IssuerID     string         `db:"ca_label"`
+	Status       string         `db:"status"`
+	Reason       int            `db:"reason"`
+	Expiry       time.Time      `db:"expiry"`
+	RevokedAt    time.Time      `db:"revoked_at"`
+	IssuedAt     sql.NullTime   `db:"issued_at"`
+	NotBefore    sql.NullTime   `db:"not_before"`
+	CertType     string         `db:"cert_type"`
+	CardID       string         `db:"card_id"`
+	ResidentID   string         `db:"resident_id"`
+	Municipality string         `db:"municipality"`
+	FactsHash    []byte         `db:"facts_hash"`
+	DER          []byte         `db:"der"`
+	Synthetic    bool           `db:"synthetic"`
+	CardExpires  sql.NullString `db:"card_expires"`
+	KeyHash      []byte         `db:"key_hash"`
 }
 
 func (row certRow) record() (ca.Record, error) {
@@ -268,6 +278,14 @@ func (row certRow) record() (ca.Record, error) {
 	if len(r.FactsHash) == 0 {
 		r.FactsHash = nil
 	}
+	if len(row.KeyHash) > 0 {
+		r.KeyHash = row.KeyHash
+	}
+	if row.CardExpires.Valid {
+		if r.CardExpires, err = ca.ParseDate(row.CardExpires.String); err != nil {
+			return ca.Record{}, fmt.Errorf("certificate %s: card_expires: %w", serial, err)
+		}
+	}
 	return r, nil
 }
 
@@ -311,15 +329,16 @@ func (s *Store) CertificatesByResident(ctx context.Context, residentID string) (
 		"resident_id = ? ORDER BY issued_at DESC, change_seq DESC", residentID)
 }
 
-// InsertCertificate stores an issuance in one transaction: the superseding of
-// the card's previous good or held certificates of the same type and of the
-// resident's held ones of that type on other cards (revoked, reason
-// superseded, at Record.IssuedAt), the record, one audit entry for the
-// issuance and one per superseded serial, and the idempotency key. A serial
-// already stored, or an idempotency key the client already used, is
-// ca.ErrConflict; a good certificate for a resident the register reported
-// deceased or removed (ApplyResidentEvent) is ca.ErrResidentGone; either
-// way nothing is written.
+// InsertCertificate stores an issuance in one transaction: with
+// in.Supersede, the checks of ca.Issuance.Plan on the card's, the
+// resident's and the key's certificates as the transaction reads them, and
+// the superseding of those Plan names (revoked, reason superseded, at
+// Record.IssuedAt); the record, one audit entry for the issuance and one
+// per superseded serial, and the idempotency key. A serial already stored,
+// or an idempotency key the client already used, is ca.ErrConflict; a good
+// certificate for a resident the register reported deceased or removed
+// (ApplyResidentEvent) is ca.ErrResidentGone; Plan's refusals are its own
+// errors; either way nothing is written.
 func (s *Store) InsertCertificate(ctx context.Context, in ca.Issuance) ([]ca.Serial, error) {
 	r := in.Record
 	args, err := certArgs(r)
@@ -351,30 +370,22 @@ func (s *Store) InsertCertificate(ctx context.Context, in ca.Issuance) ([]ca.Ser
 			}
 		}
 		if in.Supersede {
-			// Sorted here, not by ORDER BY: SQLite sorts the OR of two
-			// index lookups in a temporary B-tree, which took a quarter of
-			// the transaction's time for the few rows there ever are.
-			var keys []string
-			err := tx.SelectContext(ctx, &keys, s.q(`SELECT serial_hex FROM certificates
-WHERE cert_type = ? AND (
-  (card_id = ? AND (status = 'good' OR (status = 'revoked' AND reason = ?)))
-  OR (resident_id = ? AND status = 'revoked' AND reason = ?))`),
-				r.Type.String(), r.CardID, int(ca.CertificateHold), r.ResidentID, int(ca.CertificateHold))
-			if err != nil {
-				return fmt.Errorf("finding certificates to supersede: %w", s.classify(err))
+			if err := s.lockCard(ctx, tx, r); err != nil {
+				return err
 			}
-			slices.Sort(keys)
-			for _, k := range keys {
+			st, err := s.issuanceState(ctx, tx, in.Query())
+			if err != nil {
+				return err
+			}
+			if superseded, err = in.Plan(st); err != nil {
+				return err
+			}
+			for _, sn := range superseded {
 				if _, err := tx.ExecContext(ctx, s.q(`UPDATE certificates
 SET status = 'revoked', reason = ?, revoked_at = ?, change_seq = `+s.changeSeq()+`
-WHERE serial_hex = ?`), int(ca.Superseded), dbTime(r.IssuedAt), k); err != nil {
-					return fmt.Errorf("superseding %s: %w", k, s.classify(err))
+WHERE serial_hex = ?`), int(ca.Superseded), dbTime(r.IssuedAt), serialKey(sn)); err != nil {
+					return fmt.Errorf("superseding %s: %w", sn, s.classify(err))
 				}
-				sn, err := parseSerialKey(k)
-				if err != nil {
-					return err
-				}
-				superseded = append(superseded, sn)
 			}
 		}
 		if _, err := tx.ExecContext(ctx, s.insertSQL(), args...); err != nil {
@@ -422,6 +433,35 @@ func mustJSON(v any) json.RawMessage {
 		panic(err) // only maps of strings are passed
 	}
 	return b
+}
+
+// IssuanceState reads what ca.Issuance.Plan decides a card issuance on,
+// outside any transaction: the Authority's check before it signs.
+func (s *Store) IssuanceState(ctx context.Context, q ca.IssuanceQuery) (ca.IssuanceState, error) {
+	return s.issuanceState(ctx, s.db, q)
+}
+
+func (s *Store) issuanceState(ctx context.Context, db sqlx.QueryerContext, q ca.IssuanceQuery) (ca.IssuanceState, error) {
+	const live = "(status = 'good' OR (status = 'revoked' AND reason = 6)) AND expiry > ?"
+	at := dbTime(q.At)
+	var (
+		st  ca.IssuanceState
+		err error
+	)
+	if st.Card, err = s.selectRecords(ctx, db, "reading the card's certificates",
+		"card_id = ? AND cert_type IN ('signature', 'authentication') AND "+live, q.CardID, at); err != nil {
+		return ca.IssuanceState{}, err
+	}
+	if st.Resident, err = s.selectRecords(ctx, db, "reading the resident's certificates",
+		"resident_id = ? AND cert_type = ? AND "+live, q.ResidentID, q.Type.String(), at); err != nil {
+		return ca.IssuanceState{}, err
+	}
+	if len(q.KeyHash) > 0 {
+		if st.SameKey, err = s.selectRecords(ctx, db, "reading the key's certificates", "key_hash = ?", q.KeyHash); err != nil {
+			return ca.IssuanceState{}, err
+		}
+	}
+	return st, nil
 }
 
 // Idempotent looks up a remembered idempotency key of a client:

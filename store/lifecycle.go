@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
@@ -280,11 +281,30 @@ ON CONFLICT (resident_id) DO UPDATE SET event = excluded.event, effective = excl
 // COMMITTED (the issuance missing the mark, the event missing the new
 // certificate). SQLite's single writer serialises them already.
 func (s *Store) lockResident(ctx context.Context, tx *sqlx.Tx, residentID string) error {
+	return s.lockName(ctx, tx, "resident:"+residentID)
+}
+
+// lockCard serialises, on PostgreSQL, the issuances onto a card and those
+// of a key until tx ends, so that each reads the other's certificate
+// (ca.Issuance.Plan). The card is locked before the key, always, and both
+// after the resident (residentGone). SQLite runs one write at a time.
+func (s *Store) lockCard(ctx context.Context, tx *sqlx.Tx, r ca.Record) error {
+	if err := s.lockName(ctx, tx, "card:"+r.CardID); err != nil {
+		return err
+	}
+	if len(r.KeyHash) == 0 {
+		return nil
+	}
+	return s.lockName(ctx, tx, "key:"+hex.EncodeToString(r.KeyHash))
+}
+
+// lockName takes a transaction-scoped PostgreSQL advisory lock on a name.
+func (s *Store) lockName(ctx context.Context, tx *sqlx.Tx, name string) error {
 	if s.dialect != PostgreSQL {
 		return nil
 	}
-	if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", "resident:"+residentID); err != nil {
-		return fmt.Errorf("locking resident %s: %w", residentID, s.classify(err))
+	if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", name); err != nil {
+		return fmt.Errorf("locking %s: %w", name, s.classify(err))
 	}
 	return nil
 }

@@ -38,6 +38,8 @@ func runConformance(t *testing.T, dsn newDSN) {
 		{"RoundTrip", testRoundTrip},
 		{"Supersede", testSupersede},
 		{"ConflictWritesNothing", testConflict},
+		{"CardRules", testCardRules},
+		{"OneResidentPerCardConcurrently", testCardRace},
 		{"Idempotency", testIdempotency},
 		{"ChangeStatus", testChangeStatus},
 		{"ResidentEvents", testResidentEvents},

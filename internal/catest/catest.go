@@ -143,6 +143,23 @@ var CardKey = sync.OnceValue(func() *rsa.PrivateKey {
 	return k
 })
 
+var cardKeys sync.Map // card ID -> *rsa.PrivateKey
+
+// CardKeyFor is the RSA-2048 key of a card, made once per card per test
+// binary: a key is one card's, and the Authority refuses it for any other
+// (ca.ErrKeyReused).
+func CardKeyFor(card string) *rsa.PrivateKey {
+	if k, ok := cardKeys.Load(card); ok {
+		return k.(*rsa.PrivateKey)
+	}
+	k, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		panic(err)
+	}
+	got, _ := cardKeys.LoadOrStore(card, k)
+	return got.(*rsa.PrivateKey)
+}
+
 // Facts are Wakayama Taro's 4 facts: born 1990-05-02, Wakayama City.
 func Facts() ca.Facts {
 	return ca.Facts{Name: "和歌山　太郎", BirthDate: ca.Date{Year: 1990, Month: time.May, Day: 2}, Sex: ca.Male,
@@ -150,10 +167,10 @@ func Facts() ca.Facts {
 }
 
 // Request is an issuance of typ onto card for Wakayama Taro (resident
-// "R-"+card) at a Wakayama City counter, with CardKey.
+// "R-"+card) at a Wakayama City counter, with the card's key (CardKeyFor).
 func Request(typ ca.CertType, card string) ca.IssueRequest {
 	return ca.IssueRequest{
-		Type: typ, PublicKey: CardKey().Public(), CardID: card, CardExpires: ca.Date{Year: 2036, Month: time.May, Day: 2},
+		Type: typ, PublicKey: CardKeyFor(card).Public(), CardID: card, CardExpires: ca.Date{Year: 2036, Month: time.May, Day: 2},
 		ResidentID: "R-" + card, Municipality: "302015", Facts: Facts(), Actor: "counter:302015:test",
 	}
 }
