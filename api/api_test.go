@@ -382,8 +382,24 @@ func TestStrictInput(t *testing.T) {
 		der[len(der)-5] ^= 0xff
 		return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}))
 	}()
+	sha1CSR := func() string {
+		der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{
+			Subject: pkix.Name{CommonName: "card"}, SignatureAlgorithm: x509.SHA1WithRSA}, catest.CardKeyFor("CARD-S"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}))
+	}()
 	good := issueBody("signature", "CARD-S", "RES-S", "302015")
 	mod := func(f func(b *api.IssueRequest)) api.IssueRequest { b := good; f(&b); return b }
+	// edit replaces the first old in good's JSON, for bodies that a Go value
+	// cannot carry.
+	edit := func(old, new string) string {
+		if !strings.Contains(mustJSON(good), old) {
+			t.Fatalf("%q is not in the body", old)
+		}
+		return strings.Replace(mustJSON(good), old, new, 1)
+	}
 	cases := []struct {
 		name   string
 		body   any
@@ -399,6 +415,17 @@ func TestStrictInput(t *testing.T) {
 		{"bad card expiry", mod(func(b *api.IssueRequest) { b.Card.Expires = "2036/05/02" }), 400, api.CodeInvalidDate},
 		{"half-width name", mod(func(b *api.IssueRequest) { b.Resident.Name = "Taro Wakayama" }), 400, api.CodeInvalidFacts},
 		{"address too long", mod(func(b *api.IssueRequest) { b.Resident.Address = strings.Repeat("和", 201) }), 400, api.CodeInvalidFacts},
+		{"name too long", mod(func(b *api.IssueRequest) { b.Resident.Name = "和歌山　" + strings.Repeat("太", ca.MaxNameChars-3) }), 400, api.CodeInvalidFacts},
+		{"name far too long", mod(func(b *api.IssueRequest) { b.Resident.Name = "和歌山　" + strings.Repeat("太", 2000) }), 400, api.CodeInvalidFacts},
+		{"invalid UTF-8 in the name", edit("太郎", "\xff\xfe"), 400, api.CodeMalformedJSON},
+		{"invalid UTF-8 in a key", edit(`"sex"`, "\"se\xc3x\""), 400, api.CodeMalformedJSON},
+		{"lone high surrogate", edit("太郎", `\ud800`), 400, api.CodeMalformedJSON},
+		{"lone low surrogate", edit("太郎", `\udc00太`), 400, api.CodeMalformedJSON},
+		{"high surrogate before a non-surrogate", edit("太郎", `\ud842\u0041`), 400, api.CodeMalformedJSON},
+		{"surrogate in the address", edit("七番丁", `七\udfb7丁`), 400, api.CodeMalformedJSON},
+		{"duplicate key", edit(`"type":"signature"`, `"type":"signature","type":"authentication"`), 400, api.CodeMalformedJSON},
+		{"duplicate nested key", edit(`"sex":"male"`, `"sex":"male","sex":"female"`), 400, api.CodeMalformedJSON},
+		{"SHA-1 CSR", mod(func(b *api.IssueRequest) { b.CSR = sha1CSR }), 400, api.CodeInvalidCSR},
 		{"bad sex", mod(func(b *api.IssueRequest) { b.Resident.Sex = "m" }), 400, api.CodeInvalidFacts},
 		{"bad municipality", mod(func(b *api.IssueRequest) { b.Resident.Municipality = "302016" }), 400, api.CodeInvalidMunicipality},
 		{"not a CSR", mod(func(b *api.IssueRequest) { b.CSR = "hello" }), 400, api.CodeInvalidCSR},

@@ -1,7 +1,9 @@
 package api
 
 import (
+	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 )
 
@@ -93,4 +95,42 @@ func FuzzProxyApplicationRequest(f *testing.F) {
 func FuzzHoldBody(f *testing.F) {
 	seeds(f)
 	f.Fuzz(func(t *testing.T, body []byte) { fuzzBody[struct{}](t, body, nil) })
+}
+
+// FuzzJSONText: a body that checkJSONText accepts decodes without a
+// replacement character that the body did not write (as U+FFFD or as
+// \ufffd): no byte and no escape was read as something other than sent.
+func FuzzJSONText(f *testing.F) {
+	seeds(f, `{"name":"\ud842\udfb7"}`, `{"name":"\ud800"}`, `{"name":"\udc00\ud800"}`, `{"a":"\\ud800"}`,
+		`{"a":1,"a":2}`, `{"a":{"b":1},"b":{"b":2}}`, `{"a":[{"x":1},{"x":1}]}`, "{\"a\":\"\xed\xa0\x80\"}", `{"a":"\ufffd"}`)
+	f.Fuzz(func(t *testing.T, body []byte) {
+		if checkJSONText(body) != nil || !json.Valid(body) {
+			return
+		}
+		var v any
+		if err := json.Unmarshal(body, &v); err != nil {
+			t.Fatalf("%q: %v", body, err)
+		}
+		written := strings.Count(string(body), "\ufffd") + strings.Count(strings.ToLower(string(body)), `\ufffd`)
+		if got := countReplacements(v); got > written {
+			t.Fatalf("%q decodes with %d replacement characters, %d written", body, got, written)
+		}
+	})
+}
+
+func countReplacements(v any) int {
+	n := 0
+	switch v := v.(type) {
+	case string:
+		n = strings.Count(v, "\ufffd")
+	case []any:
+		for _, e := range v {
+			n += countReplacements(e)
+		}
+	case map[string]any:
+		for k, e := range v {
+			n += strings.Count(k, "\ufffd") + countReplacements(e)
+		}
+	}
+	return n
 }

@@ -159,13 +159,17 @@ func decodeJSON(r *http.Request, v any) error {
 }
 
 // DecodeBody is the strict JSON decoding of every request body: one JSON
-// object, no unknown fields, nothing after it. Errors are API errors with
-// the codes malformed_json and unknown_field.
+// object of UTF-8 text, no lone surrogates, no key twice in an object
+// (checkJSONText), no unknown fields, nothing after it. Errors are API
+// errors with the codes malformed_json and unknown_field.
 func DecodeBody(body []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if t := bytes.TrimLeft(body, " \t\r\n"); len(t) == 0 || t[0] != '{' {
 		return fail(http.StatusBadRequest, CodeMalformedJSON, "the body must be one JSON object")
+	}
+	if err := checkJSONText(body); err != nil {
+		return err
 	}
 	if err := dec.Decode(v); err != nil {
 		if strings.HasPrefix(err.Error(), "json: unknown field") {
@@ -250,6 +254,15 @@ func (c Card) validate() (string, ca.Date, error) {
 	return c.ID, d, err
 }
 
+// csrAlgorithms are the CSR signatures accepted: RSA (PKCS #1 v1.5 or PSS)
+// over SHA-256 or stronger. SHA-1 is not: crypto/x509 still verifies
+// SHA-1 signatures on CSRs, and a card's proof of possession made with a
+// broken hash proves little.
+var csrAlgorithms = map[x509.SignatureAlgorithm]bool{
+	x509.SHA256WithRSA: true, x509.SHA384WithRSA: true, x509.SHA512WithRSA: true,
+	x509.SHA256WithRSAPSS: true, x509.SHA384WithRSAPSS: true, x509.SHA512WithRSAPSS: true,
+}
+
 // parseCSR reads one PEM CERTIFICATE REQUEST, checks its signature and
 // that its key is what a card holds.
 func parseCSR(s string) (*x509.CertificateRequest, error) {
@@ -263,6 +276,10 @@ func parseCSR(s string) (*x509.CertificateRequest, error) {
 	}
 	if err := ca.CheckCardKey(csr.PublicKey); err != nil {
 		return nil, fail(http.StatusBadRequest, CodeInvalidCardKey, err.Error())
+	}
+	if !csrAlgorithms[csr.SignatureAlgorithm] {
+		return nil, fail(http.StatusBadRequest, CodeInvalidCSR,
+			fmt.Sprintf("csr: signed with %v: want RSA with SHA-256, SHA-384 or SHA-512", csr.SignatureAlgorithm))
 	}
 	if err := csr.CheckSignature(); err != nil {
 		return nil, fail(http.StatusBadRequest, CodeCSRSignature, "csr: the signature does not verify: "+err.Error())

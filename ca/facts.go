@@ -65,6 +65,20 @@ type Facts struct {
 // a base character with its combining marks counts once).
 const MaxAddressChars = 200
 
+// MaxNameChars is the longest name in characters, counted as the address
+// is. The register's names are far shorter; the bound is there for the
+// card. A signature certificate with a name and an address of the most
+// characters, each three bytes in UTF-8, stays within
+// MaxCardCertificateBytes.
+const MaxNameChars = 100
+
+// MaxCardCertificateBytes is the size of the certificate file a card's
+// JPKI application is assumed to hold (DER). The real size is not public.
+// The limits above keep a signature certificate of the longest facts under
+// it, with room for the profile to grow; the API's TestFactsAsSent holds
+// them to that.
+const MaxCardCertificateBytes = 4096
+
 // SubstituteChar replaces, in the certificate, a character outside JIS X 0208
 // levels 1-2 and JIS X 0212. It is the GETA MARK 〓 (U+3013, JIS X 0208 2-14),
 // the substitute character of Japanese typesetting. A 〓 written in the input
@@ -190,8 +204,8 @@ func (f Facts) Validate() error {
 //   - Nothing else is normalised: no NFC, no width folding, no trimming.
 //
 // The name must contain a full-width space, and may not start or end with
-// one or contain two in a row. The address is at most MaxAddressChars
-// characters.
+// one or contain two in a row. The name is at most MaxNameChars characters,
+// the address at most MaxAddressChars.
 func (f Facts) Encode() (EncodedFacts, error) {
 	var e EncodedFacts
 	var err error
@@ -200,6 +214,9 @@ func (f Facts) Encode() (EncodedFacts, error) {
 	}
 	if err := checkName(f.Name); err != nil {
 		return EncodedFacts{}, fmt.Errorf("%w: name: %v", ErrInvalid, err)
+	}
+	if n := len(e.NameMap); n > MaxNameChars {
+		return EncodedFacts{}, fmt.Errorf("%w: name: %d characters, at most %d", ErrInvalid, n, MaxNameChars)
 	}
 	if !f.Sex.Valid() {
 		return EncodedFacts{}, fmt.Errorf("%w: sex %d", ErrInvalid, int(f.Sex))
