@@ -181,10 +181,12 @@ func (d *Dir) publish(tmp string, p Published) error {
 		return err
 	}
 	if ok && p.Number.Cmp(last.Number) <= 0 {
-		return fmt.Errorf("%w: CRL number %v of %s is not above the published %v", ErrCheck, p.Number, p.Scope, last.Number)
+		return &CheckError{Scope: p.Scope, Check: CheckNumber,
+			Err: fmt.Errorf("CRL number %v of %s is not above the published %v", p.Number, p.Scope, last.Number)}
 	}
 	if ok && last.IDP != p.IDP {
-		return fmt.Errorf("%w: %s changes scope: issuingDistributionPoint %q, published %q", ErrCheck, p.Scope, p.IDP, last.IDP)
+		return &CheckError{Scope: p.Scope, Check: CheckScope,
+			Err: fmt.Errorf("%s changes scope: issuingDistributionPoint %q, published %q", p.Scope, p.IDP, last.IDP)}
 	}
 	if err := os.Chmod(tmp, 0o644); err != nil { // CreateTemp made it 0600
 		return fmt.Errorf("publishing %s: %w", p.Scope, err)

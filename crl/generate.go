@@ -75,8 +75,9 @@ func (u *Updater) GenerateIssuer(ctx context.Context, issuerID string, delta boo
 }
 
 // Generate builds, checks and publishes one CRL. A CRL that fails a check
-// is not published: the error wraps ErrCheck, is logged at error level and
-// counted in jpkica_crl_check_failures_total.
+// is not published: the error wraps a *CheckError (find it with errors.As;
+// errors.Is matches ErrCheck), is logged at error level and counted in
+// jpkica_crl_check_failures_total under the name of the check.
 func (u *Updater) Generate(ctx context.Context, scope Scope) (Published, error) {
 	if err := scope.validate(); err != nil {
 		return Published{}, err
@@ -89,7 +90,7 @@ func (u *Updater) Generate(ctx context.Context, scope Scope) (Published, error) 
 	defer u.mu.Unlock()
 	start := time.Now() // duration metric only; CRL times come from the clock
 	kind := kindOf(scope)
-	p, check, err := u.generate(ctx, scope, ik)
+	p, err := u.generate(ctx, scope, ik)
 	u.m.duration.WithLabelValues(kind).Observe(time.Since(start).Seconds())
 	u.m.progress.WithLabelValues(scope.Issuer).Set(0)
 	if errors.Is(err, ErrNoBase) || ctx.Err() != nil {
@@ -97,9 +98,10 @@ func (u *Updater) Generate(ctx context.Context, scope Scope) (Published, error) 
 	}
 	if err != nil {
 		u.m.generated.WithLabelValues(scope.Issuer, kind, "failed").Inc()
-		if check != "" {
-			u.m.failures.WithLabelValues(scope.Issuer, kind, check).Inc()
-			u.log.Error("CRL REFUSED: not published", "crl", scope.File(), "check", check, "err", err)
+		var ce *CheckError
+		if errors.As(err, &ce) {
+			u.m.failures.WithLabelValues(scope.Issuer, kind, string(ce.Check)).Inc()
+			u.log.Error("CRL REFUSED: not published", "crl", scope.File(), "check", string(ce.Check), "err", err)
 		} else {
 			u.log.Error("CRL generation failed", "crl", scope.File(), "err", err)
 		}
@@ -115,20 +117,21 @@ func (u *Updater) Generate(ctx context.Context, scope Scope) (Published, error) 
 	return p, nil
 }
 
-// generate returns the name of the failed check with a check failure.
-func (u *Updater) generate(ctx context.Context, scope Scope, ik ca.IssuerKey) (Published, string, error) {
+// generate builds, checks and publishes one CRL; a CRL refused by a check
+// is a *CheckError.
+func (u *Updater) generate(ctx context.Context, scope Scope, ik ca.IssuerKey) (Published, error) {
 	now := u.clock().UTC().Truncate(time.Second)
 	var base Published
 	if scope.Delta {
 		if u.cfg.DeltaInterval <= 0 {
-			return Published{}, "", fmt.Errorf("%w: delta CRLs are not configured", ErrInvalid)
+			return Published{}, fmt.Errorf("%w: delta CRLs are not configured", ErrInvalid)
 		}
 		b, ok, err := u.dir.Last(scope.Complete())
 		if err != nil {
-			return Published{}, "", err
+			return Published{}, err
 		}
 		if !ok {
-			return Published{}, "", ErrNoBase
+			return Published{}, ErrNoBase
 		}
 		base = b
 	}
@@ -136,11 +139,11 @@ func (u *Updater) generate(ctx context.Context, scope Scope, ik ca.IssuerKey) (P
 	// is in a later delta, whether or not this CRL saw it.
 	mark, err := u.store.CRLChangeMark(ctx)
 	if err != nil {
-		return Published{}, "", err
+		return Published{}, err
 	}
 	number, err := u.store.NextCRLNumber(ctx, scope.Issuer, scope.Partition)
 	if err != nil {
-		return Published{}, "", err
+		return Published{}, err
 	}
 	spec := Spec{Issuer: ik.Cert, Number: number, ThisUpdate: now, NextUpdate: now.Add(u.cfg.Interval + u.cfg.Overlap)}
 	if scope.Partition != "" {
@@ -165,7 +168,7 @@ func (u *Updater) generate(ctx context.Context, scope Scope, ik ca.IssuerKey) (P
 
 	f, err := u.dir.create(scope)
 	if err != nil {
-		return Published{}, "", err
+		return Published{}, err
 	}
 	published := false
 	defer func() {
@@ -183,15 +186,15 @@ func (u *Updater) generate(ctx context.Context, scope Scope, ik ca.IssuerKey) (P
 	}, ProgressEvery: 100000}
 	info, err := Encode(ctx, spec, ik.Signer, src, f, opt)
 	if err != nil {
-		return Published{}, "", fmt.Errorf("encoding: %w", err)
+		return Published{}, fmt.Errorf("encoding: %w", err)
 	}
 	encoded := time.Now()
 	if err := f.Sync(); err != nil {
-		return Published{}, "", fmt.Errorf("syncing CRL file: %w", err)
+		return Published{}, fmt.Errorf("syncing CRL file: %w", err)
 	}
 	synced := time.Now()
-	if check, err := u.check(f, scope, spec, info); err != nil {
-		return Published{}, check, err
+	if err := u.check(f, scope, spec, info); err != nil {
+		return Published{}, err
 	}
 	u.log.Debug("CRL timings", "crl", scope.File(), "encode_s", encoded.Sub(started).Seconds(),
 		"fsync_s", synced.Sub(encoded).Seconds(), "check_s", time.Since(synced).Seconds())
@@ -200,13 +203,10 @@ func (u *Updater) generate(ctx context.Context, scope Scope, ik ca.IssuerKey) (P
 		IDP: spec.IDP, Entries: info.Entries, Size: info.Size, ChangeMark: mark,
 	}
 	if err := f.Close(); err != nil {
-		return Published{}, "", fmt.Errorf("closing CRL file: %w", err)
+		return Published{}, fmt.Errorf("closing CRL file: %w", err)
 	}
 	if err := u.dir.publish(f.Name(), p); err != nil {
-		if errors.Is(err, ErrCheck) {
-			return Published{}, "number", err
-		}
-		return Published{}, "", err
+		return Published{}, err
 	}
 	published = true
 	if u.progress != nil {
@@ -223,7 +223,7 @@ func (u *Updater) generate(ctx context.Context, scope Scope, ik ca.IssuerKey) (P
 		// is reported loudly.
 		u.log.Error("CRL published but not audited", "crl", scope.File(), "err", err)
 	}
-	return p, "", nil
+	return p, nil
 }
 
 func bigString(n *big.Int) string {

@@ -76,6 +76,7 @@ func TestRefusedCRLIsNotPublished(t *testing.T) {
 		if !errors.Is(err, crl.ErrCheck) || !errors.Is(err, crl.ErrMalformed) {
 			t.Fatalf("err = %v, want ErrCheck (read back)", err)
 		}
+		wantCheck(t, err, scope, crl.CheckReadBack)
 		if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
 			t.Fatalf("refused CRL was published: %v", err)
 		}
@@ -90,7 +91,8 @@ func TestRefusedCRLIsNotPublished(t *testing.T) {
 		}
 	})
 
-	u := f.updater(t, clock, crl.Config{}, nil)
+	reg := prometheus.NewRegistry()
+	u := f.updater(t, clock, crl.Config{}, func(d *crl.Deps) { d.Metrics = reg })
 	first, err := u.Generate(ctx, scope)
 	if err != nil {
 		t.Fatal(err)
@@ -112,8 +114,10 @@ func TestRefusedCRLIsNotPublished(t *testing.T) {
 			os.WriteFile(meta, b, 0o644)
 		}()
 		clock.add(time.Minute)
-		if _, err := u.Generate(ctx, scope); !errors.Is(err, crl.ErrCheck) {
-			t.Fatalf("err = %v, want ErrCheck", err)
+		_, err := u.Generate(ctx, scope)
+		wantCheck(t, err, scope, crl.CheckNumber)
+		if n := failures(reg, ik.Issuer.ID, "partition", "number"); n != 1 {
+			t.Fatalf("check failure metric = %v", n)
 		}
 		if now, _ := os.ReadFile(path); !bytes.Equal(now, publishedDER) {
 			t.Fatal("the published CRL changed")
@@ -121,10 +125,14 @@ func TestRefusedCRLIsNotPublished(t *testing.T) {
 	})
 
 	t.Run("scope changed", func(t *testing.T) {
-		moved := f.updater(t, clock, crl.Config{BaseURL: "http://crl.elsewhere.example/crl"}, nil)
+		reg := prometheus.NewRegistry()
+		moved := f.updater(t, clock, crl.Config{BaseURL: "http://crl.elsewhere.example/crl"},
+			func(d *crl.Deps) { d.Metrics = reg })
 		clock.add(time.Minute)
-		if _, err := moved.Generate(ctx, scope); !errors.Is(err, crl.ErrCheck) {
-			t.Fatalf("err = %v, want ErrCheck", err)
+		_, err := moved.Generate(ctx, scope)
+		wantCheck(t, err, scope, crl.CheckScope)
+		if n := failures(reg, ik.Issuer.ID, "partition", "scope"); n != 1 {
+			t.Fatalf("check failure metric = %v", n)
 		}
 		if now, _ := os.ReadFile(path); !bytes.Equal(now, publishedDER) {
 			t.Fatal("the published CRL changed")
@@ -135,6 +143,19 @@ func TestRefusedCRLIsNotPublished(t *testing.T) {
 	next, err := u.Generate(ctx, scope)
 	if err != nil || next.Number.Cmp(first.Number) <= 0 {
 		t.Fatalf("next CRL: %v, number %v after %v", err, next.Number, first.Number)
+	}
+}
+
+// wantCheck asserts that err is a refusal of scope's CRL by check: a
+// *crl.CheckError that errors.As finds and errors.Is matches to ErrCheck.
+func wantCheck(t *testing.T, err error, scope crl.Scope, check crl.Check) {
+	t.Helper()
+	var ce *crl.CheckError
+	if !errors.As(err, &ce) || !errors.Is(err, crl.ErrCheck) {
+		t.Fatalf("err = %v, want a CheckError", err)
+	}
+	if ce.Check != check || ce.Scope != scope {
+		t.Fatalf("refused by %q for %s, want %q for %s (err %v)", ce.Check, ce.Scope, check, scope, err)
 	}
 }
 
