@@ -166,9 +166,9 @@ func (d *Dir) create(scope Scope) (*os.File, error) {
 }
 
 // publish renames a synced, checked temporary file into place under an
-// exclusive lock of the directory, after checking (under the lock) that its
-// number is above the last published one, which other processes publishing
-// into the same directory may have moved. The file's modification time is
+// exclusive lock of the directory, after checking again (under the lock)
+// that it may follow the last published one, which other processes
+// publishing into the same directory may have moved. The file's modification time is
 // set to thisUpdate, so HTTP Last-Modified is the CRL's thisUpdate.
 func (d *Dir) publish(tmp string, p Published) error {
 	unlock, err := d.lock()
@@ -176,17 +176,8 @@ func (d *Dir) publish(tmp string, p Published) error {
 		return err
 	}
 	defer unlock()
-	last, ok, err := d.Last(p.Scope)
-	if err != nil {
+	if err := checkFollows(d, p.Scope, p.Number, p.IDP); err != nil {
 		return err
-	}
-	if ok && p.Number.Cmp(last.Number) <= 0 {
-		return &CheckError{Scope: p.Scope, Check: CheckNumber,
-			Err: fmt.Errorf("CRL number %v of %s is not above the published %v", p.Number, p.Scope, last.Number)}
-	}
-	if ok && last.IDP != p.IDP {
-		return &CheckError{Scope: p.Scope, Check: CheckScope,
-			Err: fmt.Errorf("%s changes scope: issuingDistributionPoint %q, published %q", p.Scope, p.IDP, last.IDP)}
 	}
 	if err := os.Chmod(tmp, 0o644); err != nil { // CreateTemp made it 0600
 		return fmt.Errorf("publishing %s: %w", p.Scope, err)
