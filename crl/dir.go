@@ -60,6 +60,16 @@ func (s Scope) Complete() Scope { return Scope{Issuer: s.Issuer, Partition: s.Pa
 
 func (s Scope) String() string { return s.File() }
 
+// issuerScopes are an issuer's CRL series of one kind (complete or delta):
+// the full CRL, then one per partition.
+func issuerScopes(issuer string, partitions []string, delta bool) []Scope {
+	scopes := []Scope{{Issuer: issuer, Delta: delta}}
+	for _, p := range partitions {
+		scopes = append(scopes, Scope{Issuer: issuer, Partition: p, Delta: delta})
+	}
+	return scopes
+}
+
 func (s Scope) validate() error {
 	if !issuerIDPattern.MatchString(s.Issuer) || s.Partition != "" && (!partitionPattern.MatchString(s.Partition) || s.Partition == fullName) {
 		return fmt.Errorf("%w: CRL scope %q/%q", ErrInvalid, s.Issuer, s.Partition)

@@ -30,10 +30,7 @@ func (u *Updater) GenerateIssuer(ctx context.Context, issuerID string, delta boo
 	if err != nil {
 		return nil, err
 	}
-	scopes := []Scope{{Issuer: issuerID, Delta: delta}}
-	for _, p := range parts {
-		scopes = append(scopes, Scope{Issuer: issuerID, Partition: p, Delta: delta})
-	}
+	scopes := issuerScopes(issuerID, parts, delta)
 	if len(only) > 0 {
 		var keep []Scope
 		for _, s := range scopes {
