@@ -479,3 +479,85 @@ func TestKeepExpired(t *testing.T) {
 		})
 	}
 }
+
+// TestGenerateIssuerOnly: only picks the full CRL and partitions by name,
+// including a municipality with nothing revoked and not configured.
+func TestGenerateIssuerOnly(t *testing.T) {
+	f := newFixture(t, sqliteDSN(t))
+	u := f.updater(t, newClock(crlNow), crl.Config{}, nil)
+	id := f.kr.Issuers[0].Issuer.ID
+	ps, err := u.GenerateIssuer(context.Background(), id, false, "full", "082201", "131016")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []crl.Scope
+	for _, p := range ps {
+		got = append(got, p.Scope)
+	}
+	want := []crl.Scope{{Issuer: id}, {Issuer: id, Partition: "082201"}, {Issuer: id, Partition: "131016"}}
+	if !slices.Equal(got, want) {
+		t.Fatalf("published %v, want %v", got, want)
+	}
+	if _, ok, _ := u.Dir().Last(crl.Scope{Issuer: id, Partition: "302015"}); ok {
+		t.Fatal("302015 published, but only the others were asked for")
+	}
+}
+
+// TestPublicationAudited: every published CRL, complete or delta, is in the
+// audit log with its number, base, size and URL.
+func TestPublicationAudited(t *testing.T) {
+	f := newFixture(t, sqliteDSN(t))
+	ctx := context.Background()
+	clock := newClock(crlNow)
+	u := f.updater(t, clock, crl.Config{DeltaInterval: time.Hour}, nil)
+	scope := crl.Scope{Issuer: f.kr.Issuers[0].Issuer.ID, Partition: "302015"}
+	base, err := u.Generate(ctx, scope)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock.add(time.Minute)
+	delta, err := u.Generate(ctx, crl.Scope{Issuer: scope.Issuer, Partition: scope.Partition, Delta: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	type detail struct {
+		Number     string    `json:"number"`
+		BaseNumber string    `json:"base_number"`
+		Entries    int64     `json:"entries"`
+		Bytes      int64     `json:"bytes"`
+		ThisUpdate time.Time `json:"this_update"`
+		NextUpdate time.Time `json:"next_update"`
+		URL        string    `json:"url"`
+	}
+	var entries []audit.Entry
+	if err := f.st.AuditEntries(ctx, func(e audit.Entry) error {
+		if e.Action == "crl.publish" {
+			entries = append(entries, e)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 2 {
+		t.Fatalf("%d crl.publish entries, want 2", len(entries))
+	}
+	for i, p := range []crl.Published{base, delta} {
+		e := entries[i]
+		var d detail
+		if err := json.Unmarshal(e.Detail, &d); err != nil {
+			t.Fatal(err)
+		}
+		wantBase := ""
+		if p.BaseNumber != nil {
+			wantBase = p.BaseNumber.String()
+		}
+		if e.Actor != "system:crl" || e.Subject != p.Scope.File() || !e.Time.Equal(p.ThisUpdate) ||
+			d.Number != p.Number.String() || d.BaseNumber != wantBase || d.Entries != p.Entries || d.Bytes != p.Size ||
+			!d.ThisUpdate.Equal(p.ThisUpdate) || !d.NextUpdate.Equal(p.NextUpdate) || d.URL != u.URL(p.Scope) {
+			t.Errorf("%s: audited %s %s %s %+v, published %+v", p.Scope, e.Actor, e.Subject, e.Time, d, p)
+		}
+	}
+	if delta.BaseNumber == nil || delta.BaseNumber.Cmp(base.Number) != 0 {
+		t.Fatalf("delta on base %v, want %v", delta.BaseNumber, base.Number)
+	}
+}
