@@ -2,9 +2,11 @@ package crl
 
 import (
 	"context"
+	"crypto"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math/big"
 	"os"
 	"slices"
@@ -32,22 +34,7 @@ func (u *Updater) GenerateIssuer(ctx context.Context, issuerID string, delta boo
 	}
 	scopes := issuerScopes(issuerID, parts, delta)
 	if len(only) > 0 {
-		var keep []Scope
-		for _, s := range scopes {
-			name := s.Partition
-			if name == "" {
-				name = fullName
-			}
-			if slices.Contains(only, name) {
-				keep = append(keep, s)
-			}
-		}
-		for _, o := range only {
-			if o != fullName && !slices.Contains(parts, o) {
-				keep = append(keep, Scope{Issuer: issuerID, Partition: o, Delta: delta})
-			}
-		}
-		scopes = keep
+		scopes = onlyScopes(issuerID, parts, delta, only)
 	}
 	var (
 		out  []Published
@@ -69,6 +56,28 @@ func (u *Updater) GenerateIssuer(ctx context.Context, issuerID string, delta boo
 		out = append(out, p)
 	}
 	return out, errors.Join(errs...)
+}
+
+// onlyScopes are the scopes of an issuer with partitions parts that only
+// names (a partition, or "full"), and the partitions of only that are not
+// in parts (yet).
+func onlyScopes(issuer string, parts []string, delta bool, only []string) []Scope {
+	var keep []Scope
+	for _, s := range issuerScopes(issuer, parts, delta) {
+		name := s.Partition
+		if name == "" {
+			name = fullName
+		}
+		if slices.Contains(only, name) {
+			keep = append(keep, s)
+		}
+	}
+	for _, o := range only {
+		if o != fullName && !slices.Contains(parts, o) {
+			keep = append(keep, Scope{Issuer: issuer, Partition: o, Delta: delta})
+		}
+	}
+	return keep
 }
 
 // Generate builds, checks and publishes one CRL. A CRL that fails a check
@@ -117,18 +126,75 @@ func (u *Updater) Generate(ctx context.Context, scope Scope) (Published, error) 
 // generate builds, checks and publishes one CRL; a CRL refused by a check
 // is a *CheckError.
 func (u *Updater) generate(ctx context.Context, scope Scope, ik ca.IssuerKey) (Published, error) {
+	pl, err := u.plan(ctx, scope, ik)
+	if err != nil {
+		return Published{}, err
+	}
+	f, err := u.dir.create(scope)
+	if err != nil {
+		return Published{}, err
+	}
+	published := false
+	defer func() {
+		f.Close()
+		if !published {
+			os.Remove(f.Name())
+		}
+	}()
+	started := time.Now()
+	info, err := u.encode(ctx, pl, ik.Signer, f, started)
+	if err != nil {
+		return Published{}, err
+	}
+	encoded := time.Now()
+	if err := f.Sync(); err != nil {
+		return Published{}, fmt.Errorf("syncing CRL file: %w", err)
+	}
+	synced := time.Now()
+	if err := u.check(f, scope, pl.spec, info); err != nil {
+		return Published{}, err
+	}
+	u.log.Debug("CRL timings", "crl", scope.File(), "encode_s", encoded.Sub(started).Seconds(),
+		"fsync_s", synced.Sub(encoded).Seconds(), "check_s", time.Since(synced).Seconds())
+	p := pl.published(info)
+	if err := f.Close(); err != nil {
+		return Published{}, fmt.Errorf("closing CRL file: %w", err)
+	}
+	if err := u.dir.publish(f.Name(), p); err != nil {
+		return Published{}, err
+	}
+	published = true
+	if u.progress != nil {
+		u.progress(Progress{Scope: scope, Entries: info.Entries, Elapsed: time.Since(started), Done: true})
+	}
+	u.audit(ctx, p)
+	return p, nil
+}
+
+// crlPlan is one CRL before it is encoded: what it says, where its entries
+// come from, and the store's change mark taken before they are read.
+type crlPlan struct {
+	scope Scope
+	spec  Spec
+	src   Source
+	mark  int64
+}
+
+// plan fixes the CRL of scope as of now: its number (allocated here), times,
+// extensions and entries; a delta CRL on the last published complete one.
+func (u *Updater) plan(ctx context.Context, scope Scope, ik ca.IssuerKey) (crlPlan, error) {
 	now := u.clock().UTC().Truncate(time.Second)
 	var base Published
 	if scope.Delta {
 		if u.cfg.DeltaInterval <= 0 {
-			return Published{}, fmt.Errorf("%w: delta CRLs are not configured", ErrInvalid)
+			return crlPlan{}, fmt.Errorf("%w: delta CRLs are not configured", ErrInvalid)
 		}
 		b, ok, err := u.dir.Last(scope.Complete())
 		if err != nil {
-			return Published{}, err
+			return crlPlan{}, err
 		}
 		if !ok {
-			return Published{}, ErrNoBase
+			return crlPlan{}, ErrNoBase
 		}
 		base = b
 	}
@@ -136,11 +202,11 @@ func (u *Updater) generate(ctx context.Context, scope Scope, ik ca.IssuerKey) (P
 	// is in a later delta, whether or not this CRL saw it.
 	mark, err := u.store.CRLChangeMark(ctx)
 	if err != nil {
-		return Published{}, err
+		return crlPlan{}, err
 	}
 	number, err := u.store.NextCRLNumber(ctx, scope.Issuer, scope.Partition)
 	if err != nil {
-		return Published{}, err
+		return crlPlan{}, err
 	}
 	spec := Spec{Issuer: ik.Cert, Number: number, ThisUpdate: now, NextUpdate: now.Add(u.cfg.Interval + u.cfg.Overlap)}
 	if scope.Partition != "" {
@@ -162,65 +228,45 @@ func (u *Updater) generate(ctx context.Context, scope Scope, ik ca.IssuerKey) (P
 		}
 		src = ListerSource(u.store, scope.Issuer, scope.Partition, notExpiredAt)
 	}
+	return crlPlan{scope: scope, spec: spec, src: src, mark: mark}, nil
+}
 
-	f, err := u.dir.create(scope)
-	if err != nil {
-		return Published{}, err
-	}
-	published := false
-	defer func() {
-		f.Close()
-		if !published {
-			os.Remove(f.Name())
-		}
-	}()
-	started := time.Now()
+// encode writes the planned CRL to out, signed by signer, reporting its
+// progress to the progress gauge and to Deps.Progress.
+func (u *Updater) encode(ctx context.Context, pl crlPlan, signer crypto.Signer, out io.Writer, started time.Time) (Info, error) {
 	opt := Options{SpoolDir: u.cfg.SpoolDir, Rand: u.rand, Progress: func(n int64) {
-		u.m.progress.WithLabelValues(scope.Issuer).Set(float64(n))
+		u.m.progress.WithLabelValues(pl.scope.Issuer).Set(float64(n))
 		if u.progress != nil {
-			u.progress(Progress{Scope: scope, Entries: n, Elapsed: time.Since(started)})
+			u.progress(Progress{Scope: pl.scope, Entries: n, Elapsed: time.Since(started)})
 		}
 	}, ProgressEvery: 100000}
-	info, err := Encode(ctx, spec, ik.Signer, src, f, opt)
+	info, err := Encode(ctx, pl.spec, signer, pl.src, out, opt)
 	if err != nil {
-		return Published{}, fmt.Errorf("encoding: %w", err)
+		return Info{}, fmt.Errorf("encoding: %w", err)
 	}
-	encoded := time.Now()
-	if err := f.Sync(); err != nil {
-		return Published{}, fmt.Errorf("syncing CRL file: %w", err)
+	return info, nil
+}
+
+// published is the record of the planned CRL once encoded as info.
+func (pl crlPlan) published(info Info) Published {
+	return Published{
+		Scope: pl.scope, Number: pl.spec.Number, BaseNumber: pl.spec.DeltaBase, ThisUpdate: pl.spec.ThisUpdate,
+		NextUpdate: pl.spec.NextUpdate, IDP: pl.spec.IDP, Entries: info.Entries, Size: info.Size, ChangeMark: pl.mark,
 	}
-	synced := time.Now()
-	if err := u.check(f, scope, spec, info); err != nil {
-		return Published{}, err
-	}
-	u.log.Debug("CRL timings", "crl", scope.File(), "encode_s", encoded.Sub(started).Seconds(),
-		"fsync_s", synced.Sub(encoded).Seconds(), "check_s", time.Since(synced).Seconds())
-	p := Published{
-		Scope: scope, Number: number, BaseNumber: spec.DeltaBase, ThisUpdate: now, NextUpdate: spec.NextUpdate,
-		IDP: spec.IDP, Entries: info.Entries, Size: info.Size, ChangeMark: mark,
-	}
-	if err := f.Close(); err != nil {
-		return Published{}, fmt.Errorf("closing CRL file: %w", err)
-	}
-	if err := u.dir.publish(f.Name(), p); err != nil {
-		return Published{}, err
-	}
-	published = true
-	if u.progress != nil {
-		u.progress(Progress{Scope: scope, Entries: info.Entries, Elapsed: time.Since(started), Done: true})
-	}
+}
+
+// audit records a publication in the audit log. The CRL is published
+// already and correct: a failure is logged loudly, not returned.
+func (u *Updater) audit(ctx context.Context, p Published) {
 	detail, _ := json.Marshal(map[string]any{
-		"number": number.String(), "base_number": bigString(spec.DeltaBase), "entries": info.Entries, "bytes": info.Size,
-		"this_update": spec.ThisUpdate, "next_update": spec.NextUpdate, "url": u.URL(scope),
+		"number": p.Number.String(), "base_number": bigString(p.BaseNumber), "entries": p.Entries, "bytes": p.Size,
+		"this_update": p.ThisUpdate, "next_update": p.NextUpdate, "url": u.URL(p.Scope),
 	})
 	if err := u.store.AppendAudit(ctx, audit.Entry{
-		Time: now, Actor: u.cfg.Actor, Action: "crl.publish", Subject: scope.File(), Detail: detail,
+		Time: p.ThisUpdate, Actor: u.cfg.Actor, Action: "crl.publish", Subject: p.Scope.File(), Detail: detail,
 	}); err != nil {
-		// Published already: the CRL is correct; the gap in the audit log
-		// is reported loudly.
-		u.log.Error("CRL published but not audited", "crl", scope.File(), "err", err)
+		u.log.Error("CRL published but not audited", "crl", p.Scope.File(), "err", err)
 	}
-	return p, nil
 }
 
 func bigString(n *big.Int) string {
