@@ -49,16 +49,13 @@ func TestRefusedCRLIsNotPublished(t *testing.T) {
 		if !errors.Is(err, crl.ErrCheck) || !errors.Is(err, crl.ErrMalformed) {
 			t.Fatalf("err = %v, want ErrCheck (read back)", err)
 		}
-		wantCheck(t, err, scope, crl.CheckReadBack)
 		if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
 			t.Fatalf("refused CRL was published: %v", err)
 		}
 		if left, _ := filepath.Glob(filepath.Join(f.dir, ik.Issuer.ID, ".tmp-*")); len(left) != 0 {
 			t.Fatalf("temporary files left: %v", left)
 		}
-		if n := failures(reg, ik.Issuer.ID, "partition", "readback"); n != 1 {
-			t.Fatalf("check failure metric = %v", n)
-		}
+		wantRefused(t, err, reg, scope, crl.CheckReadBack)
 		if !strings.Contains(logs.String(), "level=ERROR") || !strings.Contains(logs.String(), "CRL REFUSED") {
 			t.Fatalf("no loud log: %s", logs.String())
 		}
@@ -88,10 +85,7 @@ func TestRefusedCRLIsNotPublished(t *testing.T) {
 		}()
 		clock.add(time.Minute)
 		_, err := u.Generate(ctx, scope)
-		wantCheck(t, err, scope, crl.CheckNumber)
-		if n := failures(reg, ik.Issuer.ID, "partition", "number"); n != 1 {
-			t.Fatalf("check failure metric = %v", n)
-		}
+		wantRefused(t, err, reg, scope, crl.CheckNumber)
 		if now, _ := os.ReadFile(path); !bytes.Equal(now, publishedDER) {
 			t.Fatal("the published CRL changed")
 		}
@@ -103,10 +97,7 @@ func TestRefusedCRLIsNotPublished(t *testing.T) {
 			func(d *crl.Deps) { d.Metrics = reg })
 		clock.add(time.Minute)
 		_, err := moved.Generate(ctx, scope)
-		wantCheck(t, err, scope, crl.CheckScope)
-		if n := failures(reg, ik.Issuer.ID, "partition", "scope"); n != 1 {
-			t.Fatalf("check failure metric = %v", n)
-		}
+		wantRefused(t, err, reg, scope, crl.CheckScope)
 		if now, _ := os.ReadFile(path); !bytes.Equal(now, publishedDER) {
 			t.Fatal("the published CRL changed")
 		}
@@ -119,9 +110,10 @@ func TestRefusedCRLIsNotPublished(t *testing.T) {
 	}
 }
 
-// wantCheck asserts that err is a refusal of scope's CRL by check: a
-// *crl.CheckError that errors.As finds and errors.Is matches to ErrCheck.
-func wantCheck(t *testing.T, err error, scope crl.Scope, check crl.Check) {
+// wantRefused asserts that err is a refusal of the partition CRL scope by
+// check: a *crl.CheckError that errors.As finds and errors.Is matches to
+// ErrCheck, counted once in reg under the check's label.
+func wantRefused(t *testing.T, err error, reg *prometheus.Registry, scope crl.Scope, check crl.Check) {
 	t.Helper()
 	var ce *crl.CheckError
 	if !errors.As(err, &ce) || !errors.Is(err, crl.ErrCheck) {
@@ -129,6 +121,9 @@ func wantCheck(t *testing.T, err error, scope crl.Scope, check crl.Check) {
 	}
 	if ce.Check != check || ce.Scope != scope {
 		t.Fatalf("refused by %q for %s, want %q for %s (err %v)", ce.Check, ce.Scope, check, scope, err)
+	}
+	if n := failures(reg, scope.Issuer, "partition", string(check)); n != 1 {
+		t.Fatalf("check failure metric %q = %v, want 1", check, n)
 	}
 }
 
