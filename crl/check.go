@@ -25,7 +25,7 @@ var ErrCheck = errors.New("CRL failed a pre-publication check")
 // jpkica_crl_check_failures_total and of the log line of a refused CRL.
 type Check string
 
-// The checks, in the order they run.
+// The checks, in the order they first run.
 const (
 	// CheckReadBack: the streaming parse of the written file, which verifies
 	// the signature over the TBSCertList as it reads.
