@@ -60,6 +60,16 @@ func (s Scope) Complete() Scope { return Scope{Issuer: s.Issuer, Partition: s.Pa
 
 func (s Scope) String() string { return s.File() }
 
+// issuerScopes are an issuer's CRL series of one kind (complete or delta):
+// the full CRL, then one per partition.
+func issuerScopes(issuer string, partitions []string, delta bool) []Scope {
+	scopes := []Scope{{Issuer: issuer, Delta: delta}}
+	for _, p := range partitions {
+		scopes = append(scopes, Scope{Issuer: issuer, Partition: p, Delta: delta})
+	}
+	return scopes
+}
+
 func (s Scope) validate() error {
 	if !issuerIDPattern.MatchString(s.Issuer) || s.Partition != "" && (!partitionPattern.MatchString(s.Partition) || s.Partition == fullName) {
 		return fmt.Errorf("%w: CRL scope %q/%q", ErrInvalid, s.Issuer, s.Partition)
@@ -166,9 +176,9 @@ func (d *Dir) create(scope Scope) (*os.File, error) {
 }
 
 // publish renames a synced, checked temporary file into place under an
-// exclusive lock of the directory, after checking (under the lock) that its
-// number is above the last published one, which other processes publishing
-// into the same directory may have moved. The file's modification time is
+// exclusive lock of the directory, after checking again (under the lock)
+// that it may follow the last published one, which other processes
+// publishing into the same directory may have moved. The file's modification time is
 // set to thisUpdate, so HTTP Last-Modified is the CRL's thisUpdate.
 func (d *Dir) publish(tmp string, p Published) error {
 	unlock, err := d.lock()
@@ -176,15 +186,8 @@ func (d *Dir) publish(tmp string, p Published) error {
 		return err
 	}
 	defer unlock()
-	last, ok, err := d.Last(p.Scope)
-	if err != nil {
+	if err := checkFollows(d, p.Scope, p.Number, p.IDP); err != nil {
 		return err
-	}
-	if ok && p.Number.Cmp(last.Number) <= 0 {
-		return fmt.Errorf("%w: CRL number %v of %s is not above the published %v", ErrCheck, p.Number, p.Scope, last.Number)
-	}
-	if ok && last.IDP != p.IDP {
-		return fmt.Errorf("%w: %s changes scope: issuingDistributionPoint %q, published %q", ErrCheck, p.Scope, p.IDP, last.IDP)
 	}
 	if err := os.Chmod(tmp, 0o644); err != nil { // CreateTemp made it 0600
 		return fmt.Errorf("publishing %s: %w", p.Scope, err)

@@ -61,10 +61,12 @@
 // asked, the number above the last published one and the IDP unchanged, and
 // zlint (ca.LintCRL) runs on the whole CRL up to Config.LintMaxBytes and on
 // a bounded sample above (zcrypto parses a CRL whole, in memory). A CRL that
-// fails is deleted, never published; the error wraps ErrCheck, is logged at
-// error level and counted in jpkica_crl_check_failures_total. Published CRLs
-// are renamed into place after fsync, under a directory lock that repeats
-// the number check, with a JSON record of what was published beside them.
+// fails is deleted, never published; the error is a *CheckError naming the
+// check that failed (find it with errors.As; errors.Is matches ErrCheck), is
+// logged at error level and counted in jpkica_crl_check_failures_total with
+// that name as its check label. Published CRLs are renamed into place after
+// fsync, under a directory lock that repeats the number and scope checks,
+// with a JSON record of what was published beside them.
 //
 // # Concurrency
 //

@@ -101,9 +101,6 @@ var (
 	// ErrSigner: the signer failed or returned a signature that does not
 	// verify.
 	ErrSigner = errors.New("CRL signer failed")
-	// ErrCheck: a CRL failed a check before publication; it was not
-	// published.
-	ErrCheck = errors.New("CRL failed a pre-publication check")
 )
 
 // Object identifiers of the CRL and CRL entry extensions.

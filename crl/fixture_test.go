@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"sync/atomic"
 	"testing"
@@ -14,6 +15,7 @@ import (
 	"github.com/jpkica/jpkica/ceremony"
 	"github.com/jpkica/jpkica/crl"
 	"github.com/jpkica/jpkica/internal/catest"
+	"github.com/jpkica/jpkica/internal/pgtest"
 	"github.com/jpkica/jpkica/store"
 )
 
@@ -152,3 +154,26 @@ func (f *fixture) updater(t testing.TB, clock *fixedClock, cfg crl.Config, edit 
 func sqliteDSN(t testing.TB) string { return "sqlite:" + filepath.Join(t.TempDir(), "jpkica.db") }
 
 func openStore(dsn string) (*store.Store, error) { return store.Open(context.Background(), dsn) }
+
+// postgresDSN gives the test a private schema (internal/pgtest), or skips
+// it loudly.
+func postgresDSN(t testing.TB) string { return pgtest.DSN(t) }
+
+// readCRL reads a published CRL back with its entries.
+func readCRL(t testing.TB, path string, issuer *x509.Certificate) (crl.Parsed, map[ca.Serial]crl.Entry) {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	entries := map[ca.Serial]crl.Entry{}
+	p, err := crl.ReadBack(f, issuer, func(e crl.Entry) error {
+		entries[e.Serial] = e
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return p, entries
+}
