@@ -23,9 +23,14 @@
 //     era-digit birth date.
 //   - Profiles (NewProfiles, Profiles.Template, IssuerTemplate,
 //     ResponderTemplate, ClientCATemplate, ClientTemplate): x509.Certificate
-//     templates for x509.CreateCertificate, with the critical certificate
-//     policies and the otherNames that Go's x509 cannot write itself
-//     (RFC 5280 4.2.1.4, 4.2.1.6, 4.2.1.13; RFC 6960 4.2.2.2 for responders).
+//     templates for x509.CreateCertificate (RFC 5280 4.2.1; RFC 6960
+//     4.2.2.2 for responders). A card certificate's extensions are all
+//     encoded here, in the form and order of the real J-LIS certificate
+//     (testdata/jpki-user-auth-2019.pem): the critical certificate policies,
+//     the 4 facts' otherNames, J-LIS's issuerAltName, a CRL distribution
+//     point named by its URL and by the partition's directory name, and an
+//     AKI with the issuer's name and serial beside its key identifier.
+//     ProfileConfig can set the last three back to shorter forms.
 //   - Serial numbers (NewSerial): 126 random bits, a positive 16-octet
 //     INTEGER (RFC 5280 4.1.2.2).
 //   - Pre-issuance linting (Lint, LintDER, LintCRL): zlint v3's lints of the

@@ -31,8 +31,10 @@ import (
 // these (DOMAIN.md): its rules contradict theirs on the subject (two L
 // attributes, no O; no CN in the roots), the 4 facts as otherNames, the
 // validity (up to 6 years), the signature certificate's absent extKeyUsage
-// (which zlint takes for a TLS server certificate) and the CRL reasons
-// (certificateHold, affiliationChanged, cACompromise).
+// (which zlint takes for a TLS server certificate), the AKI with the
+// issuer's name and serial beside its key identifier (Mozilla's
+// e_mp_authority_key_identifier_correct; RFC 5280 4.2.1.1 allows it) and
+// the CRL reasons (certificateHold, affiliationChanged, cACompromise).
 var lintSources = lint.SourceList{
 	lint.RFC3279, lint.RFC5280, lint.RFC5480, lint.RFC5891, lint.RFC8813, lint.Community,
 }

@@ -29,18 +29,33 @@ var (
 )
 
 var (
-	oidCountry          = asn1.ObjectIdentifier{2, 5, 4, 6}
-	oidLocality         = asn1.ObjectIdentifier{2, 5, 4, 7}
-	oidOrganization     = asn1.ObjectIdentifier{2, 5, 4, 10}
-	oidOrgUnit          = asn1.ObjectIdentifier{2, 5, 4, 11}
-	oidCommonName       = asn1.ObjectIdentifier{2, 5, 4, 3}
-	oidExtSAN           = asn1.ObjectIdentifier{2, 5, 29, 17}
-	oidExtPolicies      = asn1.ObjectIdentifier{2, 5, 29, 32}
-	oidExtCRLDP         = asn1.ObjectIdentifier{2, 5, 29, 31}
-	oidQualifierCPS     = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 2, 1}
-	oidExtOCSPNoCheck   = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 48, 1, 5}
-	jlisName            = "Japan Agency for Local Authority Information Systems"
-	issuerUnits         = map[CertType]string{Signature: "JPKI for digital signature", Authentication: "JPKI for user authentication"}
+	oidCountry        = asn1.ObjectIdentifier{2, 5, 4, 6}
+	oidLocality       = asn1.ObjectIdentifier{2, 5, 4, 7}
+	oidOrganization   = asn1.ObjectIdentifier{2, 5, 4, 10}
+	oidOrgUnit        = asn1.ObjectIdentifier{2, 5, 4, 11}
+	oidCommonName     = asn1.ObjectIdentifier{2, 5, 4, 3}
+	oidExtKeyUsage    = asn1.ObjectIdentifier{2, 5, 29, 15}
+	oidExtExtKeyUsage = asn1.ObjectIdentifier{2, 5, 29, 37}
+	oidExtSAN         = asn1.ObjectIdentifier{2, 5, 29, 17}
+	oidExtIAN         = asn1.ObjectIdentifier{2, 5, 29, 18}
+	oidExtPolicies    = asn1.ObjectIdentifier{2, 5, 29, 32}
+	oidExtCRLDP       = asn1.ObjectIdentifier{2, 5, 29, 31}
+	oidExtAIA         = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 1, 1}
+	oidExtAKI         = asn1.ObjectIdentifier{2, 5, 29, 35}
+	oidExtSKI         = asn1.ObjectIdentifier{2, 5, 29, 14}
+	oidEKUClientAuth  = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 3, 2}
+	oidAccessOCSP     = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 48, 1}
+	oidQualifierCPS   = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 2, 1}
+	oidExtOCSPNoCheck = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 48, 1, 5}
+	jlisName          = "Japan Agency for Local Authority Information Systems"
+	issuerUnits       = map[CertType]string{Signature: "JPKI for digital signature", Authentication: "JPKI for user authentication"}
+	// The issuerAltName of the card certificates: J-LIS's issuer names in
+	// Japanese, as the reference certificate's issuerAltName spells them
+	// (the signature unit, 署名用, by the same pattern: reference/ holds no
+	// signature certificate).
+	jpkiNameJa          = "公的個人認証サービス"
+	jlisNameJa          = "地方公共団体情報システム機構"
+	issuerAltUnits      = map[CertType]string{Signature: jpkiNameJa + "署名用", Authentication: jpkiNameJa + "利用者証明用"}
 	subjectIDPattern    = regexp.MustCompile(`^[0-9A-Z]{1,64}$`)
 	issuerIDPattern     = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 	municipalityPattern = regexp.MustCompile(`^[0-9]{6}$`)
@@ -113,22 +128,49 @@ type ProfileConfig struct {
 	SignatureExtKeyUsage []string
 	// Municipalities maps six-digit local government codes to their romaji.
 	Municipalities map[string]Municipality
-	// CRLDirectoryName also names the CRL distribution point by the
-	// directory name J-LIS uses (..., OU=CRL Distribution Points,
-	// OU=<prefecture>, CN=<municipality> CRLDP), next to the HTTP URL.
-	CRLDirectoryName bool
+
+	// The zero value of the three switches below is the form of the real
+	// J-LIS certificate (testdata/jpki-user-auth-2019.pem); each one sets
+	// an extension back to the shorter form jpkica wrote before.
+
+	// OmitIssuerAltName leaves out the issuerAltName, J-LIS's directory
+	// name of the issuer in Japanese: C=JP, O=公的個人認証サービス,
+	// OU=公的個人認証サービス署名用 | 公的個人認証サービス利用者証明用,
+	// OU=地方公共団体情報システム機構.
+	OmitIssuerAltName bool
+	// OmitCRLDirectoryName names the CRL distribution point by its HTTP
+	// URL alone, without J-LIS's directory name of the municipality's
+	// partition: C=JP, O=JPKI, OU=<the issuer's unit>, OU=CRL
+	// Distribution Points, OU=<prefecture romaji>, CN=<municipality
+	// romaji> CRLDP.
+	OmitCRLDirectoryName bool
+	// AKIKeyIDOnly writes the authorityKeyIdentifier as the issuer's key
+	// identifier alone, without authorityCertIssuer and
+	// authorityCertSerialNumber (the issuer certificate's subject and
+	// serial).
+	AKIKeyIDOnly bool
 }
 
 // Profiles builds certificate templates. It is immutable and safe for
 // concurrent use.
 type Profiles struct {
-	ocspURL    string
-	crlBaseURL string
-	cps        map[CertType]string
-	sigEKU     []asn1.ObjectIdentifier
-	munis      map[string]Municipality
-	crlDirName bool
+	ocspURL         string
+	crlBaseURL      string
+	cps             map[CertType]string
+	sigEKU          []asn1.ObjectIdentifier
+	munis           map[string]Municipality
+	issuerAltName   bool
+	crlDirName      bool
+	akiIssuerSerial bool
 }
+
+// ubCommonName is the upper bound of a commonName (RFC 5280 appendix A.1).
+// The CN of a CRL directory name is the municipality's romaji and
+// crlDPSuffix.
+const (
+	ubCommonName = 64
+	crlDPSuffix  = " CRLDP"
+)
 
 // NewProfiles validates cfg. Errors wrap ErrInvalid.
 func NewProfiles(cfg ProfileConfig) (*Profiles, error) {
@@ -145,7 +187,10 @@ func NewProfiles(cfg ProfileConfig) (*Profiles, error) {
 		crlBaseURL: strings.TrimRight(cfg.CRLBaseURL, "/"),
 		cps:        map[CertType]string{Signature: cfg.SignatureCPSURL, Authentication: cfg.AuthenticationCPSURL},
 		munis:      maps.Clone(cfg.Municipalities),
-		crlDirName: cfg.CRLDirectoryName,
+		// The switches are negative so that the zero value is J-LIS's form.
+		issuerAltName:   !cfg.OmitIssuerAltName,
+		crlDirName:      !cfg.OmitCRLDirectoryName,
+		akiIssuerSerial: !cfg.AKIKeyIDOnly,
 	}
 	for _, s := range cfg.SignatureExtKeyUsage {
 		oid, err := parseOID(s)
@@ -163,6 +208,10 @@ func NewProfiles(cfg ProfileConfig) (*Profiles, error) {
 		}
 		if !romajiPattern.MatchString(m.Prefecture) || !romajiPattern.MatchString(m.Name) {
 			return nil, fmt.Errorf("%w: profiles: municipality %s: romaji %q, %q", ErrInvalid, code, m.Prefecture, m.Name)
+		}
+		if p.crlDirName && len(m.Name+crlDPSuffix) > ubCommonName {
+			return nil, fmt.Errorf("%w: profiles: municipality %s: %q is too long for the CRL directory name's CN (%d characters with %q)",
+				ErrInvalid, code, m.Name, ubCommonName, crlDPSuffix)
 		}
 	}
 	return p, nil
@@ -245,17 +294,37 @@ type TemplateRequest struct {
 // IssuerCert as the parent. Errors wrap ErrInvalid, or ErrNotFound for an
 // unknown municipality.
 //
-// Both: keyUsage critical; a critical certificatePolicies extension (emitted
-// by hand: Go's x509 marks it non-critical) with the CPS qualifier; AKI (the
-// issuer's SKI); SKI (SHA-1 of the subjectPublicKey bits, RFC 5280
-// 4.2.1.2 method 1); AIA with the OCSP URL; one CRL distribution point for
-// the issuer and municipality.
+// Every extension is encoded here, in the order of the reference
+// certificate (testdata/jpki-user-auth-2019.pem), and the template carries
+// them all as ExtraExtensions: Go's x509 would write its own order, mark
+// certificatePolicies non-critical and write the AKI as keyIdentifier
+// alone.
 //
-// Signature: subject C=JP, L=<prefecture>, L=<municipality>, CN=<issuance
-// ID>; keyUsage digitalSignature, nonRepudiation; the configured
-// extKeyUsage; subjectAltName with the six otherNames of the 4 facts.
-// Authentication: subject C=JP, CN=<opaque ID>; keyUsage digitalSignature;
-// extKeyUsage clientAuth.
+//  1. keyUsage, critical: digitalSignature, and nonRepudiation for a
+//     signature certificate;
+//  2. extKeyUsage: clientAuth for an authentication certificate; for a
+//     signature certificate the configured list, or none;
+//  3. certificatePolicies, critical: the type's policy with its CPS
+//     qualifier;
+//  4. subjectAltName, in a signature certificate only: the six otherNames
+//     of the 4 facts (placed before issuerAltName, in RFC 5280's order:
+//     reference/ holds no signature certificate);
+//  5. issuerAltName, unless omitted: J-LIS's Japanese directory name of
+//     the issuer (RFC 5280 4.2.1.7);
+//  6. cRLDistributionPoints: one distribution point for the issuer and
+//     municipality, whose fullName is the HTTP URL and, unless omitted,
+//     J-LIS's directory name of the partition (RFC 5280 4.2.1.13: names
+//     of the same CRL);
+//  7. authorityInfoAccess: the OCSP URL;
+//  8. authorityKeyIdentifier: the issuer's SKI and, unless configured to
+//     the key identifier alone, the issuer certificate's subject and
+//     serial (RFC 5280 4.2.1.1);
+//  9. subjectKeyIdentifier: SHA-1 of the subjectPublicKey bits (RFC 5280
+//     4.2.1.2, method 1).
+//
+// Subject: C=JP, L=<prefecture>, L=<municipality>, CN=<issuance ID> for a
+// signature certificate; C=JP, CN=<opaque ID> for an authentication
+// certificate.
 func (p *Profiles) Template(req TemplateRequest) (*x509.Certificate, error) {
 	t, err := p.template(req)
 	if err != nil {
@@ -291,27 +360,17 @@ func (p *Profiles) template(req TemplateRequest) (*x509.Certificate, error) {
 		return nil, err
 	}
 	t := &x509.Certificate{
-		SerialNumber:          req.Serial.Big(),
-		PublicKey:             req.PublicKey,
-		NotBefore:             req.NotBefore,
-		NotAfter:              req.NotAfter,
-		SignatureAlgorithm:    x509.SHA256WithRSA,
-		BasicConstraintsValid: false,
-		SubjectKeyId:          ski,
-		AuthorityKeyId:        req.Issuer.SubjectKeyId,
-		OCSPServer:            []string{p.ocspURL},
-		CRLDistributionPoints: []string{p.CRLURL(req.IssuerID, req.Municipality)},
+		SerialNumber:       req.Serial.Big(),
+		PublicKey:          req.PublicKey,
+		NotBefore:          req.NotBefore,
+		NotAfter:           req.NotAfter,
+		SignatureAlgorithm: x509.SHA256WithRSA,
 	}
-	policy, err := policiesExtension(policyOID(req.Type), p.cps[req.Type])
-	if err != nil {
-		return nil, err
-	}
-	crldp, err := p.crlDPExtension(req.Type, req.IssuerID, req.Municipality, muni)
-	if err != nil {
-		return nil, err
-	}
-	t.ExtraExtensions = []pkix.Extension{policy, crldp}
-
+	var (
+		ku  x509.KeyUsage
+		eku []asn1.ObjectIdentifier
+		san []byte
+	)
 	switch req.Type {
 	case Signature:
 		if !subjectIDPattern.MatchString(req.SubjectID) {
@@ -321,8 +380,7 @@ func (p *Profiles) template(req TemplateRequest) (*x509.Certificate, error) {
 		if err != nil {
 			return nil, err
 		}
-		san, err := facts.MarshalSubjectAltName()
-		if err != nil {
+		if san, err = facts.MarshalSubjectAltName(); err != nil {
 			return nil, err
 		}
 		t.RawSubject, err = marshalName(
@@ -331,9 +389,7 @@ func (p *Profiles) template(req TemplateRequest) (*x509.Certificate, error) {
 		if err != nil {
 			return nil, err
 		}
-		t.KeyUsage = x509.KeyUsageDigitalSignature | x509.KeyUsageContentCommitment
-		t.UnknownExtKeyUsage = append([]asn1.ObjectIdentifier(nil), p.sigEKU...)
-		t.ExtraExtensions = append(t.ExtraExtensions, pkix.Extension{Id: oidExtSAN, Value: san})
+		ku, eku = x509.KeyUsageDigitalSignature|x509.KeyUsageContentCommitment, p.sigEKU
 	case Authentication:
 		if len(req.SubjectID) != OpaqueIDLen || !subjectIDPattern.MatchString(req.SubjectID) {
 			return nil, fmt.Errorf("%w: opaque ID %q: want %d of [0-9A-Z]", ErrInvalid, req.SubjectID, OpaqueIDLen)
@@ -342,9 +398,29 @@ func (p *Profiles) template(req TemplateRequest) (*x509.Certificate, error) {
 		if err != nil {
 			return nil, err
 		}
-		t.KeyUsage = x509.KeyUsageDigitalSignature
-		t.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
+		ku, eku = x509.KeyUsageDigitalSignature, []asn1.ObjectIdentifier{oidEKUClientAuth}
 	}
+
+	var exts extensionList
+	exts.add(keyUsageExtension(ku))
+	if len(eku) > 0 {
+		exts.add(extKeyUsageExtension(eku))
+	}
+	exts.add(policiesExtension(policyOID(req.Type), p.cps[req.Type]))
+	if san != nil {
+		exts.add(pkix.Extension{Id: oidExtSAN, Value: san}, nil)
+	}
+	if p.issuerAltName {
+		exts.add(issuerAltNameExtension(req.Type))
+	}
+	exts.add(p.crlDPExtension(req.Type, req.IssuerID, req.Municipality, muni))
+	exts.add(aiaExtension(p.ocspURL))
+	exts.add(akiExtension(req.Issuer, p.akiIssuerSerial))
+	exts.add(skiExtension(ski))
+	if exts.err != nil {
+		return nil, exts.err
+	}
+	t.ExtraExtensions = exts.list
 	return t, nil
 }
 
@@ -505,6 +581,76 @@ func IssuerName(t CertType) ([]byte, error) {
 	return marshalName(append(attrs, atv(oidOrgUnit, jlisName, false))...)
 }
 
+// extensionList collects a certificate's extensions in order and keeps
+// the first error.
+type extensionList struct {
+	list []pkix.Extension
+	err  error
+}
+
+func (l *extensionList) add(e pkix.Extension, err error) {
+	if err != nil {
+		if l.err == nil {
+			l.err = err
+		}
+		return
+	}
+	l.list = append(l.list, e)
+}
+
+// extension is the extension oid whose value b holds.
+func extension(oid asn1.ObjectIdentifier, critical bool, b *cryptobyte.Builder) (pkix.Extension, error) {
+	der, err := b.Bytes()
+	if err != nil {
+		return pkix.Extension{}, fmt.Errorf("%w: encoding extension %v: %v", ErrInvalid, oid, err)
+	}
+	return pkix.Extension{Id: oid, Critical: critical, Value: der}, nil
+}
+
+// addDirectoryName adds the GeneralName directoryName [4] (EXPLICIT, Name
+// being a CHOICE) of the DER Name name.
+func addDirectoryName(b *cryptobyte.Builder, name []byte) {
+	b.AddASN1(cbasn1.Tag(4).ContextSpecific().Constructed(), func(b *cryptobyte.Builder) { b.AddBytes(name) })
+}
+
+// keyUsageExtension is a critical keyUsage extension: a BIT STRING with
+// bit i set for x509.KeyUsage 1<<i, without trailing zero bits (X.690
+// 11.2.2).
+func keyUsageExtension(ku x509.KeyUsage) (pkix.Extension, error) {
+	var bits []byte
+	n := 0 // bits up to the last one set
+	for i := range 9 {
+		if ku&(1<<i) == 0 {
+			continue
+		}
+		for len(bits) <= i/8 {
+			bits = append(bits, 0)
+		}
+		bits[i/8] |= 0x80 >> (i % 8)
+		n = i + 1
+	}
+	if n == 0 {
+		return pkix.Extension{}, fmt.Errorf("%w: empty key usage", ErrInvalid)
+	}
+	var b cryptobyte.Builder
+	b.AddASN1(cbasn1.BIT_STRING, func(b *cryptobyte.Builder) {
+		b.AddUint8(uint8(8*len(bits) - n)) // unused bits in the last octet
+		b.AddBytes(bits)
+	})
+	return extension(oidExtKeyUsage, true, &b)
+}
+
+// extKeyUsageExtension is a non-critical extKeyUsage extension.
+func extKeyUsageExtension(oids []asn1.ObjectIdentifier) (pkix.Extension, error) {
+	var b cryptobyte.Builder
+	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+		for _, oid := range oids {
+			b.AddASN1ObjectIdentifier(oid)
+		}
+	})
+	return extension(oidExtExtKeyUsage, false, &b)
+}
+
 // policiesExtension is a critical certificatePolicies extension with one
 // policy and its CPS qualifier.
 func policiesExtension(policy asn1.ObjectIdentifier, cps string) (pkix.Extension, error) {
@@ -520,15 +666,32 @@ func policiesExtension(policy asn1.ObjectIdentifier, cps string) (pkix.Extension
 			})
 		})
 	})
-	der, err := b.Bytes()
-	if err != nil {
-		return pkix.Extension{}, fmt.Errorf("%w: certificate policies: %v", ErrInvalid, err)
+	return extension(oidExtPolicies, true, &b)
+}
+
+// issuerAltNameExtension is a non-critical issuerAltName with J-LIS's
+// Japanese directory name of the issuer of type t: C=JP,
+// O=公的個人認証サービス, OU=公的個人認証サービス署名用 |
+// 公的個人認証サービス利用者証明用, OU=地方公共団体情報システム機構.
+func issuerAltNameExtension(t CertType) (pkix.Extension, error) {
+	ou, ok := issuerAltUnits[t]
+	if !ok {
+		return pkix.Extension{}, fmt.Errorf("%w: no JPKI issuer for %v", ErrInvalid, t)
 	}
-	return pkix.Extension{Id: oidExtPolicies, Critical: true, Value: der}, nil
+	name, err := marshalName(atv(oidCountry, "JP", true), atv(oidOrganization, jpkiNameJa, false),
+		atv(oidOrgUnit, ou, false), atv(oidOrgUnit, jlisNameJa, false))
+	if err != nil {
+		return pkix.Extension{}, err
+	}
+	var b cryptobyte.Builder
+	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) { addDirectoryName(b, name) }) // GeneralNames
+	return extension(oidExtIAN, false, &b)
 }
 
 // crlDPExtension is one DistributionPoint whose fullName is the HTTP URL
-// and, if configured, the J-LIS directory name of the municipality's CRL.
+// and, if configured, the J-LIS directory name of the municipality's CRL:
+// C=JP, O=JPKI, OU=<the issuer's unit>, OU=CRL Distribution Points,
+// OU=<prefecture>, CN=<municipality> CRLDP.
 func (p *Profiles) crlDPExtension(t CertType, issuerID, code string, m Municipality) (pkix.Extension, error) {
 	var dirName []byte
 	if p.crlDirName {
@@ -537,7 +700,7 @@ func (p *Profiles) crlDPExtension(t CertType, issuerID, code string, m Municipal
 			return pkix.Extension{}, err
 		}
 		attrs = append(attrs, atv(oidOrgUnit, "CRL Distribution Points", false),
-			atv(oidOrgUnit, m.Prefecture, false), atv(oidCommonName, m.Name+" CRLDP", false))
+			atv(oidOrgUnit, m.Prefecture, false), atv(oidCommonName, m.Name+crlDPSuffix, false))
 		if dirName, err = marshalName(attrs...); err != nil {
 			return pkix.Extension{}, err
 		}
@@ -551,19 +714,62 @@ func (p *Profiles) crlDPExtension(t CertType, issuerID, code string, m Municipal
 						b.AddBytes([]byte(p.CRLURL(issuerID, code)))
 					})
 					if dirName != nil {
-						b.AddASN1(cbasn1.Tag(4).ContextSpecific().Constructed(), func(b *cryptobyte.Builder) { // directoryName
-							b.AddBytes(dirName)
-						})
+						addDirectoryName(b, dirName)
 					}
 				})
 			})
 		})
 	})
-	der, err := b.Bytes()
-	if err != nil {
-		return pkix.Extension{}, fmt.Errorf("%w: CRL distribution points: %v", ErrInvalid, err)
+	return extension(oidExtCRLDP, false, &b)
+}
+
+// aiaExtension is a non-critical authorityInfoAccess with the OCSP URL.
+func aiaExtension(ocspURL string) (pkix.Extension, error) {
+	var b cryptobyte.Builder
+	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+		b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) { // AccessDescription
+			b.AddASN1ObjectIdentifier(oidAccessOCSP)
+			b.AddASN1(cbasn1.Tag(6).ContextSpecific(), func(b *cryptobyte.Builder) { b.AddBytes([]byte(ocspURL)) })
+		})
+	})
+	return extension(oidExtAIA, false, &b)
+}
+
+// akiExtension is a non-critical authorityKeyIdentifier naming issuer by
+// its SKI and, withIssuerSerial, by its subject and serial too
+// (authorityCertIssuer, authorityCertSerialNumber: both or neither, RFC
+// 5280 4.2.1.1). The key identifier stays even then: every generation of a
+// JPKI root has the same name (DOMAIN.md).
+func akiExtension(issuer *x509.Certificate, withIssuerSerial bool) (pkix.Extension, error) {
+	var serial cryptobyte.String // the INTEGER's content octets
+	if withIssuerSerial {
+		n := issuer.SerialNumber
+		if n == nil || n.Sign() <= 0 {
+			return pkix.Extension{}, fmt.Errorf("%w: issuer serial %v: want a positive integer", ErrInvalid, n)
+		}
+		der, err := asn1.Marshal(n)
+		if s := cryptobyte.String(der); err != nil || !s.ReadASN1(&serial, cbasn1.INTEGER) {
+			return pkix.Extension{}, fmt.Errorf("%w: encoding issuer serial %v: %v", ErrInvalid, n, err)
+		}
 	}
-	return pkix.Extension{Id: oidExtCRLDP, Value: der}, nil
+	var b cryptobyte.Builder
+	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+		b.AddASN1(cbasn1.Tag(0).ContextSpecific(), func(b *cryptobyte.Builder) { b.AddBytes(issuer.SubjectKeyId) }) // keyIdentifier
+		if withIssuerSerial {
+			b.AddASN1(cbasn1.Tag(1).ContextSpecific().Constructed(), func(b *cryptobyte.Builder) { // authorityCertIssuer
+				addDirectoryName(b, issuer.RawSubject)
+			})
+			b.AddASN1(cbasn1.Tag(2).ContextSpecific(), func(b *cryptobyte.Builder) { b.AddBytes(serial) }) // authorityCertSerialNumber
+		}
+	})
+	return extension(oidExtAKI, false, &b)
+}
+
+// skiExtension is a non-critical subjectKeyIdentifier.
+func skiExtension(ski []byte) (pkix.Extension, error) {
+	var b cryptobyte.Builder
+	b.AddASN1OctetString(ski)
+	return extension(oidExtSKI, false, &b)
 }
 
 // IssuerTemplateRequest is one generation of a self-signed JPKI root.

@@ -10,9 +10,12 @@ import (
 	"encoding/pem"
 	"errors"
 	"flag"
+	"fmt"
+	"math/big"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -47,7 +50,6 @@ func testProfileConfig() ProfileConfig {
 			"302015": {Prefecture: "Wakayama-ken", Name: "Wakayama-shi"},
 			"082201": {Prefecture: "Ibaraki-ken", Name: "Tsukuba-shi"},
 		},
-		CRLDirectoryName: true,
 	}
 }
 
@@ -90,8 +92,9 @@ func newFixture(t testing.TB) *fixture {
 	f := &fixture{issuers: map[CertType]*x509.Certificate{}, keys: map[CertType]crypto.Signer{}, card: loadKey(t, "card")}
 	for typ, name := range map[CertType]string{Signature: "sig-issuer", Authentication: "auth-issuer"} {
 		key := loadKey(t, name)
+		// Serial 1, as the issuer certificate the reference's AKI names.
 		tmpl, err := IssuerTemplate(IssuerTemplateRequest{
-			Type: typ, Serial: SerialFromBytes([]byte{byte(typ)}), NotBefore: issuerNB,
+			Type: typ, Serial: SerialFromBytes([]byte{1}), NotBefore: issuerNB,
 			NotAfter: issuerNB.AddDate(10, 0, 0), PublicKey: key.Public(),
 		})
 		if err != nil {
@@ -155,22 +158,12 @@ func TestTemplateProfiles(t *testing.T) {
 			c := f.issue(t, p, req)
 
 			// Subject, in order, with both localities for a signature certificate.
-			var rdns pkix.RDNSequence
-			if _, err := asn1.Unmarshal(c.RawSubject, &rdns); err != nil {
-				t.Fatal(err)
-			}
-			var got []string
-			for _, rdn := range rdns {
-				for _, a := range rdn {
-					got = append(got, a.Type.String()+"="+a.Value.(string))
-				}
-			}
-			want := []string{"2.5.4.6=JP", "2.5.4.3=840444E37PAFHN08220003A"}
+			want := "2.5.4.6=JP,2.5.4.3=840444E37PAFHN08220003A"
 			if typ == Signature {
-				want = []string{"2.5.4.6=JP", "2.5.4.7=Wakayama-ken", "2.5.4.7=Wakayama-shi", "2.5.4.3=840444E37PAFHN08220003A"}
+				want = "2.5.4.6=JP,2.5.4.7=Wakayama-ken,2.5.4.7=Wakayama-shi,2.5.4.3=840444E37PAFHN08220003A"
 			}
-			if strings.Join(got, ",") != strings.Join(want, ",") {
-				t.Errorf("subject %v, want %v", got, want)
+			if got := nameString(t, c.RawSubject); got != want {
+				t.Errorf("subject %s, want %s", got, want)
 			}
 			if !bytes.Equal(c.RawIssuer, f.issuers[typ].RawSubject) {
 				t.Errorf("issuer %v", c.Issuer)
@@ -219,9 +212,14 @@ func TestTemplateProfiles(t *testing.T) {
 				t.Errorf("policies %+v", pols)
 			}
 
-			// AKI, SKI, AIA, CRL DP.
+			// AKI: key identifier, issuer name and serial; SKI, AIA, CRL DP.
 			if !bytes.Equal(c.AuthorityKeyId, f.issuers[typ].SubjectKeyId) {
 				t.Errorf("AKI % x, want % x", c.AuthorityKeyId, f.issuers[typ].SubjectKeyId)
+			}
+			aki := parseAKI(t, c)
+			if len(aki.Issuer) != 1 || aki.Issuer[0].Tag != 4 || !bytes.Equal(aki.Issuer[0].Bytes, f.issuers[typ].RawSubject) ||
+				aki.Serial == nil || aki.Serial.Cmp(f.issuers[typ].SerialNumber) != 0 {
+				t.Errorf("AKI issuer %+v serial %v, want %v serial %v", aki.Issuer, aki.Serial, f.issuers[typ].Subject, f.issuers[typ].SerialNumber)
 			}
 			ski, _ := SubjectKeyID(f.card.Public())
 			if !bytes.Equal(c.SubjectKeyId, ski) || len(ski) != 20 {
@@ -234,11 +232,31 @@ func TestTemplateProfiles(t *testing.T) {
 			if strings.Join(c.CRLDistributionPoints, " ") != wantCRL {
 				t.Errorf("CRL DP %v, want %s", c.CRLDistributionPoints, wantCRL)
 			}
-			if len(c.Extensions) != map[CertType]int{Signature: 7, Authentication: 7}[typ] {
-				for _, e := range c.Extensions {
-					t.Logf("extension %v critical=%v", e.Id, e.Critical)
-				}
-				t.Errorf("%d extensions", len(c.Extensions))
+			if dn := crlDirectoryName(t, c); dn != "2.5.4.6=JP,2.5.4.10=JPKI,2.5.4.11="+issuerUnits[typ]+
+				",2.5.4.11=CRL Distribution Points,2.5.4.11=Wakayama-ken,2.5.4.3=Wakayama-shi CRLDP" {
+				t.Errorf("CRL DP directory name %s", dn)
+			}
+
+			// issuerAltName: J-LIS's Japanese name of the issuer.
+			wantIAN := "2.5.4.6=JP,2.5.4.10=公的個人認証サービス,2.5.4.11=公的個人認証サービス利用者証明用,2.5.4.11=地方公共団体情報システム機構"
+			if typ == Signature {
+				wantIAN = "2.5.4.6=JP,2.5.4.10=公的個人認証サービス,2.5.4.11=公的個人認証サービス署名用,2.5.4.11=地方公共団体情報システム機構"
+			}
+			if got := issuerAltName(t, c); got != wantIAN {
+				t.Errorf("issuerAltName %s, want %s", got, wantIAN)
+			}
+
+			// Every extension, in the reference certificate's order.
+			var order []string
+			for _, e := range c.Extensions {
+				order = append(order, e.Id.String())
+			}
+			wantOrder := "2.5.29.15 2.5.29.37 2.5.29.32 2.5.29.18 2.5.29.31 1.3.6.1.5.5.7.1.1 2.5.29.35 2.5.29.14"
+			if typ == Signature {
+				wantOrder = "2.5.29.15 2.5.29.32 2.5.29.17 2.5.29.18 2.5.29.31 1.3.6.1.5.5.7.1.1 2.5.29.35 2.5.29.14"
+			}
+			if got := strings.Join(order, " "); got != wantOrder {
+				t.Errorf("extensions %s\nwant       %s", got, wantOrder)
 			}
 
 			// The 4 facts, only in the signature certificate.
@@ -264,11 +282,119 @@ func TestTemplateProfiles(t *testing.T) {
 	}
 }
 
+// nameString is a DER Name as "oid=value,..." in order, one attribute per
+// RDN.
+func nameString(t *testing.T, der []byte) string {
+	t.Helper()
+	var rdns pkix.RDNSequence
+	if rest, err := asn1.Unmarshal(der, &rdns); err != nil || len(rest) > 0 {
+		t.Fatalf("name % x: %v", der, err)
+	}
+	var attrs []string
+	for _, rdn := range rdns {
+		for _, a := range rdn {
+			attrs = append(attrs, fmt.Sprintf("%v=%v", a.Type, a.Value))
+		}
+	}
+	return strings.Join(attrs, ",")
+}
+
+// generalNames decodes GeneralNames (or a fullName, or an
+// authorityCertIssuer): der with any tag, holding GeneralName elements.
+func generalNames(t *testing.T, der []byte) []asn1.RawValue {
+	t.Helper()
+	var outer asn1.RawValue
+	if rest, err := asn1.Unmarshal(der, &outer); err != nil || len(rest) > 0 || !outer.IsCompound {
+		t.Fatalf("GeneralNames % x: %v", der, err)
+	}
+	var names []asn1.RawValue
+	for rest := outer.Bytes; len(rest) > 0; {
+		var n asn1.RawValue
+		var err error
+		if rest, err = asn1.Unmarshal(rest, &n); err != nil {
+			t.Fatalf("GeneralName: %v", err)
+		}
+		names = append(names, n)
+	}
+	return names
+}
+
+// directoryNames are the directoryName entries of GeneralNames, as
+// nameString.
+func directoryNames(t *testing.T, names []asn1.RawValue) []string {
+	t.Helper()
+	var out []string
+	for _, n := range names {
+		if n.Class == asn1.ClassContextSpecific && n.Tag == 4 {
+			out = append(out, nameString(t, n.Bytes))
+		}
+	}
+	return out
+}
+
+// issuerAltName is c's issuerAltName directory name as nameString, or "".
+func issuerAltName(t *testing.T, c *x509.Certificate) string {
+	t.Helper()
+	e := ext(c, oidExtIAN)
+	if e == nil {
+		return ""
+	}
+	names := generalNames(t, e.Value)
+	dns := directoryNames(t, names)
+	if len(names) != 1 || len(dns) != 1 || e.Critical {
+		t.Fatalf("issuerAltName %+v critical %v", names, e.Critical)
+	}
+	return dns[0]
+}
+
+// crlDirectoryName is the directory name in c's one CRL distribution point
+// as nameString, or "".
+func crlDirectoryName(t *testing.T, c *x509.Certificate) string {
+	t.Helper()
+	var dps []struct {
+		DP asn1.RawValue `asn1:"optional,tag:0"`
+	}
+	if rest, err := asn1.Unmarshal(ext(c, oidExtCRLDP).Value, &dps); err != nil || len(rest) > 0 || len(dps) != 1 {
+		t.Fatalf("CRL DP: %d points, %v", len(dps), err)
+	}
+	var fullName asn1.RawValue // [0] inside distributionPoint [0]
+	if _, err := asn1.Unmarshal(dps[0].DP.Bytes, &fullName); err != nil || fullName.Tag != 0 {
+		t.Fatalf("CRL DP name: %v", err)
+	}
+	dns := directoryNames(t, generalNames(t, fullName.FullBytes))
+	if len(dns) > 1 {
+		t.Fatalf("CRL DP with %d directory names", len(dns))
+	}
+	return strings.Join(dns, "")
+}
+
+// akiValue is an AuthorityKeyIdentifier (RFC 5280 4.2.1.1).
+type akiValue struct {
+	KeyID  []byte          `asn1:"optional,tag:0"`
+	Issuer []asn1.RawValue `asn1:"optional,tag:1"`
+	Serial *big.Int        `asn1:"optional,tag:2"`
+}
+
+func parseAKI(t *testing.T, c *x509.Certificate) akiValue {
+	t.Helper()
+	e := ext(c, oidExtAKI)
+	var aki akiValue
+	if e == nil || e.Critical {
+		t.Fatal("AKI missing or critical")
+	}
+	if rest, err := asn1.Unmarshal(e.Value, &aki); err != nil || len(rest) > 0 {
+		t.Fatalf("AKI: %v", err)
+	}
+	return aki
+}
+
+// TestTemplateOptions: the configured signature EKUs, a drawn subject ID,
+// and the three extensions set back to jpkica's earlier, shorter forms.
 func TestTemplateOptions(t *testing.T) {
 	f := newFixture(t)
 	cfg := testProfileConfig()
 	cfg.SignatureExtKeyUsage = []string{"1.3.6.1.5.5.7.3.4", "1.2.392.200149.8.5.9.1"}
-	cfg.CRLDirectoryName = false
+	cfg.OmitIssuerAltName, cfg.OmitCRLDirectoryName, cfg.AKIKeyIDOnly = true, true, true
 	p, err := NewProfiles(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -284,13 +410,17 @@ func TestTemplateOptions(t *testing.T) {
 	if cn := c.Subject.CommonName; len(cn) != OpaqueIDLen || !subjectIDPattern.MatchString(cn) {
 		t.Errorf("drawn subject ID %q", cn)
 	}
-	var dps []struct {
-		DP struct {
-			Names []asn1.RawValue `asn1:"optional,tag:0"`
-		} `asn1:"optional,tag:0"`
+	if dn := crlDirectoryName(t, c); dn != "" || len(c.CRLDistributionPoints) != 1 {
+		t.Errorf("CRL DP %v with directory name %q, want the URL alone", c.CRLDistributionPoints, dn)
 	}
-	if _, err := asn1.Unmarshal(ext(c, oidExtCRLDP).Value, &dps); err != nil || len(dps) != 1 || len(dps[0].DP.Names) != 1 {
-		t.Errorf("CRL DP without directory name: %+v %v", dps, err)
+	if ext(c, oidExtIAN) != nil {
+		t.Error("issuerAltName present")
+	}
+	if aki := parseAKI(t, c); !bytes.Equal(aki.KeyID, f.issuers[Signature].SubjectKeyId) || aki.Issuer != nil || aki.Serial != nil {
+		t.Errorf("AKI %+v, want the key identifier alone", aki)
+	}
+	if e := ext(c, oidExtAKI); !bytes.Equal(e.Value, append([]byte{0x30, 22, 0x80, 20}, f.issuers[Signature].SubjectKeyId...)) {
+		t.Errorf("AKI % x", e.Value)
 	}
 }
 
@@ -352,6 +482,9 @@ func TestNewProfilesRejects(t *testing.T) {
 		{"five digits", func(c *ProfileConfig) { c.Municipalities["30201"] = Municipality{"Wakayama-ken", "X"} }},
 		{"kanji romaji", func(c *ProfileConfig) { c.Municipalities["131016"] = Municipality{"東京都", "Chiyoda-ku"} }},
 		{"empty name", func(c *ProfileConfig) { c.Municipalities["131016"] = Municipality{"Tokyo-to", ""} }},
+		{"name too long for the CRL directory name", func(c *ProfileConfig) {
+			c.Municipalities["131016"] = Municipality{"Tokyo-to", strings.Repeat("a", ubCommonName-len(crlDPSuffix)+1)}
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := testProfileConfig()
@@ -360,6 +493,17 @@ func TestNewProfilesRejects(t *testing.T) {
 				t.Fatalf("NewProfiles = %v, want ErrInvalid", err)
 			}
 		})
+	}
+	// The longest names fit, and any name does without the directory name.
+	cfg := testProfileConfig()
+	cfg.Municipalities["131016"] = Municipality{"Tokyo-to", strings.Repeat("a", ubCommonName-len(crlDPSuffix))}
+	if _, err := NewProfiles(cfg); err != nil {
+		t.Errorf("a %d-character municipality: %v", ubCommonName-len(crlDPSuffix), err)
+	}
+	cfg.Municipalities["131016"] = Municipality{"Tokyo-to", strings.Repeat("a", 64)}
+	cfg.OmitCRLDirectoryName = true
+	if _, err := NewProfiles(cfg); err != nil {
+		t.Errorf("a 64-character municipality without the CRL directory name: %v", err)
 	}
 }
 
@@ -536,22 +680,23 @@ func referenceCert(t *testing.T) *x509.Certificate {
 	return c
 }
 
-// TestLintCardProfiles lints both profiles, with and without the CRL
-// directory name and with the EKUs a deployment may configure, at issuance
-// dates on both sides of zlint's date-gated lints (2026-03-15, 2027-03-15,
-// 2029-03-15).
+// TestLintCardProfiles lints both profiles, in the reference certificate's
+// form and in the earlier, shorter one (no issuerAltName, no CRL directory
+// name, AKI key identifier alone), and with the EKUs a deployment may
+// configure, at issuance dates on both sides of zlint's date-gated lints
+// (2026-03-15, 2027-03-15, 2029-03-15).
 func TestLintCardProfiles(t *testing.T) {
 	f := newFixture(t)
 	for _, tc := range []struct {
-		dirName bool
-		eku     []string
+		short bool
+		eku   []string
 	}{
-		{true, nil}, {false, nil},
-		{true, []string{"1.3.6.1.5.5.7.3.4"}},
-		{true, []string{"1.3.6.1.5.5.7.3.2", "1.3.6.1.5.5.7.3.4"}},
+		{false, nil}, {true, nil},
+		{false, []string{"1.3.6.1.5.5.7.3.4"}},
+		{false, []string{"1.3.6.1.5.5.7.3.2", "1.3.6.1.5.5.7.3.4"}},
 	} {
 		cfg := testProfileConfig()
-		cfg.CRLDirectoryName = tc.dirName
+		cfg.OmitIssuerAltName, cfg.OmitCRLDirectoryName, cfg.AKIKeyIDOnly = tc.short, tc.short, tc.short
 		cfg.SignatureExtKeyUsage = tc.eku
 		p, err := NewProfiles(cfg)
 		if err != nil {
@@ -566,7 +711,7 @@ func TestLintCardProfiles(t *testing.T) {
 					t.Fatal(err)
 				}
 				if err := Lint(tmpl, f.issuers[typ]); err != nil {
-					t.Errorf("%v issued %v (directory name %v, EKU %v): %v", typ, issued.Format(time.DateOnly), tc.dirName, tc.eku, err)
+					t.Errorf("%v issued %v (short form %v, EKU %v): %v", typ, issued.Format(time.DateOnly), tc.short, tc.eku, err)
 				}
 			}
 		}
@@ -639,7 +784,9 @@ func TestOpenSSLDecodes(t *testing.T) {
 			"OCSP - URI:http://127.0.0.1:8080/ocsp",
 			"URI:http://127.0.0.1:8080/crl/signature-g1/302015.crl",
 			"DirName:C = JP, O = JPKI, OU = JPKI for digital signature, OU = CRL Distribution Points, OU = Wakayama-ken, CN = Wakayama-shi CRLDP",
-			"X509v3 Authority Key Identifier",
+			"X509v3 Issuer Alternative Name: \n                DirName:/C=JP/O=\\xE5\\x85\\xAC",
+			"X509v3 Authority Key Identifier: \n                keyid:",
+			"DirName:/C=JP/O=JPKI/OU=JPKI for digital signature/OU=Japan Agency for Local Authority Information Systems\n                serial:01",
 			"X509v3 Subject Key Identifier",
 			"Not After : Feb 17 14:59:59 2030 GMT",
 		}, []string{"Extended Key Usage"}},
@@ -649,6 +796,8 @@ func TestOpenSSLDecodes(t *testing.T) {
 			"X509v3 Extended Key Usage: \n                TLS Web Client Authentication",
 			"X509v3 Certificate Policies: critical\n                Policy: 1.2.392.200149.8.5.1.3.30\n                  CPS: http://127.0.0.1:8080/cps-authentication.html",
 			"URI:http://127.0.0.1:8080/crl/authentication-g1/302015.crl",
+			"DirName:C = JP, O = JPKI, OU = JPKI for user authentication, OU = CRL Distribution Points, OU = Wakayama-ken, CN = Wakayama-shi CRLDP",
+			"DirName:/C=JP/O=JPKI/OU=JPKI for user authentication/OU=Japan Agency for Local Authority Information Systems\n                serial:01",
 		}, []string{"Subject Alternative Name", "Non Repudiation"}},
 	} {
 		t.Run(tc.typ.String(), func(t *testing.T) {
@@ -699,6 +848,57 @@ func TestOpenSSLDecodes(t *testing.T) {
 				t.Log(text)
 			}
 		})
+	}
+}
+
+// TestOpenSSLVerifiesAKI: OpenSSL builds the path from each card
+// certificate to its issuer and matches the AKI's issuer name and serial
+// too: a certificate of the same issuer name and key under another serial
+// is not its issuer, unless the AKI is the key identifier alone.
+func TestOpenSSLVerifiesAKI(t *testing.T) {
+	if _, err := exec.LookPath("openssl"); err != nil {
+		t.Skip("openssl not installed")
+	}
+	f := newFixture(t)
+	cfg := testProfileConfig()
+	cfg.AKIKeyIDOnly = true
+	keyIDOnly, err := NewProfiles(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	writePEM := func(name string, der []byte) string {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	at := strconv.FormatInt(t0.Add(time.Hour).Unix(), 10)
+	for _, typ := range []CertType{Signature, Authentication} {
+		tmpl, err := IssuerTemplate(IssuerTemplateRequest{Type: typ, Serial: SerialFromBytes([]byte{2}), NotBefore: issuerNB,
+			NotAfter: issuerNB.AddDate(10, 0, 0), PublicKey: f.keys[typ].Public()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		recertified := sign(t, tmpl, tmpl, f.keys[typ].Public(), f.keys[typ])
+		for _, tc := range []struct {
+			name     string
+			profiles *Profiles
+			issuer   *x509.Certificate
+			ok       bool
+		}{
+			{"issuer", testProfiles(t), f.issuers[typ], true},
+			{"issuer under serial 2", testProfiles(t), recertified, false},
+			{"issuer under serial 2, AKI key identifier alone", keyIDOnly, recertified, true},
+		} {
+			leaf := writePEM("leaf.pem", f.issue(t, tc.profiles, f.request(typ)).Raw)
+			root := writePEM("root.pem", tc.issuer.Raw)
+			out, err := exec.Command("openssl", "verify", "-attime", at, "-CAfile", root, leaf).CombinedOutput()
+			if (err == nil) != tc.ok {
+				t.Errorf("%v, %s: openssl verify: %v, want success %v\n%s", typ, tc.name, err, tc.ok, out)
+			}
+		}
 	}
 }
 

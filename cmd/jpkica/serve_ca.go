@@ -33,6 +33,8 @@ func profileConfig(cfg *config.Config) ca.ProfileConfig {
 		OCSPURL: cfg.URLs.OCSP, CRLBaseURL: cfg.URLs.CRLBase,
 		SignatureCPSURL: cfg.URLs.CPSSignature, AuthenticationCPSURL: cfg.URLs.CPSAuthentication,
 		SignatureExtKeyUsage: cfg.Issuance.SignatureExtKeyUsage, Municipalities: ms,
+		OmitIssuerAltName: !cfg.Profile.IssuerAltName, OmitCRLDirectoryName: !cfg.Profile.CRLDirectoryName,
+		AKIKeyIDOnly: !cfg.Profile.AKIIssuerSerial,
 	}
 }
 

@@ -35,6 +35,7 @@ type Config struct {
 	Listen         Listen                  `yaml:"listen"`
 	URLs           URLs                    `yaml:"urls"`
 	Issuance       Issuance                `yaml:"issuance"`
+	Profile        Profile                 `yaml:"profile"`
 	CRL            CRL                     `yaml:"crl"`
 	OCSP           OCSP                    `yaml:"ocsp"`
 	Municipalities map[string]Municipality `yaml:"municipalities"`
@@ -115,6 +116,23 @@ type Issuance struct {
 	ClientValidity time.Duration `yaml:"client_validity"`
 }
 
+// Profile chooses the form of three extensions of the card certificates.
+// Each is true in the embedded defaults: the form of the real J-LIS
+// certificate. False sets it back to the shorter form jpkica wrote before.
+type Profile struct {
+	// IssuerAltName writes J-LIS's Japanese directory name of the issuer
+	// as issuerAltName (O=公的個人認証サービス, ...).
+	IssuerAltName bool `yaml:"issuer_alt_name"`
+	// CRLDirectoryName names the CRL distribution point by J-LIS's
+	// directory name of the municipality's partition (..., OU=CRL
+	// Distribution Points, OU=<prefecture>, CN=<municipality> CRLDP) as
+	// well as by its HTTP URL.
+	CRLDirectoryName bool `yaml:"crl_directory_name"`
+	// AKIIssuerSerial writes the issuer certificate's name and serial into
+	// the authorityKeyIdentifier, beside its key identifier.
+	AKIIssuerSerial bool `yaml:"aki_issuer_serial"`
+}
+
 // CRL is the CRL schedule and publication.
 type CRL struct {
 	// Dir is where CRLs are published (under data_dir unless absolute).
@@ -147,7 +165,7 @@ type OCSP struct {
 }
 
 // Municipality names a local government in the romaji that the signature
-// certificate's subject carries.
+// certificate's subject and the CRL directory name carry.
 type Municipality struct {
 	Prefecture string `yaml:"prefecture"`
 	Name       string `yaml:"name"`

@@ -37,6 +37,8 @@ func TestLoad(t *testing.T) {
 		{"pkcs11 ok", "keys:\n  backend: pkcs11\n  pkcs11:\n    module: /m.so\n    token_label: t\n    pin_env: P\n", false},
 		{"bad municipality code", "municipalities:\n  \"30201\": {prefecture: A, name: B}\n", true},
 		{"bad ocsp url", "urls:\n  ocsp: ftp://x\n", true},
+		{"profile not a boolean", "profile:\n  issuer_alt_name: maybe\n", true},
+		{"unknown profile key", "profile:\n  issuer_alt_names: false\n", true},
 		{"api names", "listen:\n  api_names: [ca.jpkica.example, 10.0.0.5, \"::1\"]\n", false},
 		{"api name wildcard", "listen:\n  api_names: [\"*.jpkica.example\"]\n", true},
 		{"api name with a port", "listen:\n  api_names: [\"ca.jpkica.example:8443\"]\n", true},
@@ -50,11 +52,7 @@ func TestLoad(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p := filepath.Join(t.TempDir(), "c.yaml")
-			if err := os.WriteFile(p, []byte(tt.yaml), 0o600); err != nil {
-				t.Fatal(err)
-			}
-			c, err := Load(p)
+			c, err := loadYAML(t, tt.yaml)
 			if tt.wantErr {
 				if !errors.Is(err, ErrInvalid) {
 					t.Fatalf("Load = %v, want ErrInvalid", err)
@@ -104,6 +102,37 @@ func TestExampleConfigLoads(t *testing.T) {
 	}
 }
 
+// TestProfile: the three profile switches default to the real
+// certificate's form, and a file that sets one keeps the others.
+func TestProfile(t *testing.T) {
+	all := Profile{IssuerAltName: true, CRLDirectoryName: true, AKIIssuerSerial: true}
+	for _, c := range []struct {
+		yaml string
+		want Profile
+	}{
+		{"listen:\n  status: 127.0.0.1:9090\n", all},
+		{"profile:\n  aki_issuer_serial: false\n", Profile{IssuerAltName: true, CRLDirectoryName: true}},
+		{"profile:\n  issuer_alt_name: false\n  crl_directory_name: false\n", Profile{AKIIssuerSerial: true}},
+	} {
+		got, err := loadYAML(t, c.yaml)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Profile != c.want {
+			t.Errorf("%q: profile %+v, want %+v", c.yaml, got.Profile, c.want)
+		}
+	}
+	for _, load := range []func() (*Config, error){Default, func() (*Config, error) { return Load(filepath.Join("..", "..", "config.example.yaml")) }} {
+		c, err := load()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Profile != all {
+			t.Errorf("profile %+v, want %+v", c.Profile, all)
+		}
+	}
+}
+
 // TestMunicipalitiesReplaceDefaults: a file that lists municipalities
 // serves those alone; one that lists none keeps the embedded ones.
 func TestMunicipalitiesReplaceDefaults(t *testing.T) {
@@ -118,11 +147,7 @@ func TestMunicipalitiesReplaceDefaults(t *testing.T) {
 		{"municipalities:\n  \"302015\": {prefecture: Wakayama-ken, name: Wakayama-shi}\n", []string{"302015"}},
 		{"listen:\n  status: 127.0.0.1:9090\n", slices.Sorted(maps.Keys(defaults.Municipalities))},
 	} {
-		p := filepath.Join(t.TempDir(), "c.yaml")
-		if err := os.WriteFile(p, []byte(c.yaml), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		got, err := Load(p)
+		got, err := loadYAML(t, c.yaml)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -130,4 +155,14 @@ func TestMunicipalitiesReplaceDefaults(t *testing.T) {
 			t.Errorf("%q: municipalities %v, want %v", c.yaml, keys, c.want)
 		}
 	}
+}
+
+// loadYAML loads doc as a config file over the embedded defaults.
+func loadYAML(t *testing.T, doc string) (*Config, error) {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "c.yaml")
+	if err := os.WriteFile(p, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return Load(p)
 }
