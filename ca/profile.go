@@ -3,6 +3,7 @@ package ca
 import (
 	"crypto"
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rsa"
 	"crypto/sha1"
@@ -477,7 +478,7 @@ func checkIssuer(t CertType, issuer *x509.Certificate) error {
 func CheckCardKey(pub crypto.PublicKey) error {
 	k, ok := pub.(*rsa.PublicKey)
 	if !ok {
-		return fmt.Errorf("%w: card key is %T, want RSA", ErrInvalid, pub)
+		return fmt.Errorf("%w: card key is %s, want RSA", ErrInvalid, keyAlgorithm(pub))
 	}
 	if k.N == nil || k.N.BitLen() != 2048 || k.E != 65537 {
 		bits := 0
@@ -487,6 +488,20 @@ func CheckCardKey(pub crypto.PublicKey) error {
 		return fmt.Errorf("%w: card key RSA-%d e=%d, want RSA-2048 e=65537", ErrInvalid, bits, k.E)
 	}
 	return nil
+}
+
+// keyAlgorithm names a public key's algorithm for a message, in the terms
+// of the certificate (x509.PublicKeyAlgorithm), never a Go type.
+func keyAlgorithm(pub crypto.PublicKey) string {
+	switch pub.(type) {
+	case *rsa.PublicKey:
+		return x509.RSA.String()
+	case *ecdsa.PublicKey:
+		return x509.ECDSA.String()
+	case ed25519.PublicKey:
+		return x509.Ed25519.String()
+	}
+	return "of an unknown algorithm"
 }
 
 // checkServiceKey accepts keys of the CA's own certificates: RSA of 2048 to
@@ -502,7 +517,7 @@ func checkServiceKey(pub crypto.PublicKey) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("%w: key %T: want RSA-2048 to 4096 (e=65537), ECDSA P-256 or P-384", ErrInvalid, pub)
+	return fmt.Errorf("%w: key %s: want RSA-2048 to 4096 (e=65537), ECDSA P-256 or P-384", ErrInvalid, keyAlgorithm(pub))
 }
 
 func sigAlgFor(pub crypto.PublicKey) x509.SignatureAlgorithm {
