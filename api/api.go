@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/x509"
-	"encoding/csv"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -13,6 +12,7 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"path"
 	"slices"
 	"strconv"
 	"strings"
@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
 
+	"github.com/jpkica/jpkica/api/wire"
 	"github.com/jpkica/jpkica/audit"
 	"github.com/jpkica/jpkica/ca"
 	"github.com/jpkica/jpkica/hsm"
@@ -50,15 +51,9 @@ type Config struct {
 	RenewalWindowMonths int
 	// TerminalExpiryNotice is how long before a terminal's certificate
 	// expires the API starts telling it so (30 days): every answer carries
-	// HeaderTerminalExpires, and the call is counted.
+	// wire.HeaderTerminalExpires, and the call is counted.
 	TerminalExpiryNotice time.Duration
 }
-
-// HeaderTerminalExpires carries, on every answer to a terminal whose
-// certificate expires within Config.TerminalExpiryNotice, when it expires
-// (RFC 3339): the terminal needs a new one (`jpkica clients issue`) before
-// then, or the API refuses it.
-const HeaderTerminalExpires = "Terminal-Certificate-Expires"
 
 // Deps are what the API works with.
 type Deps struct {
@@ -173,7 +168,15 @@ func New(cfg Config, deps Deps) (*API, error) {
 }
 
 // ServeHTTP answers one API call.
-func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.mux.ServeHTTP(w, r) }
+// A path that is not in its clean form (dot segments, doubled slashes) is
+// no call's: 404 as JSON, where http.ServeMux would redirect.
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if p := r.URL.Path; p == "" || path.Clean(p) != p {
+		a.writeError(w, r, fail(http.StatusNotFound, wire.CodeRouteNotFound, "no such call: "+r.Method+" "+r.URL.Path))
+		return
+	}
+	a.mux.ServeHTTP(w, r)
+}
 
 // notFound answers paths no call has (404) and known paths with another
 // method (405), as JSON.
@@ -188,10 +191,10 @@ func (a *API) notFound(w http.ResponseWriter, r *http.Request) {
 	}
 	if len(allow) > 0 {
 		w.Header().Set("Allow", strings.Join(allow, ", "))
-		a.writeError(w, r, fail(http.StatusMethodNotAllowed, CodeMethodNotAllowed, r.Method+" is not allowed on "+r.URL.Path))
+		a.writeError(w, r, fail(http.StatusMethodNotAllowed, wire.CodeMethodNotAllowed, r.Method+" is not allowed on "+r.URL.Path))
 		return
 	}
-	a.writeError(w, r, fail(http.StatusNotFound, CodeRouteNotFound, "no such call: "+r.Method+" "+r.URL.Path))
+	a.writeError(w, r, fail(http.StatusNotFound, wire.CodeRouteNotFound, "no such call: "+r.Method+" "+r.URL.Path))
 }
 
 type handler func(w http.ResponseWriter, r *http.Request, id Identity) error
@@ -217,8 +220,8 @@ func (s *statusWriter) Write(b []byte) (int, error) {
 }
 
 // route mounts a call behind identification, the role table and the rate
-// limit. Wrong methods on a known path are 405 through the mux; those
-// answers are rewritten as JSON by methodNotAllowed.
+// limit. Wrong methods on a known path, and unknown paths, fall through to
+// notFound, which answers 405 or 404 as JSON.
 func (a *API) route(pattern, call string, act action, h handler) {
 	a.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
@@ -234,17 +237,17 @@ func (a *API) route(pattern, call string, act action, h handler) {
 			return
 		}
 		if id.NotAfter.Sub(a.clock()) < a.cfg.TerminalExpiryNotice {
-			sw.Header().Set(HeaderTerminalExpires, id.NotAfter.UTC().Format(time.RFC3339))
+			sw.Header().Set(wire.HeaderTerminalExpires, id.NotAfter.UTC().Format(time.RFC3339))
 			a.expiring.Inc()
 		}
 		if !permissions[act][id.Role] {
-			a.writeError(sw, r, fail(http.StatusForbidden, CodeRoleForbidden,
+			a.writeError(sw, r, fail(http.StatusForbidden, wire.CodeRoleForbidden,
 				fmt.Sprintf("role %s may not %s", id.Role, call)))
 			return
 		}
 		if wait, ok := a.allow(id.ClientID()); !ok {
 			sw.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
-			a.writeError(sw, r, fail(http.StatusTooManyRequests, CodeRateLimited, "too many requests from this client"))
+			a.writeError(sw, r, fail(http.StatusTooManyRequests, wire.CodeRateLimited, "too many requests from this client"))
 			return
 		}
 		if err := h(sw, r, id); err != nil {
@@ -274,7 +277,7 @@ func (a *API) allow(client string) (time.Duration, bool) {
 }
 
 func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
-	ae := classify(err, CodeConflict)
+	ae := classify(err, wire.CodeConflict)
 	switch {
 	case ae.status >= 500:
 		a.logger.ErrorContext(r.Context(), "api call failed", "method", r.Method, "path", r.URL.Path, "status", ae.status, "err", err)
@@ -286,7 +289,7 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if ae.status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds(err)))
 	}
-	writeJSON(w, ae.status, ErrorBody{Error: Error{Code: ae.code, Message: ae.msg}})
+	writeJSON(w, ae.status, wire.ErrorBody{Error: wire.Error{Code: ae.code, Message: ae.msg}})
 }
 
 // retryAfterSeconds is a 503's Retry-After: the time until the key store
@@ -310,7 +313,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) error {
 // ownMunicipality refuses a counter acting outside its municipality.
 func ownMunicipality(id Identity, municipality string) error {
 	if id.Role == RoleCounter && id.Municipality != municipality {
-		return fail(http.StatusForbidden, CodeWrongMunicipality,
+		return fail(http.StatusForbidden, wire.CodeWrongMunicipality,
 			fmt.Sprintf("counter of %s may not act for municipality %s", id.Municipality, municipality))
 	}
 	return nil
@@ -318,11 +321,11 @@ func ownMunicipality(id Identity, municipality string) error {
 
 // issue: POST /v1/certificates.
 func (a *API) issue(w http.ResponseWriter, r *http.Request, id Identity) error {
-	key := r.Header.Get("Idempotency-Key")
+	key := r.Header.Get(wire.HeaderIdempotencyKey)
 	if !idemKeyPattern.MatchString(key) {
-		return fail(http.StatusBadRequest, CodeIdempotencyKeyRequired, "an Idempotency-Key header of 1 to 128 visible ASCII characters is required")
+		return fail(http.StatusBadRequest, wire.CodeIdempotencyKeyRequired, "an Idempotency-Key header of 1 to 128 visible ASCII characters is required")
 	}
-	var body IssueRequest
+	var body wire.IssueRequest
 	if err := decodeJSON(r, &body); err != nil {
 		return err
 	}
@@ -341,7 +344,7 @@ func (a *API) issue(w http.ResponseWriter, r *http.Request, id Identity) error {
 	var proxy *ca.ProxyAnswer
 	if body.Proxy != nil {
 		if !appIDPattern.MatchString(body.Proxy.ApplicationID) || !answerPattern.MatchString(body.Proxy.AnswerCode) {
-			return fail(http.StatusBadRequest, CodeInvalidRequest, "proxy: malformed application ID or answer code")
+			return fail(http.StatusBadRequest, wire.CodeInvalidRequest, "proxy: malformed application ID or answer code")
 		}
 		proxy = &ca.ProxyAnswer{ApplicationID: body.Proxy.ApplicationID, AnswerCode: body.Proxy.AnswerCode}
 	}
@@ -361,11 +364,11 @@ func (a *API) issue(w http.ResponseWriter, r *http.Request, id Identity) error {
 	}, proxy)
 	if err != nil {
 		if errors.Is(err, ca.ErrProxyAnswerUsed) {
-			return classify(err, CodeProxyAnswerUsed)
+			return classify(err, wire.CodeProxyAnswerUsed)
 		}
-		return classify(err, CodeIdempotencyKeyReused)
+		return classify(err, wire.CodeIdempotencyKeyReused)
 	}
-	out := Issued{
+	out := wire.Issued{
 		Serial: got.Record.Serial.Hex(), Type: got.Record.Type.String(),
 		NotBefore: timeString(got.Record.NotBefore), NotAfter: timeString(got.Record.NotAfter),
 		Certificate: pemCert(got.Record.DER), Chain: make([]string, 0, len(got.Chain)),
@@ -377,7 +380,7 @@ func (a *API) issue(w http.ResponseWriter, r *http.Request, id Identity) error {
 		out.Superseded = append(out.Superseded, s.Hex())
 	}
 	if got.Replayed {
-		w.Header().Set("Idempotent-Replayed", "true")
+		w.Header().Set(wire.HeaderIdempotentReplayed, "true")
 	}
 	return writeJSON(w, http.StatusCreated, out)
 }
@@ -385,7 +388,7 @@ func (a *API) issue(w http.ResponseWriter, r *http.Request, id Identity) error {
 func parseSerial(s string) (ca.Serial, error) {
 	sn, err := ca.ParseSerial(s)
 	if err != nil {
-		return ca.Serial{}, fail(http.StatusBadRequest, CodeInvalidSerial, fmt.Sprintf("serial %q: want hexadecimal", s))
+		return ca.Serial{}, fail(http.StatusBadRequest, wire.CodeInvalidSerial, fmt.Sprintf("serial %q: want hexadecimal", s))
 	}
 	return sn, nil
 }
@@ -398,7 +401,7 @@ func (a *API) readable(ctx context.Context, id Identity, sn ca.Serial) (ca.Recor
 		return ca.Record{}, err
 	}
 	if id.Role == RoleCounter && rec.Type == ca.Terminal {
-		return ca.Record{}, fail(http.StatusForbidden, CodeRoleForbidden, "a counter may not read or revoke terminal certificates")
+		return ca.Record{}, fail(http.StatusForbidden, wire.CodeRoleForbidden, "a counter may not read or revoke terminal certificates")
 	}
 	if err := ownMunicipality(id, rec.Municipality); err != nil {
 		return ca.Record{}, err
@@ -424,7 +427,7 @@ func (a *API) list(w http.ResponseWriter, r *http.Request, id Identity) error {
 	q := r.URL.Query()
 	card, res := q.Get("card"), q.Get("resident")
 	if (card == "") == (res == "") || len(q) != 1 {
-		return fail(http.StatusBadRequest, CodeInvalidQuery, "give exactly one of card= and resident=")
+		return fail(http.StatusBadRequest, wire.CodeInvalidQuery, "give exactly one of card= and resident=")
 	}
 	var (
 		recs []ca.Record
@@ -460,24 +463,24 @@ func (a *API) revoke(w http.ResponseWriter, r *http.Request, id Identity) error 
 	if err != nil {
 		return err
 	}
-	var body RevokeRequest
+	var body wire.RevokeRequest
 	if err := decodeJSON(r, &body); err != nil {
 		return err
 	}
 	reason, err := ca.ParseReason(body.Reason)
 	if err != nil || reason == ca.CertificateHold || reason == ca.RemoveFromCRL {
-		return fail(http.StatusBadRequest, CodeInvalidReason,
+		return fail(http.StatusBadRequest, wire.CodeInvalidReason,
 			fmt.Sprintf("reason %q: want an RFC 5280 revocation reason (a hold is POST /v1/cards/{id}/hold)", body.Reason))
 	}
 	if id.Role == RoleCounter && !counterReasons[reason] {
-		return fail(http.StatusForbidden, CodeReasonForbidden, "only admin may revoke with reason "+reason.String())
+		return fail(http.StatusForbidden, wire.CodeReasonForbidden, "only admin may revoke with reason "+reason.String())
 	}
 	if _, err := a.readable(r.Context(), id, sn); err != nil {
 		return err
 	}
 	rec, err := a.lifecycle.Revoke(r.Context(), ca.RevokeRequest{Serial: sn, Reason: reason, Actor: id.Actor()})
 	if err != nil {
-		return classify(err, CodeAlreadyRevoked)
+		return classify(err, wire.CodeAlreadyRevoked)
 	}
 	a.ids.forget(sn)
 	return writeJSON(w, http.StatusOK, CertificateOf(rec))
@@ -508,13 +511,13 @@ func (a *API) event(w http.ResponseWriter, r *http.Request, id Identity) error {
 	if err := checkID("resident", res); err != nil {
 		return err
 	}
-	var body EventRequest
+	var body wire.EventRequest
 	if err := decodeJSON(r, &body); err != nil {
 		return err
 	}
 	kind, err := ca.ParseEventKind(body.Kind)
 	if err != nil {
-		return fail(http.StatusBadRequest, CodeInvalidEventKind, err.Error())
+		return fail(http.StatusBadRequest, wire.CodeInvalidEventKind, err.Error())
 	}
 	eff, err := parseDate("effective", body.Effective)
 	if err != nil {
@@ -530,15 +533,15 @@ func (a *API) event(w http.ResponseWriter, r *http.Request, id Identity) error {
 
 // applicant validates the resident and card of an application, and that the
 // caller may act for that resident.
-func applicant(id Identity, rs Resident, c Card) (resident, string, ca.Date, error) {
-	res, err := rs.validate()
+func applicant(id Identity, rs wire.Resident, c wire.Card) (resident, string, ca.Date, error) {
+	res, err := validateResident(rs)
 	if err != nil {
 		return resident{}, "", ca.Date{}, err
 	}
 	if err := ownMunicipality(id, res.municipality); err != nil {
 		return resident{}, "", ca.Date{}, err
 	}
-	cardID, expires, err := c.validate()
+	cardID, expires, err := validateCard(c)
 	if err != nil {
 		return resident{}, "", ca.Date{}, err
 	}
@@ -547,7 +550,7 @@ func applicant(id Identity, rs Resident, c Card) (resident, string, ca.Date, err
 
 // proxy: POST /v1/proxy-applications.
 func (a *API) proxy(w http.ResponseWriter, r *http.Request, id Identity) error {
-	var body ProxyApplicationRequest
+	var body wire.ProxyApplicationRequest
 	if err := decodeJSON(r, &body); err != nil {
 		return err
 	}
@@ -556,7 +559,7 @@ func (a *API) proxy(w http.ResponseWriter, r *http.Request, id Identity) error {
 		return err
 	}
 	if len(body.Types) == 0 || len(body.Types) > 2 {
-		return fail(http.StatusBadRequest, CodeInvalidType, "types: want signature, authentication or both")
+		return fail(http.StatusBadRequest, wire.CodeInvalidType, "types: want signature, authentication or both")
 	}
 	types := make([]ca.CertType, 0, len(body.Types))
 	now := a.ids.clock()
@@ -576,7 +579,7 @@ func (a *API) proxy(w http.ResponseWriter, r *http.Request, id Identity) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusCreated, ProxyApplicationResponse{ApplicationID: app.ID, InquiryCode: code,
+	return writeJSON(w, http.StatusCreated, wire.ProxyApplicationResponse{ApplicationID: app.ID, InquiryCode: code,
 		NotBefore: timeString(app.NotBefore)})
 }
 
@@ -585,7 +588,7 @@ func (a *API) notices(w http.ResponseWriter, r *http.Request, id Identity) error
 	q := r.URL.Query()
 	m := q.Get("municipality")
 	if !ca.ValidMunicipalityCode(m) {
-		return fail(http.StatusBadRequest, CodeInvalidMunicipality, fmt.Sprintf("municipality %q is not a local government code", m))
+		return fail(http.StatusBadRequest, wire.CodeInvalidMunicipality, fmt.Sprintf("municipality %q is not a local government code", m))
 	}
 	if err := ownMunicipality(id, m); err != nil {
 		return err
@@ -603,41 +606,23 @@ func (a *API) notices(w http.ResponseWriter, r *http.Request, id Identity) error
 		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-store")
 		w.WriteHeader(http.StatusOK)
-		return WriteRenewalCSV(w, out)
+		return wire.WriteRenewalCSV(w, out)
 	}
 	return writeJSON(w, http.StatusOK, out)
 }
 
 // RenewalNoticesOf converts the lifecycle's notices for the wire (the
 // API and `jpkica renewals` write the same).
-func RenewalNoticesOf(ns []ca.RenewalNotice) RenewalNotices {
-	out := RenewalNotices{Notices: make([]RenewalNotice, 0, len(ns))}
+func RenewalNoticesOf(ns []ca.RenewalNotice) wire.RenewalNotices {
+	out := wire.RenewalNotices{Notices: make([]wire.RenewalNotice, 0, len(ns))}
 	for _, n := range ns {
-		out.Notices = append(out.Notices, RenewalNotice{
+		out.Notices = append(out.Notices, wire.RenewalNotice{
 			Serial: n.Record.Serial.Hex(), Type: n.Record.Type.String(), ResidentID: n.Record.ResidentID,
 			CardID: n.Record.CardID, Municipality: n.Record.Municipality, NotAfter: timeString(n.Record.NotAfter),
 			WindowOpens: n.WindowOpens.String(),
 		})
 	}
 	return out
-}
-
-// RenewalCSVHeader is the first line of the mail house's CSV.
-var RenewalCSVHeader = []string{"serial", "type", "resident_id", "card_id", "municipality", "not_after", "window_opens"}
-
-// WriteRenewalCSV writes the notices as CSV with a header line.
-func WriteRenewalCSV(w io.Writer, ns RenewalNotices) error {
-	cw := csv.NewWriter(w)
-	if err := cw.Write(RenewalCSVHeader); err != nil {
-		return err
-	}
-	for _, n := range ns.Notices {
-		if err := cw.Write([]string{n.Serial, n.Type, n.ResidentID, n.CardID, n.Municipality, n.NotAfter, n.WindowOpens}); err != nil {
-			return err
-		}
-	}
-	cw.Flush()
-	return cw.Error()
 }
 
 func wantsCSV(accept string) bool {
@@ -657,14 +642,14 @@ func (a *API) auditLog(w http.ResponseWriter, r *http.Request, _ Identity) error
 	if s := q.Get("after"); s != "" {
 		n, err := strconv.ParseInt(s, 10, 64)
 		if err != nil || n < 0 {
-			return fail(http.StatusBadRequest, CodeInvalidQuery, "after: want a sequence number")
+			return fail(http.StatusBadRequest, wire.CodeInvalidQuery, "after: want a sequence number")
 		}
 		after = n
 	}
 	if s := q.Get("limit"); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 || n > 1000 {
-			return fail(http.StatusBadRequest, CodeInvalidQuery, "limit: want 1 to 1000")
+			return fail(http.StatusBadRequest, wire.CodeInvalidQuery, "limit: want 1 to 1000")
 		}
 		limit = n
 	}
@@ -672,9 +657,9 @@ func (a *API) auditLog(w http.ResponseWriter, r *http.Request, _ Identity) error
 	if err != nil {
 		return err
 	}
-	out := AuditPage{Entries: make([]AuditEntry, 0, len(es)), Next: after}
+	out := wire.AuditPage{Entries: make([]wire.AuditEntry, 0, len(es)), Next: after}
 	for _, e := range es {
-		out.Entries = append(out.Entries, AuditEntry{Seq: e.Seq, Time: e.Time.UTC().Format(time.RFC3339Nano), Actor: e.Actor,
+		out.Entries = append(out.Entries, wire.AuditEntry{Seq: e.Seq, Time: e.Time.UTC().Format(time.RFC3339Nano), Actor: e.Actor,
 			Action: e.Action, Subject: e.Subject, Detail: e.Detail, Prev: hex.EncodeToString(e.Prev), Hash: hex.EncodeToString(e.Hash)})
 		out.Next = e.Seq
 	}

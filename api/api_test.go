@@ -24,6 +24,7 @@ import (
 
 	"github.com/jpkica/jpkica/api"
 	"github.com/jpkica/jpkica/api/apitest"
+	"github.com/jpkica/jpkica/api/wire"
 	"github.com/jpkica/jpkica/audit"
 	"github.com/jpkica/jpkica/ca"
 	"github.com/jpkica/jpkica/internal/catest"
@@ -106,13 +107,13 @@ func (k weakCardKey) Sign(_ io.Reader, digest []byte, opts crypto.SignerOpts) ([
 	return sig.FillBytes(make([]byte, len(em))), nil
 }
 
-func resident(id, municipality string) api.Resident {
-	return api.Resident{ID: id, Municipality: municipality, Name: "和歌山　太郎", BirthDate: "1990-05-02", Sex: "male",
+func resident(id, municipality string) wire.Resident {
+	return wire.Resident{ID: id, Municipality: municipality, Name: "和歌山　太郎", BirthDate: "1990-05-02", Sex: "male",
 		Address: "和歌山県和歌山市七番丁２３番地"}
 }
 
-func issueBody(typ, card, res, municipality string) api.IssueRequest {
-	return api.IssueRequest{Type: typ, CSR: csrFor(&testing.T{}, card), Card: api.Card{ID: card, Expires: "2036-05-02"},
+func issueBody(typ, card, res, municipality string) wire.IssueRequest {
+	return wire.IssueRequest{Type: typ, CSR: csrFor(&testing.T{}, card), Card: wire.Card{ID: card, Expires: "2036-05-02"},
 		Resident: resident(res, municipality)}
 }
 
@@ -129,8 +130,8 @@ type answer struct {
 }
 
 // apiError is the answer's JSON error, empty if it has none.
-func (a answer) apiError() api.Error {
-	var e api.ErrorBody
+func (a answer) apiError() wire.Error {
+	var e wire.ErrorBody
 	json.Unmarshal(a.body, &e)
 	return e.Error
 }
@@ -173,10 +174,10 @@ func (c caller) do(method, path string, body any, header ...string) answer {
 	return answer{status: resp.StatusCode, header: resp.Header, body: b}
 }
 
-func (c caller) issue(body api.IssueRequest, key string) (answer, api.Issued) {
+func (c caller) issue(body wire.IssueRequest, key string) (answer, wire.Issued) {
 	c.t.Helper()
 	a := c.do("POST", "/v1/certificates", body, "Idempotency-Key", key)
-	var out api.Issued
+	var out wire.Issued
 	if a.status == http.StatusCreated {
 		if err := json.Unmarshal(a.body, &out); err != nil {
 			c.t.Fatal(err)
@@ -279,7 +280,7 @@ func TestRoles(t *testing.T) {
 		{"proxy application", func(c caller) answer {
 			res, card, _, _ := fresh()
 			return c.do("POST", "/v1/proxy-applications", map[string]any{"resident": resident(res, "302015"),
-				"card": api.Card{ID: card, Expires: "2036-05-02"}, "types": []string{"signature"}})
+				"card": wire.Card{ID: card, Expires: "2036-05-02"}, "types": []string{"signature"}})
 		}, 201, []string{"counter", "admin"}},
 		{"renewal notices", func(c caller) answer {
 			return c.do("GET", "/v1/renewal-notices?municipality=302015&on=2031-02-02", nil)
@@ -293,11 +294,11 @@ func TestRoles(t *testing.T) {
 		code   string
 	}{
 		{"counter", e.counter, 0, ""},
-		{"counter-131016", e.other, 403, api.CodeWrongMunicipality},
+		{"counter-131016", e.other, 403, wire.CodeWrongMunicipality},
 		{"register", e.register, 0, ""},
 		{"lossline", e.lossline, 0, ""},
 		{"admin", e.admin, 0, ""},
-		{"no certificate", e.anon, 401, api.CodeClientCertRequired},
+		{"no certificate", e.anon, 401, wire.CodeClientCertRequired},
 	}
 	for _, cl := range calls {
 		for _, r := range roles {
@@ -309,9 +310,9 @@ func TestRoles(t *testing.T) {
 				wantStatus, wantCode := cl.ok, ""
 				switch {
 				case r.name == "no certificate":
-					wantStatus, wantCode = 401, api.CodeClientCertRequired
+					wantStatus, wantCode = 401, wire.CodeClientCertRequired
 				case !allowed:
-					wantStatus, wantCode = 403, api.CodeRoleForbidden
+					wantStatus, wantCode = 403, wire.CodeRoleForbidden
 				case hidden[cl.name] && r.name == "counter-131016":
 				case r.status != 0:
 					wantStatus, wantCode = r.status, r.code
@@ -358,14 +359,14 @@ func TestIdempotency(t *testing.T) {
 	}
 	other := body
 	other.Card.Expires = "2035-05-02"
-	if a, _ := e.counter.issue(other, "key-1"); a.status != 409 || a.code() != api.CodeIdempotencyKeyReused {
+	if a, _ := e.counter.issue(other, "key-1"); a.status != 409 || a.code() != wire.CodeIdempotencyKeyReused {
 		t.Fatalf("other body, same key: %d %s", a.status, a.body)
 	}
 	recs, _ := e.s.Store.CertificatesByCard(context.Background(), "CARD-I")
 	if len(recs) != 1 {
 		t.Fatalf("%d certificates on the card, want 1", len(recs))
 	}
-	if a := e.counter.do("POST", "/v1/certificates", body); a.status != 400 || a.code() != api.CodeIdempotencyKeyRequired {
+	if a := e.counter.do("POST", "/v1/certificates", body); a.status != 400 || a.code() != wire.CodeIdempotencyKeyRequired {
 		t.Fatalf("no key: %d %s", a.status, a.body)
 	}
 }
@@ -391,7 +392,7 @@ func TestStrictInput(t *testing.T) {
 		return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}))
 	}()
 	good := issueBody("signature", "CARD-S", "RES-S", "302015")
-	mod := func(f func(b *api.IssueRequest)) api.IssueRequest { b := good; f(&b); return b }
+	mod := func(f func(b *wire.IssueRequest)) wire.IssueRequest { b := good; f(&b); return b }
 	// edit replaces the first old in good's JSON, for bodies that a Go value
 	// cannot carry.
 	edit := func(old, new string) string {
@@ -406,37 +407,39 @@ func TestStrictInput(t *testing.T) {
 		status int
 		code   string
 	}{
-		{"unknown field", strings.Replace(mustJSON(good), `"type"`, `"colour":"red","type"`, 1), 400, api.CodeUnknownField},
-		{"not an object", `["signature"]`, 400, api.CodeMalformedJSON},
-		{"trailing data", mustJSON(good) + `{}`, 400, api.CodeMalformedJSON},
-		{"wrong field type", strings.Replace(mustJSON(good), `"adult_guardianship":false`, `"adult_guardianship":"no"`, 1), 400, api.CodeMalformedJSON},
-		{"bad type", mod(func(b *api.IssueRequest) { b.Type = "terminal" }), 400, api.CodeInvalidType},
-		{"bad birth date", mod(func(b *api.IssueRequest) { b.Resident.BirthDate = "1990-02-30" }), 400, api.CodeInvalidDate},
-		{"bad card expiry", mod(func(b *api.IssueRequest) { b.Card.Expires = "2036/05/02" }), 400, api.CodeInvalidDate},
-		{"half-width name", mod(func(b *api.IssueRequest) { b.Resident.Name = "Taro Wakayama" }), 400, api.CodeInvalidFacts},
-		{"address too long", mod(func(b *api.IssueRequest) { b.Resident.Address = strings.Repeat("和", 201) }), 400, api.CodeInvalidFacts},
-		{"name too long", mod(func(b *api.IssueRequest) { b.Resident.Name = "和歌山　" + strings.Repeat("太", ca.MaxNameChars-3) }), 400, api.CodeInvalidFacts},
-		{"name far too long", mod(func(b *api.IssueRequest) { b.Resident.Name = "和歌山　" + strings.Repeat("太", 2000) }), 400, api.CodeInvalidFacts},
-		{"invalid UTF-8 in the name", edit("太郎", "\xff\xfe"), 400, api.CodeMalformedJSON},
-		{"invalid UTF-8 in a key", edit(`"sex"`, "\"se\xc3x\""), 400, api.CodeMalformedJSON},
-		{"lone high surrogate", edit("太郎", `\ud800`), 400, api.CodeMalformedJSON},
-		{"lone low surrogate", edit("太郎", `\udc00太`), 400, api.CodeMalformedJSON},
-		{"high surrogate before a non-surrogate", edit("太郎", `\ud842\u0041`), 400, api.CodeMalformedJSON},
-		{"surrogate in the address", edit("七番丁", `七\udfb7丁`), 400, api.CodeMalformedJSON},
-		{"duplicate key", edit(`"type":"signature"`, `"type":"signature","type":"authentication"`), 400, api.CodeMalformedJSON},
-		{"duplicate nested key", edit(`"sex":"male"`, `"sex":"male","sex":"female"`), 400, api.CodeMalformedJSON},
-		{"SHA-1 CSR", mod(func(b *api.IssueRequest) { b.CSR = sha1CSR }), 400, api.CodeInvalidCSR},
-		{"bad sex", mod(func(b *api.IssueRequest) { b.Resident.Sex = "m" }), 400, api.CodeInvalidFacts},
-		{"bad municipality", mod(func(b *api.IssueRequest) { b.Resident.Municipality = "302016" }), 400, api.CodeInvalidMunicipality},
-		{"not a CSR", mod(func(b *api.IssueRequest) { b.CSR = "hello" }), 400, api.CodeInvalidCSR},
-		{"CSR signature", mod(func(b *api.IssueRequest) { b.CSR = badSig }), 400, api.CodeCSRSignature},
-		{"ECDSA key", mod(func(b *api.IssueRequest) { b.CSR = csrPEM(t, ec) }), 400, api.CodeInvalidCardKey},
-		{"RSA-1024 key", mod(func(b *api.IssueRequest) { b.CSR = csrPEM(t, small) }), 400, api.CodeInvalidCardKey},
-		{"weak RSA-2048 key", mod(func(b *api.IssueRequest) { b.CSR = csrPEM(t, newWeakCardKey(t)) }), 400, api.CodeInvalidCardKey},
-		{"too large", mod(func(b *api.IssueRequest) { b.Resident.Address = strings.Repeat("和", 4000) }), 413, api.CodeBodyTooLarge},
-		{"under 15 signature", mod(func(b *api.IssueRequest) { b.Resident.BirthDate = "2015-01-01" }), 422, api.CodeNotEligible},
-		{"card expired", mod(func(b *api.IssueRequest) { b.Card.Expires = "2025-01-01" }), 422, api.CodeNotEligible},
-		{"other municipality", mod(func(b *api.IssueRequest) { b.Resident.Municipality = "131016" }), 403, api.CodeWrongMunicipality},
+		{"unknown field", strings.Replace(mustJSON(good), `"type"`, `"colour":"red","type"`, 1), 400, wire.CodeUnknownField},
+		{"not an object", `["signature"]`, 400, wire.CodeMalformedJSON},
+		{"trailing data", mustJSON(good) + `{}`, 400, wire.CodeMalformedJSON},
+		{"wrong field type", strings.Replace(mustJSON(good), `"adult_guardianship":false`, `"adult_guardianship":"no"`, 1), 400, wire.CodeMalformedJSON},
+		{"bad type", mod(func(b *wire.IssueRequest) { b.Type = "terminal" }), 400, wire.CodeInvalidType},
+		{"bad birth date", mod(func(b *wire.IssueRequest) { b.Resident.BirthDate = "1990-02-30" }), 400, wire.CodeInvalidDate},
+		{"bad card expiry", mod(func(b *wire.IssueRequest) { b.Card.Expires = "2036/05/02" }), 400, wire.CodeInvalidDate},
+		{"half-width name", mod(func(b *wire.IssueRequest) { b.Resident.Name = "Taro Wakayama" }), 400, wire.CodeInvalidFacts},
+		{"address too long", mod(func(b *wire.IssueRequest) { b.Resident.Address = strings.Repeat("和", 201) }), 400, wire.CodeInvalidFacts},
+		{"name too long", mod(func(b *wire.IssueRequest) {
+			b.Resident.Name = "和歌山　" + strings.Repeat("太", ca.MaxNameChars-3)
+		}), 400, wire.CodeInvalidFacts},
+		{"name far too long", mod(func(b *wire.IssueRequest) { b.Resident.Name = "和歌山　" + strings.Repeat("太", 2000) }), 400, wire.CodeInvalidFacts},
+		{"invalid UTF-8 in the name", edit("太郎", "\xff\xfe"), 400, wire.CodeMalformedJSON},
+		{"invalid UTF-8 in a key", edit(`"sex"`, "\"se\xc3x\""), 400, wire.CodeMalformedJSON},
+		{"lone high surrogate", edit("太郎", `\ud800`), 400, wire.CodeMalformedJSON},
+		{"lone low surrogate", edit("太郎", `\udc00太`), 400, wire.CodeMalformedJSON},
+		{"high surrogate before a non-surrogate", edit("太郎", `\ud842\u0041`), 400, wire.CodeMalformedJSON},
+		{"surrogate in the address", edit("七番丁", `七\udfb7丁`), 400, wire.CodeMalformedJSON},
+		{"duplicate key", edit(`"type":"signature"`, `"type":"signature","type":"authentication"`), 400, wire.CodeMalformedJSON},
+		{"duplicate nested key", edit(`"sex":"male"`, `"sex":"male","sex":"female"`), 400, wire.CodeMalformedJSON},
+		{"SHA-1 CSR", mod(func(b *wire.IssueRequest) { b.CSR = sha1CSR }), 400, wire.CodeInvalidCSR},
+		{"bad sex", mod(func(b *wire.IssueRequest) { b.Resident.Sex = "m" }), 400, wire.CodeInvalidFacts},
+		{"bad municipality", mod(func(b *wire.IssueRequest) { b.Resident.Municipality = "302016" }), 400, wire.CodeInvalidMunicipality},
+		{"not a CSR", mod(func(b *wire.IssueRequest) { b.CSR = "hello" }), 400, wire.CodeInvalidCSR},
+		{"CSR signature", mod(func(b *wire.IssueRequest) { b.CSR = badSig }), 400, wire.CodeCSRSignature},
+		{"ECDSA key", mod(func(b *wire.IssueRequest) { b.CSR = csrPEM(t, ec) }), 400, wire.CodeInvalidCardKey},
+		{"RSA-1024 key", mod(func(b *wire.IssueRequest) { b.CSR = csrPEM(t, small) }), 400, wire.CodeInvalidCardKey},
+		{"weak RSA-2048 key", mod(func(b *wire.IssueRequest) { b.CSR = csrPEM(t, newWeakCardKey(t)) }), 400, wire.CodeInvalidCardKey},
+		{"too large", mod(func(b *wire.IssueRequest) { b.Resident.Address = strings.Repeat("和", 4000) }), 413, wire.CodeBodyTooLarge},
+		{"under 15 signature", mod(func(b *wire.IssueRequest) { b.Resident.BirthDate = "2015-01-01" }), 422, wire.CodeNotEligible},
+		{"card expired", mod(func(b *wire.IssueRequest) { b.Card.Expires = "2025-01-01" }), 422, wire.CodeNotEligible},
+		{"other municipality", mod(func(b *wire.IssueRequest) { b.Resident.Municipality = "131016" }), 403, wire.CodeWrongMunicipality},
 	}
 	for i, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -450,9 +453,15 @@ func TestStrictInput(t *testing.T) {
 			if a.status != c.status || a.code() != c.code {
 				t.Fatalf("%d %s, want %d %s", a.status, a.body, c.status, c.code)
 			}
-			var eb api.ErrorBody
+			var eb wire.ErrorBody
 			if err := json.Unmarshal(a.body, &eb); err != nil || eb.Error.Message == "" {
 				t.Fatalf("error body %s", a.body)
+			}
+			// Messages speak of the request, never of the server's Go types.
+			for _, goTerm := range []string{"Go struct", "Go value", "*ecdsa.", "*rsa.", "json: ", "wire."} {
+				if strings.Contains(eb.Error.Message, goTerm) {
+					t.Errorf("message %q names %q", eb.Error.Message, goTerm)
+				}
 			}
 			if after := auditCount(t, e.s); after != before {
 				t.Fatalf("audit log grew from %d to %d", before, after)
@@ -465,19 +474,24 @@ func TestStrictInput(t *testing.T) {
 	if a := e.counter.do("POST", "/v1/certificates", []byte(mustJSON(good)), "Idempotency-Key", "x", "Content-Type", "text/plain"); a.status != 415 {
 		t.Fatalf("text/plain body: %d %s", a.status, a.body)
 	}
-	if a := e.counter.do("DELETE", "/v1/certificates", nil); a.status != 405 || a.code() != api.CodeMethodNotAllowed {
+	if a := e.counter.do("DELETE", "/v1/certificates", nil); a.status != 405 || a.code() != wire.CodeMethodNotAllowed {
 		t.Fatalf("DELETE: %d %s", a.status, a.body)
 	}
-	if a := e.counter.do("GET", "/v2/x", nil); a.status != 404 || a.code() != api.CodeRouteNotFound {
+	if a := e.counter.do("GET", "/v2/x", nil); a.status != 404 || a.code() != wire.CodeRouteNotFound {
 		t.Fatalf("unknown path: %d %s", a.status, a.body)
 	}
-	if a := e.counter.do("GET", "/v1/certificates/zz", nil); a.status != 400 || a.code() != api.CodeInvalidSerial {
+	for _, p := range []string{"/v1/../v1/certificates?card=C1", "/v1/certificates/../audit", "/v1//certificates?card=C1", "/v1/certificates/./x"} {
+		if a := e.counter.do("GET", p, nil); a.status != 404 || a.code() != wire.CodeRouteNotFound {
+			t.Fatalf("GET %s: %d %s, want 404 route_not_found", p, a.status, a.body)
+		}
+	}
+	if a := e.counter.do("GET", "/v1/certificates/zz", nil); a.status != 400 || a.code() != wire.CodeInvalidSerial {
 		t.Fatalf("bad serial: %d %s", a.status, a.body)
 	}
-	if a := e.counter.do("GET", "/v1/certificates/0abc", nil); a.status != 404 || a.code() != api.CodeNotFound {
+	if a := e.counter.do("GET", "/v1/certificates/0abc", nil); a.status != 404 || a.code() != wire.CodeNotFound {
 		t.Fatalf("unknown serial: %d %s", a.status, a.body)
 	}
-	if a := e.register.do("POST", "/v1/residents/R1/events", map[string]string{"kind": "moved", "effective": "2026-11-25"}); a.status != 400 || a.code() != api.CodeInvalidEventKind {
+	if a := e.register.do("POST", "/v1/residents/R1/events", map[string]string{"kind": "moved", "effective": "2026-11-25"}); a.status != 400 || a.code() != wire.CodeInvalidEventKind {
 		t.Fatalf("bad event kind: %d %s", a.status, a.body)
 	}
 	if a := e.register.do("POST", "/v1/residents/R1/events", map[string]string{"kind": "deceased", "effective": "2026-12-25"}); a.status != 422 {
@@ -522,7 +536,7 @@ func TestTerminalCertificates(t *testing.T) {
 		NotAfter: apitest.Start.Add(time.Hour), ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
 	der, _ := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
 	rogue := tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
-	if a := (caller{t: t, s: e.s, client: e.s.Client(&rogue)}).do("GET", path, nil); a.status != 401 || a.code() != api.CodeUnknownClient {
+	if a := (caller{t: t, s: e.s, client: e.s.Client(&rogue)}).do("GET", path, nil); a.status != 401 || a.code() != wire.CodeUnknownClient {
 		t.Fatalf("rogue: %d %s", a.status, a.body)
 	}
 
@@ -534,14 +548,14 @@ func TestTerminalCertificates(t *testing.T) {
 	if a := e.admin.do("POST", "/v1/certificates/"+serial.Hex()+"/revoke", map[string]string{"reason": "keyCompromise"}); a.status != 200 {
 		t.Fatalf("admin revoking a terminal: %d %s", a.status, a.body)
 	}
-	if a := c.do("GET", path, nil); a.status != 401 || a.code() != api.CodeClientRevoked {
+	if a := c.do("GET", path, nil); a.status != 401 || a.code() != wire.CodeClientRevoked {
 		t.Fatalf("revoked terminal: %d %s", a.status, a.body)
 	}
 
 	cert2, _ := e.s.Enrol(t, "counter", "302015", "short-lived", 2*time.Hour)
 	c2 := caller{t: t, s: e.s, client: e.s.Client(&cert2)}
 	e.s.Clock.Set(apitest.Start.Add(3 * time.Hour))
-	if a := c2.do("GET", path, nil); a.status != 401 || a.code() != api.CodeClientExpired {
+	if a := c2.do("GET", path, nil); a.status != 401 || a.code() != wire.CodeClientExpired {
 		t.Fatalf("expired terminal: %d %s", a.status, a.body)
 	}
 	// A counter may not revoke terminal certificates.
@@ -552,16 +566,16 @@ func TestTerminalCertificates(t *testing.T) {
 	// A counter may not use the reasons reserved to admin.
 	e.s.Clock.Set(apitest.Start)
 	_, got := e.counter.issue(issueBody("authentication", "CARD-T", "RES-T", "302015"), "t-1")
-	if a := e.counter.do("POST", "/v1/certificates/"+got.Serial+"/revoke", map[string]string{"reason": "cACompromise"}); a.status != 403 || a.code() != api.CodeReasonForbidden {
+	if a := e.counter.do("POST", "/v1/certificates/"+got.Serial+"/revoke", map[string]string{"reason": "cACompromise"}); a.status != 403 || a.code() != wire.CodeReasonForbidden {
 		t.Fatalf("counter with cACompromise: %d %s", a.status, a.body)
 	}
-	if a := e.counter.do("POST", "/v1/certificates/"+got.Serial+"/revoke", map[string]string{"reason": "certificateHold"}); a.status != 400 || a.code() != api.CodeInvalidReason {
+	if a := e.counter.do("POST", "/v1/certificates/"+got.Serial+"/revoke", map[string]string{"reason": "certificateHold"}); a.status != 400 || a.code() != wire.CodeInvalidReason {
 		t.Fatalf("revoke with certificateHold: %d %s", a.status, a.body)
 	}
 	if a := e.counter.do("POST", "/v1/certificates/"+got.Serial+"/revoke", map[string]string{"reason": "unspecified"}); a.status != 200 {
 		t.Fatalf("revoke: %d %s", a.status, a.body)
 	}
-	if a := e.counter.do("POST", "/v1/certificates/"+got.Serial+"/revoke", map[string]string{"reason": "unspecified"}); a.status != 409 || a.code() != api.CodeAlreadyRevoked {
+	if a := e.counter.do("POST", "/v1/certificates/"+got.Serial+"/revoke", map[string]string{"reason": "unspecified"}); a.status != 409 || a.code() != wire.CodeAlreadyRevoked {
 		t.Fatalf("revoke twice: %d %s", a.status, a.body)
 	}
 }
@@ -575,7 +589,7 @@ func TestRateLimit(t *testing.T) {
 		}
 	}
 	a := e.counter.do("GET", path, nil)
-	if a.status != 429 || a.code() != api.CodeRateLimited || a.header.Get("Retry-After") == "" {
+	if a.status != 429 || a.code() != wire.CodeRateLimited || a.header.Get("Retry-After") == "" {
 		t.Fatalf("third request: %d %s Retry-After %q", a.status, a.body, a.header.Get("Retry-After"))
 	}
 	// Another client has its own bucket.
@@ -588,23 +602,23 @@ func TestProxyApplication(t *testing.T) {
 	e := newEnv(t, apitest.Options{})
 	res := resident("RES-P", "302015")
 	a := e.counter.do("POST", "/v1/proxy-applications", map[string]any{"resident": res,
-		"card": api.Card{ID: "CARD-P", Expires: "2036-05-02"}, "types": []string{"signature", "authentication"}})
+		"card": wire.Card{ID: "CARD-P", Expires: "2036-05-02"}, "types": []string{"signature", "authentication"}})
 	if a.status != 201 {
 		t.Fatalf("open: %d %s", a.status, a.body)
 	}
-	var app api.ProxyApplicationResponse
+	var app wire.ProxyApplicationResponse
 	json.Unmarshal(a.body, &app)
 	if app.NotBefore != "2026-11-25T15:00:00Z" { // 2026-11-26 00:00 JST
 		t.Fatalf("not_before %s", app.NotBefore)
 	}
 	body := issueBody("signature", "CARD-P", "RES-P", "302015")
-	body.Proxy = &api.ProxyAnswer{ApplicationID: app.ApplicationID, AnswerCode: app.InquiryCode}
-	if a, _ := e.counter.issue(body, "p-1"); a.status != 422 || a.code() != api.CodeNotEligible {
+	body.Proxy = &wire.ProxyAnswer{ApplicationID: app.ApplicationID, AnswerCode: app.InquiryCode}
+	if a, _ := e.counter.issue(body, "p-1"); a.status != 422 || a.code() != wire.CodeNotEligible {
 		t.Fatalf("same day: %d %s", a.status, a.body)
 	}
 	e.s.Clock.Set(apitest.Start.Add(24 * time.Hour))
 	wrong := body
-	wrong.Proxy = &api.ProxyAnswer{ApplicationID: app.ApplicationID, AnswerCode: "WRONG"}
+	wrong.Proxy = &wire.ProxyAnswer{ApplicationID: app.ApplicationID, AnswerCode: "WRONG"}
 	if a, _ := e.counter.issue(wrong, "p-2"); a.status != 422 {
 		t.Fatalf("wrong answer: %d %s", a.status, a.body)
 	}
@@ -620,7 +634,7 @@ func TestProxyApplication(t *testing.T) {
 	if a, again := e.counter.issue(body, "p-4"); a.status != 201 || again.Serial != got.Serial {
 		t.Fatalf("retry: %d %s", a.status, a.body)
 	}
-	if a, _ := e.counter.issue(body, "p-5"); a.status != 409 || a.code() != api.CodeProxyAnswerUsed {
+	if a, _ := e.counter.issue(body, "p-5"); a.status != 409 || a.code() != wire.CodeProxyAnswerUsed {
 		t.Fatalf("second use: %d %s", a.status, a.body)
 	}
 	// The other type of the same application is still open.
@@ -642,15 +656,15 @@ func TestGoneResident(t *testing.T) {
 		t.Fatalf("issue: %d %s", a.status, a.body)
 	}
 	a := e.register.do("POST", "/v1/residents/RES-D/events", map[string]string{"kind": "deceased", "effective": "2026-11-25"})
-	var changed struct{ Certificates []api.Certificate }
+	var changed struct{ Certificates []wire.Certificate }
 	if json.Unmarshal(a.body, &changed); a.status != 200 || len(changed.Certificates) != 1 || changed.Certificates[0].Reason != "cessationOfOperation" {
 		t.Fatalf("death: %d %s", a.status, a.body)
 	}
-	if a, _ := e.counter.issue(issueBody("authentication", "CARD-D2", "RES-D", "302015"), "d-2"); a.status != 422 || a.code() != api.CodeNotEligible {
+	if a, _ := e.counter.issue(issueBody("authentication", "CARD-D2", "RES-D", "302015"), "d-2"); a.status != 422 || a.code() != wire.CodeNotEligible {
 		t.Fatalf("issuance for a dead resident: %d %s, want 422 not_eligible", a.status, a.body)
 	}
 	if a := e.counter.do("POST", "/v1/proxy-applications", map[string]any{"resident": resident("RES-D", "302015"),
-		"card": api.Card{ID: "CARD-D2", Expires: "2036-05-02"}, "types": []string{"authentication"}}); a.status != 422 || a.code() != api.CodeNotEligible {
+		"card": wire.Card{ID: "CARD-D2", Expires: "2036-05-02"}, "types": []string{"authentication"}}); a.status != 422 || a.code() != wire.CodeNotEligible {
 		t.Fatalf("proxy application for a dead resident: %d %s, want 422 not_eligible", a.status, a.body)
 	}
 	recs, err := e.s.Store.CertificatesByCard(context.Background(), "CARD-D2")
@@ -674,7 +688,7 @@ func TestRenewalNotices(t *testing.T) {
 		want int
 	}{{"2031-02-01", 0}, {"2031-02-02", 1}, {"2031-05-02", 1}, {"2031-05-03", 0}} {
 		a := e.counter.do("GET", "/v1/renewal-notices?municipality=302015&on="+c.on, nil)
-		var ns api.RenewalNotices
+		var ns wire.RenewalNotices
 		json.Unmarshal(a.body, &ns)
 		if a.status != 200 || len(ns.Notices) != c.want {
 			t.Fatalf("on %s: %d %s, want %d notices", c.on, a.status, a.body, c.want)
@@ -688,7 +702,7 @@ func TestRenewalNotices(t *testing.T) {
 		t.Fatalf("csv: %d %s", a.status, a.header.Get("Content-Type"))
 	}
 	lines := strings.Split(strings.TrimSpace(string(a.body)), "\n")
-	if len(lines) != 2 || lines[0] != strings.Join(api.RenewalCSVHeader, ",") || !strings.HasPrefix(lines[1], got.Serial+",authentication,RES-N,CARD-N,302015,") {
+	if len(lines) != 2 || lines[0] != strings.Join(wire.RenewalCSVHeader, ",") || !strings.HasPrefix(lines[1], got.Serial+",authentication,RES-N,CARD-N,302015,") {
 		t.Fatalf("csv body:\n%s", a.body)
 	}
 	if a := e.other.do("GET", "/v1/renewal-notices?municipality=302015&on=2031-03-01", nil); a.status != 403 {
@@ -700,7 +714,7 @@ func TestAuditRead(t *testing.T) {
 	e := newEnv(t, apitest.Options{})
 	e.counter.issue(issueBody("authentication", "CARD-A", "RES-A", "302015"), "a-1")
 	a := e.admin.do("GET", "/v1/audit?after=0&limit=1000", nil)
-	var page api.AuditPage
+	var page wire.AuditPage
 	if err := json.Unmarshal(a.body, &page); err != nil || a.status != 200 {
 		t.Fatalf("%d %s", a.status, a.body)
 	}

@@ -8,8 +8,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/jpkica/jpkica/api"
 	"github.com/jpkica/jpkica/api/apitest"
+	"github.com/jpkica/jpkica/api/wire"
 	"github.com/jpkica/jpkica/ca"
 	"github.com/jpkica/jpkica/internal/pgtest"
 )
@@ -57,7 +57,7 @@ func TestCardInUse(t *testing.T) {
 		for i, tc := range []struct {
 			name string
 			c    caller
-			body api.IssueRequest
+			body wire.IssueRequest
 			why  string
 		}{
 			{"another municipality's counter, its own resident", e.other,
@@ -73,7 +73,7 @@ func TestCardInUse(t *testing.T) {
 				// A key of its own, so that only the card is in question.
 				tc.body.CSR = csrPEM(t, newCardKey(t))
 				a, _ := tc.c.issue(tc.body, fmt.Sprintf("in-use-%d", i))
-				wantStatus(t, tc.why, a, 409, api.CodeCardInUse)
+				wantStatus(t, tc.why, a, 409, wire.CodeCardInUse)
 				if strings.Contains(string(a.body), victim.Serial) {
 					t.Fatalf("the refusal names the victim's certificate: %s", a.body)
 				}
@@ -143,7 +143,7 @@ func TestCardExpiry(t *testing.T) {
 		other := issueBody("signature", "CARD-E", "RES-E", "302015")
 		other.Card.Expires = "2035-01-01"
 		a, _ = e.counter.issue(other, "e-2")
-		wantStatus(t, "another expiry on a card in use", a, 409, api.CodeCardExpiryMismatch)
+		wantStatus(t, "another expiry on a card in use", a, 409, wire.CodeCardExpiryMismatch)
 		if r := record(t, e, auth.Serial); r.Status != ca.Good {
 			t.Fatalf("the card's certificate is %v after the refusal", r.Status)
 		}
@@ -198,7 +198,7 @@ func TestKeyReused(t *testing.T) {
 					c = e.other
 				}
 				a, _ := c.issue(b, "k-"+tc.card)
-				wantStatus(t, tc.name, a, 422, api.CodeCardKeyReused)
+				wantStatus(t, tc.name, a, 422, wire.CodeCardKeyReused)
 				if recs, err := e.s.Store.CertificatesByCard(context.Background(), tc.card); err != nil || len(recs) != 0 {
 					t.Fatalf("card %s holds %d certificates (%v) after the refusal, want none", tc.card, len(recs), err)
 				}
@@ -211,7 +211,7 @@ func TestKeyReused(t *testing.T) {
 		b := issueBody("authentication", "CARD-K5", "RES-K", "302015")
 		b.CSR = first.CSR
 		a, _ = e.counter.issue(b, "k-5")
-		wantStatus(t, "a revoked certificate's key on another card", a, 422, api.CodeCardKeyReused)
+		wantStatus(t, "a revoked certificate's key on another card", a, 422, wire.CodeCardKeyReused)
 	})
 }
 

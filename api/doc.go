@@ -13,7 +13,7 @@
 // may not make the call 403, and nothing changes. The check is cached per
 // certificate for Config.IdentityCacheTTL. Within
 // Config.TerminalExpiryNotice of its certificate's expiry, a terminal gets
-// HeaderTerminalExpires on every answer, refusals included.
+// wire.HeaderTerminalExpires on every answer, refusals included.
 //
 // The server certificate comes from ServerCerts: made in memory, certified
 // by the client CA for the names counters use, and renewed after two thirds
@@ -21,8 +21,8 @@
 //
 // # Errors
 //
-// Errors are {"error": {"code": "...", "message": "..."}} with the Code*
-// constants; this package is the only one that turns the ca and hsm
+// Errors are {"error": {"code": "...", "message": "..."}} with the
+// wire.Code* constants; this package is the only one that turns the ca and hsm
 // sentinels into HTTP statuses (see classify). A 503 (the key store or the
 // database unavailable) says which of the two is down and carries
 // Retry-After (1 s, or the time until the key store's next attempt to come
@@ -38,10 +38,24 @@
 //
 // # Input
 //
-// Bodies are one JSON object, no unknown fields, at most Config.MaxBodyBytes
-// (413 above). Issuance needs an Idempotency-Key header; the request hash is
-// SHA-256 over the decoded body encoded again, so the same key and body
-// return the same certificate and the same key with another body is 409.
+// The bodies, answers, codes and header names are package wire's, the leaf
+// that clients import instead of this package. Bodies are one JSON object
+// read by wire.Decode (UTF-8 only, no lone surrogates, no key twice, no
+// unknown fields), at most Config.MaxBodyBytes (413 above); messages name
+// the JSON's fields, never Go types. Issuance needs an Idempotency-Key
+// header; the request hash is SHA-256 over the decoded body encoded again,
+// so the same key and body return the same certificate and the same key
+// with another body is 409.
+//
+// # Cards and municipalities
+//
+// A counter acts for its own municipality's residents only, and an
+// issuance supersedes only what that municipality issued
+// (ca.Issuance.Plan); a card that holds another resident's live
+// certificate is 409 card_in_use, a reused card key 422 card_key_reused.
+// A counter's lists by card or resident show its own municipality's
+// certificates, and an ID that another municipality holds answers as one
+// nobody holds.
 //
 // # Concurrency
 //

@@ -5,8 +5,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jpkica/jpkica/api"
 	"github.com/jpkica/jpkica/api/apitest"
+	"github.com/jpkica/jpkica/api/wire"
 )
 
 // TestTerminalExpiryNotice: a terminal whose certificate expires within 30
@@ -33,13 +33,13 @@ func TestTerminalExpiryNotice(t *testing.T) {
 				if want := []int{http.StatusOK, http.StatusForbidden}[i]; a.status != want {
 					t.Fatalf("answer %d: status %d, want %d", i, a.status, want)
 				}
-				got := a.header.Get(api.HeaderTerminalExpires)
+				got := a.header.Get(wire.HeaderTerminalExpires)
 				want := ""
 				if c.notice {
 					want = cert.Leaf.NotAfter.UTC().Format(time.RFC3339)
 				}
 				if got != want {
-					t.Errorf("%d answer: %s %q, want %q", a.status, api.HeaderTerminalExpires, got, want)
+					t.Errorf("%d answer: %s %q, want %q", a.status, wire.HeaderTerminalExpires, got, want)
 				}
 			}
 			wantCalls := 0.0

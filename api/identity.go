@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jpkica/jpkica/api/wire"
 	"github.com/jpkica/jpkica/ca"
 )
 
@@ -108,7 +109,7 @@ const maxCachedIdentities = 10000
 
 func (ids *identities) identify(r *http.Request) (Identity, *apiError) {
 	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
-		return Identity{}, fail(http.StatusUnauthorized, CodeClientCertRequired, "a client certificate is required")
+		return Identity{}, fail(http.StatusUnauthorized, wire.CodeClientCertRequired, "a client certificate is required")
 	}
 	leaf := r.TLS.PeerCertificates[0]
 	key := sha256.Sum256(leaf.Raw)
@@ -153,12 +154,12 @@ func (ids *identities) check(ctx context.Context, leaf *x509.Certificate, rest [
 	if err != nil {
 		var inv x509.CertificateInvalidError
 		if errors.As(err, &inv) && inv.Reason == x509.Expired {
-			return Identity{}, fail(http.StatusUnauthorized, CodeClientExpired, "the client certificate has expired or is not yet valid")
+			return Identity{}, fail(http.StatusUnauthorized, wire.CodeClientExpired, "the client certificate has expired or is not yet valid")
 		}
-		return Identity{}, fail(http.StatusUnauthorized, CodeUnknownClient, "the client certificate is not from the client CA: "+err.Error())
+		return Identity{}, fail(http.StatusUnauthorized, wire.CodeUnknownClient, "the client certificate is not from the client CA: "+err.Error())
 	}
 	if len(leaf.Subject.Organization) != 1 || len(leaf.Subject.OrganizationalUnit) > 1 {
-		return Identity{}, fail(http.StatusUnauthorized, CodeUnknownClient, "the client certificate names no single role")
+		return Identity{}, fail(http.StatusUnauthorized, wire.CodeUnknownClient, "the client certificate names no single role")
 	}
 	id := Identity{Role: Role(leaf.Subject.Organization[0]), Name: leaf.Subject.CommonName,
 		Serial: ca.SerialFromBig(leaf.SerialNumber), NotAfter: leaf.NotAfter}
@@ -168,22 +169,22 @@ func (ids *identities) check(ctx context.Context, leaf *x509.Certificate, rest [
 	switch id.Role {
 	case RoleCounter:
 		if !ca.ValidMunicipalityCode(id.Municipality) {
-			return Identity{}, fail(http.StatusUnauthorized, CodeUnknownClient, "a counter certificate without a municipality")
+			return Identity{}, fail(http.StatusUnauthorized, wire.CodeUnknownClient, "a counter certificate without a municipality")
 		}
 	case RoleRegister, RoleLossline, RoleAdmin:
 	default:
-		return Identity{}, fail(http.StatusUnauthorized, CodeUnknownClient, "unknown role "+string(id.Role))
+		return Identity{}, fail(http.StatusUnauthorized, wire.CodeUnknownClient, "unknown role "+string(id.Role))
 	}
 	rec, err := ids.store.Certificate(ctx, id.Serial)
 	switch {
 	case errors.Is(err, ca.ErrNotFound):
-		return Identity{}, fail(http.StatusUnauthorized, CodeUnknownClient, "the client certificate is not on record")
+		return Identity{}, fail(http.StatusUnauthorized, wire.CodeUnknownClient, "the client certificate is not on record")
 	case err != nil:
-		return Identity{}, classify(err, CodeConflict)
+		return Identity{}, classify(err, wire.CodeConflict)
 	case rec.Type != ca.Terminal || string(rec.DER) != string(leaf.Raw):
-		return Identity{}, fail(http.StatusUnauthorized, CodeUnknownClient, "the client certificate is not on record")
+		return Identity{}, fail(http.StatusUnauthorized, wire.CodeUnknownClient, "the client certificate is not on record")
 	case rec.Status != ca.Good:
-		return Identity{}, fail(http.StatusUnauthorized, CodeClientRevoked, "the client certificate is "+rec.Status.String())
+		return Identity{}, fail(http.StatusUnauthorized, wire.CodeClientRevoked, "the client certificate is "+rec.Status.String())
 	}
 	return id, nil
 }

@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jpkica/jpkica/api"
 	"github.com/jpkica/jpkica/api/apitest"
+	"github.com/jpkica/jpkica/api/wire"
 	"github.com/jpkica/jpkica/audit"
 	"github.com/jpkica/jpkica/internal/pgtest"
 )
@@ -36,8 +36,8 @@ func outageCheck(t *testing.T, e *env, down, up func(), message string) {
 	down()
 	body := issueBody("authentication", "CARD-OUT", "RES-OUT", "302015")
 	a, _ := e.counter.issue(body, "during")
-	if a.status != 503 || a.code() != api.CodeUnavailable || a.message() != message {
-		t.Fatalf("during the outage: %d %s, want 503 %s %q", a.status, a.body, api.CodeUnavailable, message)
+	if a.status != 503 || a.code() != wire.CodeUnavailable || a.message() != message {
+		t.Fatalf("during the outage: %d %s, want 503 %s %q", a.status, a.body, wire.CodeUnavailable, message)
 	}
 	up()
 	if a.header.Get("Retry-After") == "" {
@@ -50,7 +50,7 @@ func outageCheck(t *testing.T, e *env, down, up func(), message string) {
 	if n := auditCount(t, e.s); n != entries {
 		t.Fatalf("after the 503: %d audit entries, %d before", n, entries)
 	}
-	var got api.Issued
+	var got wire.Issued
 	for deadline := time.Now().Add(time.Minute); ; time.Sleep(50 * time.Millisecond) {
 		if a, got = e.counter.issue(body, "during"); a.status != 503 {
 			break
@@ -216,7 +216,7 @@ func TestIssuerExpiring(t *testing.T) {
 	e := newEnv(t, apitest.Options{IssuerValidity: 2 * 365 * 24 * time.Hour})
 	before := auditCount(t, e.s)
 	a, _ := e.counter.issue(issueBody("authentication", "CARD-LATE", "RES-LATE", "302015"), "late-1")
-	if a.status != 503 || a.code() != api.CodeUnavailable || !strings.Contains(a.message(), "new generation") {
+	if a.status != 503 || a.code() != wire.CodeUnavailable || !strings.Contains(a.message(), "new generation") {
 		t.Fatalf("issuance past the issuer: %d %s", a.status, a.body)
 	}
 	if n := auditCount(t, e.s) - before; n != 0 {

@@ -4,8 +4,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jpkica/jpkica/api"
 	"github.com/jpkica/jpkica/api/apitest"
+	"github.com/jpkica/jpkica/api/wire"
 )
 
 // jstNoon is 12:00 JST on a day.
@@ -22,7 +22,7 @@ func jstNoon(y int, m time.Month, d int) time.Time {
 func TestValidityThroughAPI(t *testing.T) {
 	backends(t, func(t *testing.T, opts apitest.Options) {
 		e := newEnv(t, opts)
-		issue := func(res, born, cardExpires string, at time.Time) api.Issued {
+		issue := func(res, born, cardExpires string, at time.Time) wire.Issued {
 			t.Helper()
 			e.s.Clock.Set(at)
 			b := issueBody("authentication", res+"-"+at.Format("0102"), res, "302015")

@@ -26,14 +26,14 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/jpkica/jpkica/api"
+	"github.com/jpkica/jpkica/api/wire"
 	"github.com/jpkica/jpkica/ca"
 )
 
 // APIError is an error answer of the API.
 type APIError struct {
 	Status  int
-	Code    string // one of api.Code*
+	Code    string // one of wire.Code*
 	Message string
 	// RetryAfter is set on 429 and 503 answers that carry Retry-After.
 	RetryAfter time.Duration
@@ -71,12 +71,12 @@ type Client struct {
 	base string
 	hc   *http.Client
 	// expires is the terminal certificate's expiry (Unix seconds) as the
-	// API last announced it (api.HeaderTerminalExpires), or 0.
+	// API last announced it (wire.HeaderTerminalExpires), or 0.
 	expires atomic.Int64
 }
 
 // TerminalExpires is when the terminal's certificate expires, if an
-// answer of the API said it does soon (api.Config.TerminalExpiryNotice):
+// answer of the API said it does soon (30 days by default):
 // the terminal needs a new certificate before then.
 func (c *Client) TerminalExpires() (time.Time, bool) {
 	u := c.expires.Load()
@@ -126,7 +126,7 @@ func (c *Client) do(ctx context.Context, method, path string, body any, out any,
 		return noAnswer(ctx, method, path, err)
 	}
 	defer resp.Body.Close()
-	if t, err := time.Parse(time.RFC3339, resp.Header.Get(api.HeaderTerminalExpires)); err == nil {
+	if t, err := time.Parse(time.RFC3339, resp.Header.Get(wire.HeaderTerminalExpires)); err == nil {
 		c.expires.Store(t.Unix())
 	}
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
@@ -134,7 +134,7 @@ func (c *Client) do(ctx context.Context, method, path string, body any, out any,
 		return noAnswer(ctx, method, path, fmt.Errorf("reading answer: %w", err))
 	}
 	if resp.StatusCode >= 300 {
-		var eb api.ErrorBody
+		var eb wire.ErrorBody
 		_ = json.Unmarshal(data, &eb)
 		ae := &APIError{Status: resp.StatusCode, Code: eb.Error.Code, Message: eb.Error.Message}
 		if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil {
@@ -175,64 +175,64 @@ func noAnswer(ctx context.Context, method, path string, err error) error {
 // Issue asks for one certificate. The same idempotencyKey and request
 // return the same certificate, so a request whose answer was lost can be
 // sent again with the same key.
-func (c *Client) Issue(ctx context.Context, idempotencyKey string, req api.IssueRequest) (api.Issued, error) {
-	var out api.Issued
-	err := c.do(ctx, http.MethodPost, "/v1/certificates", req, &out, "Idempotency-Key", idempotencyKey)
+func (c *Client) Issue(ctx context.Context, idempotencyKey string, req wire.IssueRequest) (wire.Issued, error) {
+	var out wire.Issued
+	err := c.do(ctx, http.MethodPost, "/v1/certificates", req, &out, wire.HeaderIdempotencyKey, idempotencyKey)
 	return out, err
 }
 
 // Certificate reads one record.
-func (c *Client) Certificate(ctx context.Context, serial string) (api.Certificate, error) {
-	var out api.Certificate
+func (c *Client) Certificate(ctx context.Context, serial string) (wire.Certificate, error) {
+	var out wire.Certificate
 	err := c.do(ctx, http.MethodGet, "/v1/certificates/"+url.PathEscape(serial), nil, &out)
 	return out, err
 }
 
 // CertificatesByCard lists a card's certificates, newest first.
-func (c *Client) CertificatesByCard(ctx context.Context, card string) ([]api.Certificate, error) {
-	var out api.Certificates
+func (c *Client) CertificatesByCard(ctx context.Context, card string) ([]wire.Certificate, error) {
+	var out wire.Certificates
 	err := c.do(ctx, http.MethodGet, "/v1/certificates?card="+url.QueryEscape(card), nil, &out)
 	return out.Certificates, err
 }
 
 // CertificatesByResident lists a resident's certificates, newest first.
-func (c *Client) CertificatesByResident(ctx context.Context, resident string) ([]api.Certificate, error) {
-	var out api.Certificates
+func (c *Client) CertificatesByResident(ctx context.Context, resident string) ([]wire.Certificate, error) {
+	var out wire.Certificates
 	err := c.do(ctx, http.MethodGet, "/v1/certificates?resident="+url.QueryEscape(resident), nil, &out)
 	return out.Certificates, err
 }
 
 // Revoke revokes a certificate with an RFC 5280 reason name.
-func (c *Client) Revoke(ctx context.Context, serial, reason string) (api.Certificate, error) {
-	var out api.Certificate
-	err := c.do(ctx, http.MethodPost, "/v1/certificates/"+url.PathEscape(serial)+"/revoke", api.RevokeRequest{Reason: reason}, &out)
+func (c *Client) Revoke(ctx context.Context, serial, reason string) (wire.Certificate, error) {
+	var out wire.Certificate
+	err := c.do(ctx, http.MethodPost, "/v1/certificates/"+url.PathEscape(serial)+"/revoke", wire.RevokeRequest{Reason: reason}, &out)
 	return out, err
 }
 
 // Hold puts a card's certificates on hold (loss line, admin).
-func (c *Client) Hold(ctx context.Context, card string) ([]api.Certificate, error) {
-	var out api.Certificates
+func (c *Client) Hold(ctx context.Context, card string) ([]wire.Certificate, error) {
+	var out wire.Certificates
 	err := c.do(ctx, http.MethodPost, "/v1/cards/"+url.PathEscape(card)+"/hold", nil, &out)
 	return out.Certificates, err
 }
 
 // ResidentEvent posts a register event (register, admin).
-func (c *Client) ResidentEvent(ctx context.Context, resident string, ev api.EventRequest) ([]api.Certificate, error) {
-	var out api.Certificates
+func (c *Client) ResidentEvent(ctx context.Context, resident string, ev wire.EventRequest) ([]wire.Certificate, error) {
+	var out wire.Certificates
 	err := c.do(ctx, http.MethodPost, "/v1/residents/"+url.PathEscape(resident)+"/events", ev, &out)
 	return out.Certificates, err
 }
 
 // OpenProxyApplication opens a proxy application.
-func (c *Client) OpenProxyApplication(ctx context.Context, req api.ProxyApplicationRequest) (api.ProxyApplicationResponse, error) {
-	var out api.ProxyApplicationResponse
+func (c *Client) OpenProxyApplication(ctx context.Context, req wire.ProxyApplicationRequest) (wire.ProxyApplicationResponse, error) {
+	var out wire.ProxyApplicationResponse
 	err := c.do(ctx, http.MethodPost, "/v1/proxy-applications", req, &out)
 	return out, err
 }
 
 // RenewalNotices lists the certificates due for an expiry notice on day.
-func (c *Client) RenewalNotices(ctx context.Context, municipality string, day ca.Date) (api.RenewalNotices, error) {
-	var out api.RenewalNotices
+func (c *Client) RenewalNotices(ctx context.Context, municipality string, day ca.Date) (wire.RenewalNotices, error) {
+	var out wire.RenewalNotices
 	err := c.do(ctx, http.MethodGet, "/v1/renewal-notices?municipality="+url.QueryEscape(municipality)+"&on="+day.String(), nil, &out)
 	return out, err
 }
@@ -260,9 +260,9 @@ type IssueJob struct {
 	// Types to issue; the user-authentication certificate goes first,
 	// since it caps the signature certificate's validity.
 	Types    []ca.CertType
-	Card     api.Card
-	Resident api.Resident
-	Proxy    *api.ProxyAnswer
+	Card     wire.Card
+	Resident wire.Resident
+	Proxy    *wire.ProxyAnswer
 	// IdempotencyKey is the visit's key; each type uses key + "-" + type.
 	IdempotencyKey string
 	// At is the time of the visit, by the counter's clock: the resident's
@@ -277,7 +277,7 @@ type IssueJob struct {
 // for a temporary reason (429, 503) or whose answer was lost (ErrNoAnswer)
 // is sent again with the same key and CSR, up to three times in all: the
 // API then gives back the certificate it issued, never a second one.
-func IssueOnto(ctx context.Context, c *Client, card *Card, job IssueJob) ([]api.Issued, error) {
+func IssueOnto(ctx context.Context, c *Client, card *Card, job IssueJob) ([]wire.Issued, error) {
 	if job.IdempotencyKey == "" || job.At.IsZero() {
 		return nil, fmt.Errorf("%w: an issuance needs an idempotency key and the visit's time", ca.ErrInvalid)
 	}
@@ -288,7 +288,7 @@ func IssueOnto(ctx context.Context, c *Client, card *Card, job IssueJob) ([]api.
 	if err := eligible(job.Resident, types, job.At); err != nil {
 		return nil, err
 	}
-	var out []api.Issued
+	var out []wire.Issued
 	for _, t := range types {
 		key, err := card.GenerateKey(t)
 		if err != nil {
@@ -298,8 +298,8 @@ func IssueOnto(ctx context.Context, c *Client, card *Card, job IssueJob) ([]api.
 		if err != nil {
 			return out, err
 		}
-		req := api.IssueRequest{Type: t.String(), CSR: csr, Card: job.Card, Resident: job.Resident, Proxy: job.Proxy}
-		var got api.Issued
+		req := wire.IssueRequest{Type: t.String(), CSR: csr, Card: job.Card, Resident: job.Resident, Proxy: job.Proxy}
+		var got wire.Issued
 		for attempt := 0; ; attempt++ {
 			got, err = c.Issue(ctx, job.IdempotencyKey+"-"+t.String(), req)
 			var ae *APIError
@@ -335,7 +335,7 @@ func IssueOnto(ctx context.Context, c *Client, card *Card, job IssueJob) ([]api.
 // eligible checks that the resident may hold every certificate type of a
 // visit on its day: a visit refused at its second certificate would leave
 // the first one issued.
-func eligible(res api.Resident, ts []ca.CertType, at time.Time) error {
+func eligible(res wire.Resident, ts []ca.CertType, at time.Time) error {
 	birth, err := ca.ParseDate(res.BirthDate)
 	if err != nil {
 		return fmt.Errorf("resident record: birth_date: %w", err)

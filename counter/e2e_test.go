@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jpkica/jpkica/api"
 	"github.com/jpkica/jpkica/api/apitest"
+	"github.com/jpkica/jpkica/api/wire"
 	"github.com/jpkica/jpkica/ca"
 	"github.com/jpkica/jpkica/counter"
 	"github.com/jpkica/jpkica/internal/softhsmtest"
@@ -41,8 +41,8 @@ func newCard(t *testing.T) (*counter.Card, *softhsmtest.Token, string) {
 	return card, tk, authPIN
 }
 
-func taro() api.Resident {
-	return api.Resident{ID: "RES-302015-0001", Municipality: "302015", Name: "和歌山　太郎", BirthDate: "1990-05-02",
+func taro() wire.Resident {
+	return wire.Resident{ID: "RES-302015-0001", Municipality: "302015", Name: "和歌山　太郎", BirthDate: "1990-05-02",
 		Sex: "male", Address: "和歌山県和歌山市七番丁２３番地"}
 }
 
@@ -86,7 +86,7 @@ func TestEndToEnd(t *testing.T) {
 	register := client(t, s, "register", "")
 	lossline := client(t, s, "lossline", "")
 
-	job := counter.IssueJob{Card: api.Card{ID: "CARD-0001", Expires: "2036-05-02"}, Resident: taro(), IdempotencyKey: "visit-1",
+	job := counter.IssueJob{Card: wire.Card{ID: "CARD-0001", Expires: "2036-05-02"}, Resident: taro(), IdempotencyKey: "visit-1",
 		At: s.Clock.Now()}
 
 	// The other municipality's counter cannot issue for this resident.
@@ -153,11 +153,11 @@ func TestEndToEnd(t *testing.T) {
 	}
 
 	// A retried issuance with the same key returns the same serial.
-	again, err := wakayama.Issue(ctx, "visit-1-authentication", api.IssueRequest{Type: "authentication",
+	again, err := wakayama.Issue(ctx, "visit-1-authentication", wire.IssueRequest{Type: "authentication",
 		CSR: csrOf(t, issued[0]), Card: job.Card, Resident: job.Resident})
 	_ = again
 	wantAPIError(t, "same key, new CSR", err, 409)
-	replayReq := api.IssueRequest{Type: "authentication", CSR: csrFor(t, card, ca.Authentication), Card: job.Card, Resident: job.Resident}
+	replayReq := wire.IssueRequest{Type: "authentication", CSR: csrFor(t, card, ca.Authentication), Card: job.Card, Resident: job.Resident}
 	first, err := wakayama.Issue(ctx, "visit-1b", replayReq)
 	if err != nil {
 		t.Fatal(err)
@@ -184,13 +184,13 @@ func TestEndToEnd(t *testing.T) {
 	}
 	_, err = chiyoda.Revoke(ctx, sigSerial, "keyCompromise")
 	wantAPIError(t, "131016 revoke", err, 403)
-	_, err = chiyoda.OpenProxyApplication(ctx, api.ProxyApplicationRequest{Resident: taro(), Card: job.Card, Types: []string{"signature"}})
+	_, err = chiyoda.OpenProxyApplication(ctx, wire.ProxyApplicationRequest{Resident: taro(), Card: job.Card, Types: []string{"signature"}})
 	wantAPIError(t, "131016 proxy", err, 403)
 	_, err = chiyoda.RenewalNotices(ctx, "302015", ca.Date{Year: 2031, Month: 3, Day: 1})
 	wantAPIError(t, "131016 notices", err, 403)
 	_, err = chiyoda.Hold(ctx, "CARD-0001")
 	wantAPIError(t, "131016 hold", err, 403)
-	_, err = chiyoda.ResidentEvent(ctx, taro().ID, api.EventRequest{Kind: "deceased", Effective: "2026-11-25"})
+	_, err = chiyoda.ResidentEvent(ctx, taro().ID, wire.EventRequest{Kind: "deceased", Effective: "2026-11-25"})
 	wantAPIError(t, "131016 event", err, 403)
 	if st, _ := status(t, wakayama, sigSerial); st != "good" {
 		t.Fatalf("after refused calls the signature certificate is %s", st)
@@ -198,7 +198,7 @@ func TestEndToEnd(t *testing.T) {
 
 	// The register reports a move: the signature certificate is revoked,
 	// user authentication stays good.
-	changed, err := register.ResidentEvent(ctx, taro().ID, api.EventRequest{Kind: "facts_changed", Effective: "2026-11-25"})
+	changed, err := register.ResidentEvent(ctx, taro().ID, wire.EventRequest{Kind: "facts_changed", Effective: "2026-11-25"})
 	if err != nil || len(changed) != 1 || changed[0].Serial != sigSerial {
 		t.Fatalf("address change: %v %+v", err, changed)
 	}
@@ -282,7 +282,7 @@ func trimZeros(hex string) string {
 
 // csrOf returns a CSR that differs from the one that made issued (a fresh
 // software key), to show the same key with another body is refused.
-func csrOf(t *testing.T, _ api.Issued) string {
+func csrOf(t *testing.T, _ wire.Issued) string {
 	t.Helper()
 	k, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {

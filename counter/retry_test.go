@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jpkica/jpkica/api"
 	"github.com/jpkica/jpkica/api/apitest"
+	"github.com/jpkica/jpkica/api/wire"
 	"github.com/jpkica/jpkica/ca"
 	"github.com/jpkica/jpkica/counter"
 )
@@ -62,7 +62,7 @@ func TestIssueOntoLostAnswer(t *testing.T) {
 	s := apitest.New(t, apitest.Options{Wrap: lose.wrap})
 	card, _, _ := newCard(t)
 	c := client(t, s, "counter", "302015")
-	job := counter.IssueJob{Card: api.Card{ID: "CARD-LOST", Expires: "2036-05-02"}, Resident: taro(),
+	job := counter.IssueJob{Card: wire.Card{ID: "CARD-LOST", Expires: "2036-05-02"}, Resident: taro(),
 		IdempotencyKey: "visit-lost", At: s.Clock.Now()}
 	issued, err := counter.IssueOnto(context.Background(), c, card, job)
 	if err != nil {
@@ -112,7 +112,7 @@ func TestIssueOntoLostAnswer(t *testing.T) {
 	// The caller's own cancellation is not a lost answer.
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	_, err = c.Issue(ctx, "visit-cancelled", api.IssueRequest{Type: "authentication"})
+	_, err = c.Issue(ctx, "visit-cancelled", wire.IssueRequest{Type: "authentication"})
 	if !errors.Is(err, context.Canceled) || errors.Is(err, counter.ErrNoAnswer) {
 		t.Fatalf("cancelled call: %v, want context.Canceled and not ErrNoAnswer", err)
 	}
@@ -124,7 +124,7 @@ func TestIssueOntoLostAnswer(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := lose.lost
-	_, err = untrusting.Issue(context.Background(), "visit-untrusted", api.IssueRequest{Type: "authentication"})
+	_, err = untrusting.Issue(context.Background(), "visit-untrusted", wire.IssueRequest{Type: "authentication"})
 	var verr *tls.CertificateVerificationError
 	if !errors.As(err, &verr) || errors.Is(err, counter.ErrNoAnswer) {
 		t.Fatalf("untrusted server: %v, want a certificate verification error, not ErrNoAnswer", err)

@@ -17,8 +17,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jpkica/jpkica/api"
 	"github.com/jpkica/jpkica/api/apitest"
+	"github.com/jpkica/jpkica/api/wire"
 	"github.com/jpkica/jpkica/ca"
 	"github.com/jpkica/jpkica/counter"
 	"github.com/jpkica/jpkica/internal/softhsmtest"
@@ -67,7 +67,7 @@ func newCounterDesk(t *testing.T, opts apitest.Options) *counterDesk {
 // run runs a card command (issue or renew) for card CARD-77 with env as
 // the environment and extra flags, and returns what it printed, which a
 // visit that failed half-way prints too.
-func (d *counterDesk) run(cmd string, env map[string]string, extra ...string) ([]api.Issued, error) {
+func (d *counterDesk) run(cmd string, env map[string]string, extra ...string) ([]wire.Issued, error) {
 	var out bytes.Buffer
 	d.stderr.Reset()
 	err := run(context.Background(), append([]string{cmd,
@@ -76,7 +76,7 @@ func (d *counterDesk) run(cmd string, env map[string]string, extra ...string) ([
 		"--module", d.tk.Module, "--sig-token", d.tk.Label, "--auth-token", d.authTk,
 		"--resident", d.resident, "--card-id", "CARD-77", "--card-expires", "2036-05-02",
 	}, extra...), &out, &d.stderr, func(k string) string { return env[k] })
-	var got []api.Issued
+	var got []wire.Issued
 	if out.Len() > 0 {
 		if jerr := json.Unmarshal(out.Bytes(), &got); jerr != nil {
 			return nil, errors.Join(err, jerr)
@@ -177,7 +177,7 @@ func TestIssueThenRenew(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := c.SerialNumber.Text(16); !slices.ContainsFunc(renewed, func(r api.Issued) bool { return strings.TrimLeft(r.Serial, "0") == got }) {
+		if got := c.SerialNumber.Text(16); !slices.ContainsFunc(renewed, func(r wire.Issued) bool { return strings.TrimLeft(r.Serial, "0") == got }) {
 			t.Errorf("the card's %v certificate is %s, not a renewed one", typ, got)
 		}
 	}

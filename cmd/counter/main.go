@@ -40,7 +40,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jpkica/jpkica/api"
+	"github.com/jpkica/jpkica/api/wire"
 	"github.com/jpkica/jpkica/ca"
 	"github.com/jpkica/jpkica/counter"
 	"github.com/jpkica/jpkica/internal/cmdflags"
@@ -187,10 +187,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 			}
 			ts = append(ts, t)
 		}
-		job := counter.IssueJob{Types: ts, Card: api.Card{ID: *cardID, Expires: *cardExpires}, Resident: res,
+		job := counter.IssueJob{Types: ts, Card: wire.Card{ID: *cardID, Expires: *cardExpires}, Resident: res,
 			IdempotencyKey: visitKey(), At: time.Now()}
 		if *proxyApp != "" {
-			job.Proxy = &api.ProxyAnswer{ApplicationID: *proxyApp, AnswerCode: *answer}
+			job.Proxy = &wire.ProxyAnswer{ApplicationID: *proxyApp, AnswerCode: *answer}
 		}
 		pins, err := cardPINs(cmd, ts, getenv)
 		if err != nil {
@@ -264,8 +264,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		if err != nil {
 			return err
 		}
-		got, err := c.OpenProxyApplication(ctx, api.ProxyApplicationRequest{Resident: res,
-			Card: api.Card{ID: *cardID, Expires: *cardExpires}, Types: strings.Split(*types, ",")})
+		got, err := c.OpenProxyApplication(ctx, wire.ProxyApplicationRequest{Resident: res,
+			Card: wire.Card{ID: *cardID, Expires: *cardExpires}, Types: strings.Split(*types, ",")})
 		if err != nil {
 			return err
 		}
@@ -372,13 +372,13 @@ func cardPINs(cmd string, ts []ca.CertType, getenv func(string) string) (map[ca.
 	return pins, nil
 }
 
-func readResident(path string) (api.Resident, error) {
-	var r api.Resident
+func readResident(path string) (wire.Resident, error) {
+	var r wire.Resident
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return r, fmt.Errorf("resident record: %w", err)
 	}
-	if err := api.DecodeBody(b, &r); err != nil {
+	if err := wire.Decode(b, &r); err != nil {
 		return r, fmt.Errorf("resident record %s: %w", path, err)
 	}
 	return r, nil

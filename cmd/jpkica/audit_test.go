@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jpkica/jpkica/api"
+	"github.com/jpkica/jpkica/api/wire"
 	"github.com/jpkica/jpkica/audit"
 	"github.com/jpkica/jpkica/ca"
 )
@@ -90,7 +90,7 @@ func TestAdminCommands(t *testing.T) {
 	if err := cmdRevoke(ctx, []string{serial, "--config", cfg, "--reason", "keyCompromise"}, &out, quiet()); err != nil {
 		t.Fatal(err)
 	}
-	var revoked api.Certificate
+	var revoked wire.Certificate
 	if err := json.Unmarshal(out.Bytes(), &revoked); err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 
 	"github.com/jpkica/jpkica/api"
+	"github.com/jpkica/jpkica/api/wire"
 	"github.com/jpkica/jpkica/ca"
 )
 
@@ -45,5 +46,5 @@ func cmdRenewals(ctx context.Context, args []string, stdout io.Writer, logger *s
 		enc.SetIndent("", "  ")
 		return enc.Encode(out)
 	}
-	return api.WriteRenewalCSV(stdout, out)
+	return wire.WriteRenewalCSV(stdout, out)
 }

@@ -21,7 +21,7 @@ import (
 
 	xocsp "golang.org/x/crypto/ocsp"
 
-	"github.com/jpkica/jpkica/api"
+	"github.com/jpkica/jpkica/api/wire"
 	"github.com/jpkica/jpkica/counter"
 )
 
@@ -63,10 +63,10 @@ func TestServeAllRoles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	req := api.IssueRequest{Type: "authentication", CSR: csr, Card: api.Card{ID: "CARD-SERVE", Expires: "2036-05-02"},
-		Resident: api.Resident{ID: "R-SERVE", Municipality: "302015", Name: "和歌山　太郎", BirthDate: "1990-05-02", Sex: "male",
+	req := wire.IssueRequest{Type: "authentication", CSR: csr, Card: wire.Card{ID: "CARD-SERVE", Expires: "2036-05-02"},
+		Resident: wire.Resident{ID: "R-SERVE", Municipality: "302015", Name: "和歌山　太郎", BirthDate: "1990-05-02", Sex: "male",
 			Address: "和歌山県和歌山市七番丁２３番地"}}
-	var issued api.Issued
+	var issued wire.Issued
 	for i := 0; ; i++ {
 		if issued, err = client.Issue(ctx, "serve-test-1", req); err == nil {
 			break

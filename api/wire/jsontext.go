@@ -1,10 +1,9 @@
-package api
+package wire
 
 import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"strconv"
 	"unicode/utf8"
 )
@@ -17,14 +16,13 @@ import (
 // 8259 sections 8.1, 8.2 and 4. Syntax errors are left to the decoder.
 func checkJSONText(body []byte) error {
 	if !utf8.Valid(body) {
-		return fail(http.StatusBadRequest, CodeMalformedJSON, "the body is not valid UTF-8")
+		return malformed("the body is not valid UTF-8")
 	}
 	if at := loneSurrogate(body); at >= 0 {
-		return fail(http.StatusBadRequest, CodeMalformedJSON,
-			fmt.Sprintf("a string holds a lone UTF-16 surrogate (%s at byte %d)", body[at:at+6], at))
+		return malformed(fmt.Sprintf("a string holds a lone UTF-16 surrogate (%s at byte %d)", body[at:at+6], at))
 	}
 	if key, ok := duplicateKey(body); ok {
-		return fail(http.StatusBadRequest, CodeMalformedJSON, fmt.Sprintf("the key %q appears twice in one object", key))
+		return malformed(fmt.Sprintf("the key %q appears twice in one object", key))
 	}
 	return nil
 }
