@@ -660,7 +660,7 @@ func (a *API) auditLog(w http.ResponseWriter, r *http.Request, _ Identity) error
 	out := wire.AuditPage{Entries: make([]wire.AuditEntry, 0, len(es)), Next: after}
 	for _, e := range es {
 		out.Entries = append(out.Entries, wire.AuditEntry{Seq: e.Seq, Time: e.Time.UTC().Format(time.RFC3339Nano), Actor: e.Actor,
-			Action: e.Action, Subject: e.Subject, Detail: e.Detail, Prev: hex.EncodeToString(e.Prev), Hash: hex.EncodeToString(e.Hash)})
+			Action: string(e.Action), Subject: e.Subject, Detail: e.Detail, Prev: hex.EncodeToString(e.Prev), Hash: hex.EncodeToString(e.Hash)})
 		out.Next = e.Seq
 	}
 	return writeJSON(w, http.StatusOK, out)

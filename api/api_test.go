@@ -719,7 +719,7 @@ func TestAuditRead(t *testing.T) {
 		t.Fatalf("%d %s", a.status, a.body)
 	}
 	last := page.Entries[len(page.Entries)-1]
-	if last.Action != "certificate.issue" || last.Actor != "counter:302015:t-counter302015" || page.Next != last.Seq {
+	if last.Action != string(audit.ActionCertificateIssue) || last.Actor != "counter:302015:t-counter302015" || page.Next != last.Seq {
 		t.Fatalf("last entry %+v", last)
 	}
 	if bytes.Contains(a.body, []byte("和歌山")) {

@@ -27,12 +27,38 @@ type Entry struct {
 	Seq     int64           // position in the chain, from 1
 	Time    time.Time       // when the change was made (UTC, microseconds)
 	Actor   string          // who: "counter:302015:terminal-7", "admin:alice", "system"
-	Action  string          // what: "certificate.issue", "certificate.revoke", ...
+	Action  Action          // what: ActionCertificateIssue, ...
 	Subject string          // on what: a serial in hex, an issuer ID, a card ID
 	Detail  json.RawMessage // structured detail; never secrets
 	Prev    []byte          // hash of entry Seq-1 (32 zero bytes for the first)
 	Hash    []byte          // hash of this entry, over all fields above
 }
+
+// Action names what an entry records. Every writer uses the constants
+// below; the names are stable, since auditors search the log by them.
+type Action string
+
+// The actions jpkica records.
+const (
+	ActionCertificateIssue     Action = "certificate.issue"     // a card certificate stored, with its issuance
+	ActionCertificateDiscard   Action = "certificate.discard"   // signed, refused by the store: on record, revoked, never handed out
+	ActionCertificateSupersede Action = "certificate.supersede" // revoked by a newer issuance (superseded)
+	ActionCertificateRevoke    Action = "certificate.revoke"    // revoked by a call or a register event
+	ActionCertificateHold      Action = "certificate.hold"      // put on hold (a lost card)
+	ActionResidentDeceased     Action = "resident.deceased"     // the register reported the resident dead
+	ActionResidentRemoved      Action = "resident.removed"      // the register removed the resident
+	ActionResidentRegistered   Action = "resident.registered"   // the resident is in the register again
+	ActionProxyOpen            Action = "proxy.open"            // a proxy application opened
+	ActionProxyUse             Action = "proxy.use"             // a proxy answer used for an issuance
+	ActionProxyRelease         Action = "proxy.release"         // a proxy answer given back after a failed issuance
+	ActionClientIssue          Action = "client.issue"          // a terminal certificate issued
+	ActionIssuerCreate         Action = "issuer.create"         // an issuer generation made in the key ceremony
+	ActionClientCACreate       Action = "client_ca.create"      // the client CA made in the key ceremony
+	ActionResponderCreate      Action = "ocsp_responder.create" // a delegated OCSP responder made
+	ActionResponderRenew       Action = "ocsp_responder.renew"  // a delegated OCSP responder replaced by a new one
+	ActionCRLPublish           Action = "crl.publish"           // a CRL signed and published
+	ActionOCSPSign             Action = "ocsp.sign"             // OCSP responses signed, counted per responder key
+)
 
 // Genesis is the Prev of the first entry.
 var Genesis = make([]byte, sha256.Size)

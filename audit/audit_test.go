@@ -15,7 +15,7 @@ func chainOf(n int) []Entry {
 		e := Entry{
 			Time:    time.Date(2026, 11, 25, 3, 0, i, 123456789, time.UTC),
 			Actor:   "counter:302015:t1",
-			Action:  "certificate.issue",
+			Action:  ActionCertificateIssue,
 			Subject: fmt.Sprintf("%032x", i),
 			Detail:  json.RawMessage(`{"type":"signature"}`),
 		}

@@ -219,7 +219,7 @@ func (a *Authority) issue(ctx context.Context, req IssueRequest) (Issued, error)
 		"municipality": req.Municipality, "not_after": notAfter.Format(time.RFC3339),
 	})
 	in.Record, in.IdempotencyKey, in.ClientID, in.RequestHash = rec, req.IdempotencyKey, req.ClientID, req.RequestHash
-	in.Audit = audit.Entry{Time: now, Actor: req.Actor, Action: "certificate.issue", Subject: serial.Hex(), Detail: detail}
+	in.Audit = audit.Entry{Time: now, Actor: req.Actor, Action: audit.ActionCertificateIssue, Subject: serial.Hex(), Detail: detail}
 	superseded, err := a.store.InsertCertificate(ctx, in)
 	if err != nil {
 		// Signed, then refused: a request with the same idempotency key was
@@ -268,7 +268,7 @@ func (a *Authority) discard(ctx context.Context, req IssueRequest, rec Record, w
 	rec.Status, rec.Reason, rec.RevokedAt = Revoked, Unspecified, rec.IssuedAt
 	detail, _ := json.Marshal(map[string]string{"reason": Unspecified.String(), "card": rec.CardID, "why": why})
 	if _, err := a.store.InsertCertificate(ctx, Issuance{Record: rec,
-		Audit: audit.Entry{Time: rec.IssuedAt, Actor: req.Actor, Action: "certificate.discard", Subject: rec.Serial.Hex(), Detail: detail},
+		Audit: audit.Entry{Time: rec.IssuedAt, Actor: req.Actor, Action: audit.ActionCertificateDiscard, Subject: rec.Serial.Hex(), Detail: detail},
 	}); err != nil {
 		return err
 	}

@@ -472,7 +472,7 @@ func TestIssueIdempotentTwoNodes(t *testing.T) {
 	}
 	discards := 0
 	if err := c.Store.AuditEntries(ctx, func(e audit.Entry) error {
-		if e.Action == "certificate.discard" {
+		if e.Action == audit.ActionCertificateDiscard {
 			discards++
 		}
 		return nil
@@ -544,7 +544,7 @@ func TestCardRaceTwoNodes(t *testing.T) {
 	}
 	var why []string
 	if err := c.Store.AuditEntries(ctx, func(e audit.Entry) error {
-		if e.Action == "certificate.discard" {
+		if e.Action == audit.ActionCertificateDiscard {
 			var d struct{ Why string }
 			if err := json.Unmarshal(e.Detail, &d); err != nil {
 				return err

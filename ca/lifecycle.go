@@ -47,6 +47,21 @@ func (k EventKind) String() string {
 	return fmt.Sprintf("EventKind(%d)", int(k))
 }
 
+// MarkAction is the audit action of an event that marks the resident in
+// the register (deceased, removed) or lifts the mark (registered); empty
+// for facts_changed, which only revokes.
+func (k EventKind) MarkAction() audit.Action {
+	switch k {
+	case Deceased:
+		return audit.ActionResidentDeceased
+	case Removed:
+		return audit.ActionResidentRemoved
+	case Registered:
+		return audit.ActionResidentRegistered
+	}
+	return ""
+}
+
 // ParseEventKind reads "facts_changed", "deceased", "removed" or
 // "registered".
 func ParseEventKind(s string) (EventKind, error) {
@@ -269,7 +284,7 @@ func (l *Lifecycle) ResidentEvent(ctx context.Context, req ResidentEventRequest)
 		"event": req.Kind.String(), "effective": req.Effective.String(), "resident": req.ResidentID})
 	changed, err := l.store.ApplyResidentEvent(ctx, ResidentChange{ResidentID: req.ResidentID, Event: req.Kind,
 		Effective: req.Effective, Types: types, Reason: reason, At: now,
-		Audit: audit.Entry{Time: now, Actor: req.Actor, Action: "certificate.revoke", Detail: detail}})
+		Audit: audit.Entry{Time: now, Actor: req.Actor, Action: audit.ActionCertificateRevoke, Detail: detail}})
 	if err != nil {
 		return nil, err
 	}
@@ -307,7 +322,7 @@ func (l *Lifecycle) HoldCard(ctx context.Context, req HoldRequest) ([]Record, er
 	now := l.now()
 	detail, _ := json.Marshal(map[string]string{"status": OnHold.String(), "reason": CertificateHold.String(), "card": req.CardID})
 	return l.change(ctx, StatusChange{Serials: serials, Status: OnHold, Reason: CertificateHold, At: now,
-		Audit: audit.Entry{Time: now, Actor: req.Actor, Action: "certificate.hold", Detail: detail}})
+		Audit: audit.Entry{Time: now, Actor: req.Actor, Action: audit.ActionCertificateHold, Detail: detail}})
 }
 
 // RevokeRequest revokes one certificate.
@@ -331,7 +346,7 @@ func (l *Lifecycle) Revoke(ctx context.Context, req RevokeRequest) (Record, erro
 	now := l.now()
 	detail, _ := json.Marshal(map[string]string{"status": Revoked.String(), "reason": req.Reason.String()})
 	got, err := l.change(ctx, StatusChange{Serials: []Serial{req.Serial}, Status: Revoked, Reason: req.Reason, At: now,
-		Audit: audit.Entry{Time: now, Actor: req.Actor, Action: "certificate.revoke", Detail: detail}})
+		Audit: audit.Entry{Time: now, Actor: req.Actor, Action: audit.ActionCertificateRevoke, Detail: detail}})
 	if err != nil {
 		return Record{}, fmt.Errorf("revoking %s: %w", req.Serial, err)
 	}
@@ -393,7 +408,7 @@ func (l *Lifecycle) OpenProxyApplication(ctx context.Context, req ProxyRequest) 
 	detail, _ := json.Marshal(map[string]any{"resident": req.ResidentID, "card": req.CardID,
 		"municipality": req.Municipality, "types": names, "not_before": app.NotBefore.Format(time.RFC3339)})
 	if err := l.store.InsertProxyApplication(ctx, app, audit.Entry{Time: now, Actor: req.Actor,
-		Action: "proxy.open", Subject: app.ID, Detail: detail}); err != nil {
+		Action: audit.ActionProxyOpen, Subject: app.ID, Detail: detail}); err != nil {
 		return ProxyApplication{}, "", fmt.Errorf("storing proxy application: %w", err)
 	}
 	return app, code, nil
@@ -456,7 +471,7 @@ func (l *Lifecycle) Issue(ctx context.Context, req IssueRequest, proxy *ProxyAns
 	if err != nil {
 		if use != nil {
 			rel := *use
-			rel.Audit = audit.Entry{Time: l.now(), Actor: req.Actor, Action: "proxy.release", Subject: use.ApplicationID,
+			rel.Audit = audit.Entry{Time: l.now(), Actor: req.Actor, Action: audit.ActionProxyRelease, Subject: use.ApplicationID,
 				Detail: json.RawMessage(fmt.Sprintf(`{"type":%q}`, req.Type))}
 			if rerr := l.store.ReleaseProxyUse(context.WithoutCancel(ctx), rel); rerr != nil {
 				return Issued{}, fmt.Errorf("%w (and releasing the proxy answer: %v)", err, rerr)
@@ -488,7 +503,7 @@ func (l *Lifecycle) checkProxy(ctx context.Context, req IssueRequest, p ProxyAns
 	}
 	detail, _ := json.Marshal(map[string]string{"type": req.Type.String(), "card": req.CardID})
 	return ProxyUse{ApplicationID: app.ID, Type: req.Type, At: now, ClientID: req.ClientID, IdempotencyKey: req.IdempotencyKey,
-		Audit: audit.Entry{Time: now, Actor: req.Actor, Action: "proxy.use", Subject: app.ID, Detail: detail}}, nil
+		Audit: audit.Entry{Time: now, Actor: req.Actor, Action: audit.ActionProxyUse, Subject: app.ID, Detail: detail}}, nil
 }
 
 // RenewalNotice is a certificate whose renewal window has opened and that

@@ -163,7 +163,7 @@ const clientCALabel = "client-ca-terminal-g1"
 
 func issuerLabel(issuerID string) string { return "issuer-" + issuerID }
 
-func (cfg Config) entry(now time.Time, action string, detail []byte) audit.Entry {
+func (cfg Config) entry(now time.Time, action audit.Action, detail []byte) audit.Entry {
 	actor := cfg.Actor
 	if actor == "" {
 		actor = "ceremony"
@@ -175,7 +175,7 @@ func (cfg Config) entry(now time.Time, action string, detail []byte) audit.Entry
 type root struct {
 	issuer    ca.Issuer // ID, Type, Generation and KeyRef set
 	algorithm hsm.Algorithm
-	action    string
+	action    audit.Action
 	template  func(serial ca.Serial, now time.Time, pub crypto.PublicKey) (*x509.Certificate, error)
 }
 
@@ -213,7 +213,7 @@ func createIssuer(ctx context.Context, cfg Config, deps Deps, t ca.CertType, gen
 	return createRoot(ctx, cfg, deps, root{
 		issuer:    ca.Issuer{ID: id, Type: t, Generation: generation, KeyRef: issuerLabel(id)},
 		algorithm: hsm.RSA2048,
-		action:    "issuer.create",
+		action:    audit.ActionIssuerCreate,
 		template: func(serial ca.Serial, now time.Time, pub crypto.PublicKey) (*x509.Certificate, error) {
 			return ca.IssuerTemplate(ca.IssuerTemplateRequest{Type: t, Serial: serial, NotBefore: now,
 				NotAfter: now.Add(cfg.IssuerValidity), PublicKey: pub})
@@ -225,7 +225,7 @@ func createClientCA(ctx context.Context, cfg Config, deps Deps) (ca.Issuer, erro
 	return createRoot(ctx, cfg, deps, root{
 		issuer:    ca.Issuer{ID: IssuerID(ca.Terminal, 1), Type: ca.Terminal, Generation: 1, KeyRef: clientCALabel},
 		algorithm: hsm.ECDSAP256,
-		action:    "client_ca.create",
+		action:    audit.ActionClientCACreate,
 		template: func(serial ca.Serial, now time.Time, pub crypto.PublicKey) (*x509.Certificate, error) {
 			return ca.ClientCATemplate(ca.ClientCATemplateRequest{Serial: serial, NotBefore: now,
 				NotAfter: now.Add(cfg.ClientCAValidity), PublicKey: pub, Name: "jpkica client CA"})
@@ -265,11 +265,11 @@ func createResponder(ctx context.Context, cfg Config, deps Deps, is ca.Issuer, r
 	r := store.Responder{ID: id, IssuerID: is.ID, KeyRef: label, CertDER: der, NotAfter: notAfter, CreatedAt: now}
 	if replaces == nil {
 		detail := fmt.Appendf(nil, `{"issuer":%q,"algorithm":%q,"serial":%q}`, is.ID, cfg.ResponderAlgorithm, serial.Hex())
-		err = deps.Store.InsertResponder(ctx, r, cfg.entry(now, "ocsp_responder.create", detail))
+		err = deps.Store.InsertResponder(ctx, r, cfg.entry(now, audit.ActionResponderCreate, detail))
 	} else {
 		detail := fmt.Appendf(nil, `{"issuer":%q,"algorithm":%q,"serial":%q,"replaces":%q}`, is.ID, cfg.ResponderAlgorithm,
 			serial.Hex(), replaces.ID)
-		err = deps.Store.ReplaceResponder(ctx, r, replaces.ID, cfg.entry(now, "ocsp_responder.renew", detail))
+		err = deps.Store.ReplaceResponder(ctx, r, replaces.ID, cfg.entry(now, audit.ActionResponderRenew, detail))
 	}
 	if err != nil {
 		return store.Responder{}, fmt.Errorf("recording responder %s: %w", id, err)

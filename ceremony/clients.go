@@ -67,7 +67,7 @@ func IssueClient(ctx context.Context, st certInserter, kr *Keyring, req ClientRe
 	_, err = st.InsertCertificate(ctx, ca.Issuance{
 		Record: ca.Record{Serial: serial, IssuerID: cca.Issuer.ID, AKI: cca.Cert.SubjectKeyId, Type: ca.Terminal,
 			Municipality: req.Municipality, NotBefore: now, NotAfter: tmpl.NotAfter, IssuedAt: now, Status: ca.Good, DER: der},
-		Audit: audit.Entry{Time: now, Actor: req.Actor, Action: "client.issue", Subject: serial.Hex(), Detail: detail},
+		Audit: audit.Entry{Time: now, Actor: req.Actor, Action: audit.ActionClientIssue, Subject: serial.Hex(), Detail: detail},
 	})
 	if err != nil {
 		return Client{}, fmt.Errorf("recording terminal certificate: %w", err)

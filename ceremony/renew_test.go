@@ -89,7 +89,7 @@ func TestRenewResponders(t *testing.T) {
 	}
 	renewals := 0
 	if err := deps.Store.AuditEntries(ctx, func(e audit.Entry) error {
-		if e.Action == "ocsp_responder.renew" {
+		if e.Action == audit.ActionResponderRenew {
 			renewals++
 		}
 		return nil

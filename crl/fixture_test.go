@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jpkica/jpkica/audit"
 	"github.com/jpkica/jpkica/ca"
 	"github.com/jpkica/jpkica/ceremony"
 	"github.com/jpkica/jpkica/crl"
@@ -123,7 +124,7 @@ func newFixture(t testing.TB, dsn string) *fixture {
 			continue
 		}
 		ch.Serials, ch.At = []ca.Serial{c.rec.Serial}, issueNow.Add(time.Hour)
-		ch.Audit.Actor, ch.Audit.Action = "admin:test", "certificate.revoke"
+		ch.Audit.Actor, ch.Audit.Action = "admin:test", audit.ActionCertificateRevoke
 		if _, err := st.ChangeStatus(ctx, ch); err != nil {
 			t.Fatal(err)
 		}

@@ -263,7 +263,7 @@ func (u *Updater) audit(ctx context.Context, p Published) {
 		"this_update": p.ThisUpdate, "next_update": p.NextUpdate, "url": u.URL(p.Scope),
 	})
 	if err := u.store.AppendAudit(ctx, audit.Entry{
-		Time: p.ThisUpdate, Actor: u.cfg.Actor, Action: "crl.publish", Subject: p.Scope.File(), Detail: detail,
+		Time: p.ThisUpdate, Actor: u.cfg.Actor, Action: audit.ActionCRLPublish, Subject: p.Scope.File(), Detail: detail,
 	}); err != nil {
 		u.log.Error("CRL published but not audited", "crl", p.Scope.File(), "err", err)
 	}

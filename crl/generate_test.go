@@ -59,7 +59,7 @@ func TestDeltaPlusBaseIsNextFull(t *testing.T) {
 	clock.add(10 * time.Minute)
 	change := func(ch ca.StatusChange) {
 		ch.At = clock.now()
-		ch.Audit.Actor, ch.Audit.Action = "admin:test", "certificate.revoke"
+		ch.Audit.Actor, ch.Audit.Action = "admin:test", audit.ActionCertificateRevoke
 		if _, err := f.st.ChangeStatus(ctx, ch); err != nil {
 			t.Fatal(err)
 		}
@@ -278,7 +278,7 @@ func TestPublicationAudited(t *testing.T) {
 	}
 	var entries []audit.Entry
 	if err := f.st.AuditEntries(ctx, func(e audit.Entry) error {
-		if e.Action == "crl.publish" {
+		if e.Action == audit.ActionCRLPublish {
 			entries = append(entries, e)
 		}
 		return nil

@@ -159,7 +159,7 @@ func TestOpenSSLDelta(t *testing.T) {
 	}
 	clock.add(5 * time.Minute)
 	if _, err := f.st.ChangeStatus(ctx, ca.StatusChange{Serials: []ca.Serial{c.rec.Serial}, Status: ca.OnHold,
-		Reason: ca.CertificateHold, At: clock.now(), Audit: audit.Entry{Actor: "admin:test", Action: "certificate.hold"}}); err != nil {
+		Reason: ca.CertificateHold, At: clock.now(), Audit: audit.Entry{Actor: "admin:test", Action: audit.ActionCertificateHold}}); err != nil {
 		t.Fatal(err)
 	}
 	clock.add(time.Minute)

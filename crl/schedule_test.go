@@ -59,7 +59,7 @@ func TestRunDue(t *testing.T) {
 		}
 	}
 	if _, err := f.st.ChangeStatus(ctx, ca.StatusChange{Serials: []ca.Serial{target.rec.Serial}, Status: ca.Revoked,
-		Reason: ca.KeyCompromise, At: clock.now(), Audit: audit.Entry{Actor: "admin:test", Action: "certificate.revoke"}}); err != nil {
+		Reason: ca.KeyCompromise, At: clock.now(), Audit: audit.Entry{Actor: "admin:test", Action: audit.ActionCertificateRevoke}}); err != nil {
 		t.Fatal(err)
 	}
 	if err := u.RunDue(ctx); err != nil { // change seen, DeltaDelay not over

@@ -48,7 +48,7 @@ func (p *Presigner) flushAudit(ctx context.Context) {
 				Until     string `json:"until"`
 				Signer    string `json:"signer"`
 			}{n, p.auditSince.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339), k.desc})
-			err := p.audit.AppendAudit(ctx, audit.Entry{Time: now, Actor: "system:ocsp", Action: "ocsp.sign", Subject: a.id, Detail: detail})
+			err := p.audit.AppendAudit(ctx, audit.Entry{Time: now, Actor: "system:ocsp", Action: audit.ActionOCSPSign, Subject: a.id, Detail: detail})
 			if err != nil {
 				k.signed.Add(n)
 				p.log.Warn("ocsp: writing the signatures to the audit log; will retry", "issuer", a.id, "err", err)

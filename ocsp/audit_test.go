@@ -43,7 +43,7 @@ func TestSigningIsAudited(t *testing.T) {
 		if err := v.Next(e); err != nil {
 			return err
 		}
-		if e.Action == "ocsp.sign" {
+		if e.Action == audit.ActionOCSPSign {
 			var d struct {
 				Responses uint64 `json:"responses"`
 				Signer    string `json:"signer"`

@@ -77,8 +77,12 @@ func (f *fixture) issue(t testing.TB, gen int, typ ca.CertType, card string) ca.
 
 func (f *fixture) changeStatus(t testing.TB, st ca.Status, reason ca.Reason, serials ...ca.Serial) {
 	t.Helper()
+	action := audit.ActionCertificateRevoke
+	if st == ca.OnHold {
+		action = audit.ActionCertificateHold
+	}
 	_, err := f.st.ChangeStatus(context.Background(), ca.StatusChange{Serials: serials, Status: st, Reason: reason,
-		At: issueNow.Add(time.Hour), Audit: audit.Entry{Actor: "operator:test", Action: "certificate." + st.String()}})
+		At: issueNow.Add(time.Hour), Audit: audit.Entry{Actor: "operator:test", Action: action}})
 	if err != nil {
 		t.Fatal(err)
 	}

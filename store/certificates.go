@@ -404,7 +404,7 @@ VALUES (?, ?, ?, ?, ?)`), in.ClientID, in.IdempotencyKey, nonNil(in.RequestHash)
 			e := audit.Entry{
 				Time:    entry.Time,
 				Actor:   entry.Actor,
-				Action:  "certificate.supersede",
+				Action:  audit.ActionCertificateSupersede,
 				Subject: old.Hex(),
 				Detail:  mustJSON(map[string]string{"reason": ca.Superseded.String(), "superseded_by": r.Serial.Hex()}),
 			}

@@ -71,7 +71,7 @@ func testCRLFeed(t *testing.T, dsn newDSN) {
 			sns = append(sns, ca.SerialFromBig(big.NewInt(n)))
 		}
 		if _, err := s.ChangeStatus(ctx, ca.StatusChange{Serials: sns, Status: st, Reason: reason, At: at,
-			Audit: audit.Entry{Actor: "admin:test", Action: "certificate.revoke"}}); err != nil {
+			Audit: audit.Entry{Actor: "admin:test", Action: audit.ActionCertificateRevoke}}); err != nil {
 			t.Fatal(err)
 		}
 	}

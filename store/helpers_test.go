@@ -125,7 +125,7 @@ func issuance(r ca.Record) ca.Issuance {
 		Audit: audit.Entry{
 			Time:   r.IssuedAt,
 			Actor:  "counter:302015:terminal-7",
-			Action: "certificate.issue",
+			Action: audit.ActionCertificateIssue,
 		},
 	}
 }

@@ -250,7 +250,7 @@ WHERE resident_id = ? AND cert_type IN (?`+strings.Repeat(", ?", len(types)-1)+`
 				changed = append(changed, sn)
 			}
 		}
-		mark := audit.Entry{Time: ch.At, Actor: ch.Audit.Actor, Action: "resident." + ch.Event.String(), Subject: ch.ResidentID,
+		mark := audit.Entry{Time: ch.At, Actor: ch.Audit.Actor, Action: ch.Event.MarkAction(), Subject: ch.ResidentID,
 			Detail: mustJSON(map[string]string{"effective": ch.Effective.String()})}
 		switch ch.Event {
 		case ca.Deceased, ca.Removed:

@@ -27,7 +27,7 @@ func testStatusFeed(t *testing.T, dsn newDSN) {
 	mustInsert(t, s, issuance(a))
 	mustInsert(t, s, issuance(b))
 	if _, err := s.ChangeStatus(ctx, ca.StatusChange{Serials: []ca.Serial{a.Serial}, Status: ca.OnHold,
-		Reason: ca.CertificateHold, At: t0.Add(time.Hour), Audit: audit.Entry{Actor: "operator:1", Action: "certificate.hold"}}); err != nil {
+		Reason: ca.CertificateHold, At: t0.Add(time.Hour), Audit: audit.Entry{Actor: "operator:1", Action: audit.ActionCertificateHold}}); err != nil {
 		t.Fatal(err)
 	}
 	type got struct {

@@ -177,7 +177,7 @@ func testSupersede(t *testing.T, _ newDSN, open func(*testing.T) *Store) {
 		mustInsert(t, s, in)
 	}
 	if _, err := s.ChangeStatus(ctx, ca.StatusChange{Serials: []ca.Serial{heldSig.Serial}, Status: ca.OnHold, Reason: ca.CertificateHold, At: t0,
-		Audit: audit.Entry{Actor: "operator:loss-line", Action: "certificate.hold"}}); err != nil {
+		Audit: audit.Entry{Actor: "operator:loss-line", Action: audit.ActionCertificateHold}}); err != nil {
 		t.Fatal(err)
 	}
 	auditBefore := len(auditEntries(t, s))
@@ -227,7 +227,7 @@ func testSupersede(t *testing.T, _ newDSN, open func(*testing.T) *Store) {
 	es := auditEntries(t, s)[auditBefore:]
 	var actions []string
 	for _, e := range es {
-		actions = append(actions, e.Action+" "+e.Subject)
+		actions = append(actions, string(e.Action)+" "+e.Subject)
 	}
 	want := []string{"certificate.issue 05", "certificate.supersede 01", "certificate.supersede 04", "certificate.supersede 06"}
 	if !reflect.DeepEqual(actions, want) {
@@ -369,7 +369,7 @@ func testAuditChain(t *testing.T, _ newDSN, open func(*testing.T) *Store) {
 	s := open(t)
 	ctx := context.Background()
 	f := testFixtures(t)
-	if err := s.InsertIssuer(ctx, f.issuer, audit.Entry{Time: t0, Actor: "admin:alice", Action: "issuer.create"}); err != nil {
+	if err := s.InsertIssuer(ctx, f.issuer, audit.Entry{Time: t0, Actor: "admin:alice", Action: audit.ActionIssuerCreate}); err != nil {
 		t.Fatal(err)
 	}
 	mustInsert(t, s, issuance(record(t, big1(1), "card-a")))
@@ -416,7 +416,7 @@ func testConcurrentWriters(t *testing.T, dsn newDSN, _ func(*testing.T) *Store) 
 				if _, err := s.InsertCertificate(ctx, issuance(r)); err != nil {
 					errs <- err
 				}
-				if err := s.AppendAudit(ctx, audit.Entry{Time: t0, Actor: "system", Action: "ocsp.sign", Subject: r.Serial.Hex()}); err != nil {
+				if err := s.AppendAudit(ctx, audit.Entry{Time: t0, Actor: "system", Action: audit.ActionOCSPSign, Subject: r.Serial.Hex()}); err != nil {
 					errs <- err
 				}
 			}
@@ -564,7 +564,7 @@ func testIssuersAndResponders(t *testing.T, _ newDSN, open func(*testing.T) *Sto
 	s := open(t)
 	ctx := context.Background()
 	f := testFixtures(t)
-	e := audit.Entry{Time: t0, Actor: "admin:alice", Action: "issuer.create"}
+	e := audit.Entry{Time: t0, Actor: "admin:alice", Action: audit.ActionIssuerCreate}
 	if err := s.InsertIssuer(ctx, f.issuer, e); err != nil {
 		t.Fatal(err)
 	}
@@ -784,7 +784,7 @@ func testResidentEvents(t *testing.T, _ newDSN, open func(*testing.T) *Store) {
 		mustInsert(t, s, issuance(r))
 	}
 	if _, err := s.ChangeStatus(ctx, ca.StatusChange{Serials: []ca.Serial{sig.Serial}, Status: ca.OnHold, Reason: ca.CertificateHold,
-		At: t0, Audit: audit.Entry{Actor: "operator:loss-line", Action: "certificate.hold"}}); err != nil {
+		At: t0, Audit: audit.Entry{Actor: "operator:loss-line", Action: audit.ActionCertificateHold}}); err != nil {
 		t.Fatal(err)
 	}
 	event := func(id string, k ca.EventKind) ([]ca.Serial, error) {
@@ -793,7 +793,7 @@ func testResidentEvents(t *testing.T, _ newDSN, open func(*testing.T) *Store) {
 			t.Fatal(err)
 		}
 		return s.ApplyResidentEvent(ctx, ca.ResidentChange{ResidentID: id, Event: k, Effective: ca.Date{Year: 2026, Month: 11, Day: 24},
-			Types: types, Reason: reason, At: t0.Add(time.Hour), Audit: audit.Entry{Time: t0.Add(time.Hour), Actor: "register:302015", Action: "certificate.revoke"}})
+			Types: types, Reason: reason, At: t0.Add(time.Hour), Audit: audit.Entry{Time: t0.Add(time.Hour), Actor: "register:302015", Action: audit.ActionCertificateRevoke}})
 	}
 	changed, err := event(auth.ResidentID, ca.Deceased)
 	if err != nil {
@@ -824,7 +824,7 @@ func testResidentEvents(t *testing.T, _ newDSN, open func(*testing.T) *Store) {
 	}
 	app := ca.ProxyApplication{ID: "app-gone", ResidentID: auth.ResidentID, Municipality: "302015", CardID: "card-gone",
 		Types: []ca.CertType{ca.Signature}, AnswerCodeHash: []byte("hash"), NotBefore: t0.Add(24 * time.Hour), CreatedAt: t0, CreatedBy: "counter:302015:t"}
-	if err := s.InsertProxyApplication(ctx, app, audit.Entry{Time: t0, Actor: "counter:302015:t", Action: "proxy.open"}); !errors.Is(err, ca.ErrResidentGone) {
+	if err := s.InsertProxyApplication(ctx, app, audit.Entry{Time: t0, Actor: "counter:302015:t", Action: audit.ActionProxyOpen}); !errors.Is(err, ca.ErrResidentGone) {
 		t.Fatalf("a proxy application for a dead resident: %v, want ErrResidentGone", err)
 	}
 	discarded := again
@@ -849,8 +849,8 @@ func testResidentEvents(t *testing.T, _ newDSN, open func(*testing.T) *Store) {
 
 	var marks []string
 	for _, e := range auditEntries(t, s) {
-		if strings.HasPrefix(e.Action, "resident.") {
-			marks = append(marks, e.Action+" "+e.Subject)
+		if strings.HasPrefix(string(e.Action), "resident.") {
+			marks = append(marks, string(e.Action)+" "+e.Subject)
 		}
 	}
 	want := []string{"resident.deceased " + auth.ResidentID, "resident.removed resident-nobody", "resident.registered resident-nobody"}
