@@ -8,9 +8,11 @@ import (
 
 // RunDue publishes what is due now: each complete CRL (full and per
 // partition) that is missing or older than Interval, and, with deltas
-// configured, each delta CRL that is missing, older than DeltaInterval, or
-// behind a revocation in its scope seen DeltaDelay ago. It goes on after a
-// failure and returns every failure joined.
+// configured, each delta CRL that is missing, older than DeltaInterval (half
+// its validity), or behind a revocation or hold in its scope that RunDue
+// first saw DeltaDelay ago. A delta with nothing new in its scope is not
+// issued again before DeltaInterval. It goes on after a failure and returns
+// every failure joined.
 func (u *Updater) RunDue(ctx context.Context) error {
 	u.runMu.Lock()
 	defer u.runMu.Unlock()
@@ -29,10 +31,9 @@ func (u *Updater) RunDue(ctx context.Context) error {
 		r.fail(err)
 		return r.err()
 	}
-	settled := u.settled(mark, r.now)
 	for _, is := range issuers {
 		deltas := is.scopes(true)
-		if err := r.generate(deltas, r.deltaDue(deltas, mark, settled)); err != nil {
+		if err := r.generate(deltas, r.deltaDue(deltas, mark)); err != nil {
 			return err
 		}
 	}
@@ -102,10 +103,13 @@ func (r *dueRun) completeDue(s Scope) bool {
 }
 
 // deltaDue says which of an issuer's delta CRLs are due: none published, the
-// last DeltaInterval old, or, once the change mark has settled, a
-// revocation in its scope after the last one's mark. It reads what was last
-// published now, before any of them is generated.
-func (r *dueRun) deltaDue(deltas []Scope, mark int64, settled bool) func(Scope) bool {
+// last DeltaInterval old, or a revocation in its scope after the last one's
+// mark that has waited DeltaDelay since RunDue first saw it (pending): the
+// revocations of a busy minute go into one round of delta CRLs, not one
+// round each, and a steady stream of them still gets a round every
+// DeltaDelay. It reads what was last published now, before any of them is
+// generated.
+func (r *dueRun) deltaDue(deltas []Scope, mark int64) func(Scope) bool {
 	type lastDelta struct {
 		p  Published
 		ok bool
@@ -124,13 +128,17 @@ func (r *dueRun) deltaDue(deltas []Scope, mark int64, settled bool) func(Scope) 
 		}
 	}
 	var revoked map[Scope]int64
-	if settled && oldest < mark {
+	if oldest < mark {
 		revoked = r.revokedSince(oldest)
 	}
 	return func(d Scope) bool {
 		last, read := lasts[d]
-		return read && (!last.ok || !r.now.Before(last.p.ThisUpdate.Add(r.u.cfg.DeltaInterval)) ||
-			revoked[d] > last.p.ChangeMark)
+		if !read {
+			return false
+		}
+		behind := last.ok && revoked[d] > last.p.ChangeMark
+		waited := r.u.pending(d, behind, r.now)
+		return !last.ok || !r.now.Before(last.p.ThisUpdate.Add(r.u.cfg.DeltaInterval)) || waited
 	}
 }
 
@@ -151,29 +159,51 @@ func (r *dueRun) revokedSince(afterSeq int64) map[Scope]int64 {
 	return out
 }
 
-// settled records the store's change mark and says whether DeltaDelay has
-// passed since it was first seen: the revocations of a busy minute go into
-// one round of delta CRLs, not one round each.
-func (u *Updater) settled(mark int64, now time.Time) bool {
-	if mark != u.markSeen {
-		u.markSeen, u.markSince = mark, now
+// pending records when RunDue first saw a delta scope behind a revocation,
+// and says whether DeltaDelay has passed since. A scope that is not behind
+// (or was just published) starts again.
+func (u *Updater) pending(d Scope, behind bool, now time.Time) bool {
+	if !behind {
+		delete(u.behindSince, d)
+		return false
 	}
-	return !now.Before(u.markSince.Add(u.cfg.DeltaDelay))
+	since, ok := u.behindSince[d]
+	if !ok {
+		since = now
+		u.behindSince[d] = now
+	}
+	return !now.Before(since.Add(u.cfg.DeltaDelay))
 }
 
-// Run calls RunDue every Tick until ctx ends. Failures are logged (and
+// Run calls RunDue every Tick until ctx ends, and also when a pending
+// delta scope's DeltaDelay runs out between ticks: a revocation reaches its
+// delta CRLs within DeltaDelay and one Tick. Failures are logged (and
 // counted) and retried on the next tick.
 func (u *Updater) Run(ctx context.Context) error {
-	t := time.NewTicker(u.cfg.Tick)
-	defer t.Stop()
+	timer := time.NewTimer(0)
+	defer timer.Stop()
 	for {
-		if err := u.RunDue(ctx); err != nil && ctx.Err() == nil {
-			u.log.Error("CRL run failed", "err", err)
-		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-t.C:
+		case <-timer.C:
 		}
+		if err := u.RunDue(ctx); err != nil && ctx.Err() == nil {
+			u.log.Error("CRL run failed", "err", err)
+		}
+		timer.Reset(u.nextRun(u.clock()))
 	}
+}
+
+// nextRun is how long Run waits before the next RunDue: a Tick, or less
+// when a pending delta scope's DeltaDelay runs out sooner (but at least a
+// second, so that a failing scope is not retried in a loop).
+func (u *Updater) nextRun(now time.Time) time.Duration {
+	u.runMu.Lock()
+	defer u.runMu.Unlock()
+	wait := u.cfg.Tick
+	for _, since := range u.behindSince {
+		wait = min(wait, max(since.Add(u.cfg.DeltaDelay).Sub(now), time.Second))
+	}
+	return wait
 }

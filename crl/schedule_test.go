@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math/big"
 	"os"
 	"path/filepath"
 	"slices"
@@ -98,5 +99,93 @@ func TestRunDue(t *testing.T) {
 		if got[k] == v {
 			t.Errorf("%s not regenerated after a day", k)
 		}
+	}
+}
+
+// TestDeltaUnderSteadyIssuance: issuances every 10 s, as at a busy hour,
+// do not hold back the deltas, and neither does a steady stream of
+// revocations (one every 20 s for three minutes). Each revocation is on its
+// issuer's full delta CRL within DeltaDelay and one Tick, running RunDue
+// when Run would (every Tick, or sooner when a delay runs out), on SQLite
+// and PostgreSQL.
+func TestDeltaUnderSteadyIssuance(t *testing.T) {
+	for name, dsn := range map[string]func(testing.TB) string{"sqlite": sqliteDSN, "postgres": postgresDSN} {
+		t.Run(name, func(t *testing.T) {
+			f := newFixture(t, dsn(t))
+			ctx := context.Background()
+			clock := newClock(crlNow)
+			const delay, tick = time.Minute, 30 * time.Second
+			u := f.updater(t, clock, crl.Config{DeltaInterval: time.Hour, DeltaDelay: delay, Tick: tick}, nil)
+
+			var template fixtureCert
+			var targets []fixtureCert
+			for _, c := range f.certs {
+				if c.want != wantGood || c.issuer.Issuer.Generation != 2 {
+					continue
+				}
+				if template.rec.DER == nil {
+					template = c
+				}
+				if c.issuer.Issuer.ID == template.issuer.Issuer.ID {
+					targets = append(targets, c)
+				}
+			}
+			if len(targets) < 2 {
+				t.Fatalf("%d good certificates of one issuer in the fixture", len(targets))
+			}
+			steady := func(sec int) ca.Serial { return ca.SerialFromBig(big.NewInt(int64(1_000_000 + sec))) }
+			revokeAt := map[int]ca.Serial{95: targets[0].rec.Serial, 242: targets[1].rec.Serial} // seconds after the start
+			for sec := 300; sec <= 480; sec += 20 {
+				revokeAt[sec] = steady(sec - 30) // issued half a minute before
+			}
+			revokedAt := map[ca.Serial]time.Time{}
+			seenAt := map[ca.Serial]time.Time{}
+			delta := filepath.Join(f.dir, template.issuer.Issuer.ID, "full-delta.crl")
+			start, next := clock.now(), clock.now()
+			for sec := 0; sec <= 600; sec++ {
+				clock.set(start.Add(time.Duration(sec) * time.Second))
+				if sec%10 == 0 { // an issuance: a new certificate, no revocation
+					r := template.rec
+					r.Serial = steady(sec)
+					r.CardID, r.ResidentID, r.IssuedAt = fmt.Sprintf("STEADY-%d", sec), fmt.Sprintf("R-STEADY-%d", sec), clock.now()
+					r.KeyHash = nil // the template's key, not checked here
+					if _, err := f.st.InsertCertificate(ctx, ca.Issuance{Record: r, Supersede: true,
+						Audit: audit.Entry{Actor: "counter:302015:test", Action: audit.ActionCertificateIssue}}); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if sn, ok := revokeAt[sec]; ok {
+					if _, err := f.st.ChangeStatus(ctx, ca.StatusChange{Serials: []ca.Serial{sn}, Status: ca.Revoked,
+						Reason: ca.KeyCompromise, At: clock.now(),
+						Audit: audit.Entry{Actor: "admin:test", Action: audit.ActionCertificateRevoke}}); err != nil {
+						t.Fatal(err)
+					}
+					revokedAt[sn] = clock.now()
+				}
+				if clock.now().Before(next) {
+					continue
+				}
+				if err := u.RunDue(ctx); err != nil {
+					t.Fatal(err)
+				}
+				next = clock.now().Add(u.NextRun(clock.now()))
+				_, entries := readCRL(t, delta, template.issuer.Cert)
+				for sn := range revokedAt {
+					if _, ok := entries[sn]; ok && seenAt[sn].IsZero() {
+						seenAt[sn] = clock.now()
+					}
+				}
+			}
+			for sn, at := range revokedAt {
+				switch late := seenAt[sn].Sub(at); {
+				case seenAt[sn].IsZero():
+					t.Errorf("revocation of %s at %v never reached the delta CRL", sn, at.Sub(start))
+				case late > delay+tick:
+					t.Errorf("revocation of %s reached the delta CRL after %v, over %v", sn, late, delay+tick)
+				default:
+					t.Logf("revocation of %s reached the delta CRL after %v", sn, late)
+				}
+			}
+		})
 	}
 }

@@ -94,10 +94,11 @@ type Updater struct {
 	m        *metrics
 	progress func(Progress)
 
-	mu        sync.Mutex // one generation at a time
-	runMu     sync.Mutex // one RunDue at a time; guards the two below
-	markSeen  int64      // RunDue: the last change mark seen
-	markSince time.Time  // RunDue: when it was first seen
+	mu    sync.Mutex // one generation at a time
+	runMu sync.Mutex // one RunDue at a time; guards behindSince
+	// behindSince holds, for each delta scope behind a revocation, when
+	// RunDue first saw it behind.
+	behindSince map[Scope]time.Time
 }
 
 // NewUpdater validates the configuration once.
@@ -143,6 +144,7 @@ func NewUpdater(cfg Config, deps Deps) (*Updater, error) {
 	u := &Updater{
 		cfg: cfg, store: deps.Store, issuers: map[string]ca.IssuerKey{}, dir: dir,
 		clock: deps.Clock, rand: deps.Rand, log: deps.Logger, m: m, progress: deps.Progress,
+		behindSince: map[Scope]time.Time{},
 	}
 	if u.log == nil {
 		u.log = slog.New(slog.DiscardHandler)
