@@ -129,20 +129,6 @@ func wantRefused(t *testing.T, err error, reg *prometheus.Registry, scope crl.Sc
 
 // failures reads jpkica_crl_check_failures_total for one label set.
 func failures(reg *prometheus.Registry, issuer, kind, check string) float64 {
-	mfs, _ := reg.Gather()
-	for _, mf := range mfs {
-		if mf.GetName() != "jpkica_crl_check_failures_total" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			labels := map[string]string{}
-			for _, l := range m.GetLabel() {
-				labels[l.GetName()] = l.GetValue()
-			}
-			if labels["issuer"] == issuer && labels["kind"] == kind && labels["check"] == check {
-				return m.GetCounter().GetValue()
-			}
-		}
-	}
-	return 0
+	v, _ := metricValue(reg, "jpkica_crl_check_failures_total", map[string]string{"issuer": issuer, "kind": kind, "check": check})
+	return v
 }

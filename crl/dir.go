@@ -154,6 +154,28 @@ func (d *Dir) Partitions(issuer string) ([]string, error) {
 	return out, nil
 }
 
+// Published reads what was last published for every CRL of an issuer in
+// the directory: the full CRL, each partition, and their deltas.
+func (d *Dir) Published(issuer string) ([]Published, error) {
+	parts, err := d.Partitions(issuer)
+	if err != nil {
+		return nil, err
+	}
+	var out []Published
+	for _, delta := range []bool{false, true} {
+		for _, s := range issuerScopes(issuer, parts, delta) {
+			p, ok, err := d.Last(s)
+			if err != nil {
+				return nil, err
+			}
+			if ok {
+				out = append(out, p)
+			}
+		}
+	}
+	return out, nil
+}
+
 func (d *Dir) path(scope Scope) string {
 	return filepath.Join(d.root, scope.Issuer, scope.base()+".crl")
 }

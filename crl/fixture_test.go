@@ -5,11 +5,14 @@ import (
 	"crypto/x509"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/jpkica/jpkica/audit"
 	"github.com/jpkica/jpkica/ca"
@@ -177,4 +180,27 @@ func readCRL(t testing.TB, path string, issuer *x509.Certificate) (crl.Parsed, m
 		t.Fatalf("%s: %v", path, err)
 	}
 	return p, entries
+}
+
+// metricValue reads the counter or gauge name with exactly labels from reg.
+func metricValue(reg *prometheus.Registry, name string, labels map[string]string) (float64, bool) {
+	mfs, _ := reg.Gather()
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			got := map[string]string{}
+			for _, l := range m.GetLabel() {
+				got[l.GetName()] = l.GetValue()
+			}
+			if maps.Equal(got, labels) {
+				if m.GetCounter() != nil {
+					return m.GetCounter().GetValue(), true
+				}
+				return m.GetGauge().GetValue(), true
+			}
+		}
+	}
+	return 0, false
 }

@@ -22,8 +22,10 @@ var ErrNoBase = errors.New("no complete CRL to base a delta on")
 
 // GenerateIssuer publishes an issuer's full CRL and one CRL per partition
 // (complete CRLs, or with delta the delta CRLs of each). only, when not
-// empty, restricts it to those partitions ("full" for the full CRL). It goes
-// on after a failed CRL and returns every failure joined.
+// empty, restricts it to those partitions ("full" for the full CRL); a
+// partition that is not one of Partitions is ErrInvalid, and nothing is
+// published. It goes on after a failed CRL and returns every failure
+// joined.
 func (u *Updater) GenerateIssuer(ctx context.Context, issuerID string, delta bool, only ...string) ([]Published, error) {
 	if _, ok := u.issuers[issuerID]; !ok {
 		return nil, fmt.Errorf("%w: unknown issuer %q", ErrInvalid, issuerID)
@@ -34,7 +36,9 @@ func (u *Updater) GenerateIssuer(ctx context.Context, issuerID string, delta boo
 	}
 	scopes := issuerScopes(issuerID, parts, delta)
 	if len(only) > 0 {
-		scopes = onlyScopes(issuerID, parts, delta, only)
+		if scopes, err = onlyScopes(issuerID, parts, delta, only); err != nil {
+			return nil, err
+		}
 	}
 	var (
 		out  []Published
@@ -59,9 +63,15 @@ func (u *Updater) GenerateIssuer(ctx context.Context, issuerID string, delta boo
 }
 
 // onlyScopes are the scopes of an issuer with partitions parts that only
-// names (a partition, or "full"), and the partitions of only that are not
-// in parts (yet).
-func onlyScopes(issuer string, parts []string, delta bool, only []string) []Scope {
+// names (a partition, or "full"). A name that is neither is ErrInvalid: a
+// CRL published for it would be kept up for no certificate.
+func onlyScopes(issuer string, parts []string, delta bool, only []string) ([]Scope, error) {
+	for _, o := range only {
+		if o != fullName && !slices.Contains(parts, o) {
+			return nil, fmt.Errorf("%w: partition %q of %s: not a configured municipality, and no certificate of the issuer names it",
+				ErrInvalid, o, issuer)
+		}
+	}
 	var keep []Scope
 	for _, s := range issuerScopes(issuer, parts, delta) {
 		name := s.Partition
@@ -72,12 +82,7 @@ func onlyScopes(issuer string, parts []string, delta bool, only []string) []Scop
 			keep = append(keep, s)
 		}
 	}
-	for _, o := range only {
-		if o != fullName && !slices.Contains(parts, o) {
-			keep = append(keep, Scope{Issuer: issuer, Partition: o, Delta: delta})
-		}
-	}
-	return keep
+	return keep, nil
 }
 
 // Generate builds, checks and publishes one CRL. A CRL that fails a check
@@ -114,10 +119,7 @@ func (u *Updater) Generate(ctx context.Context, scope Scope) (Published, error) 
 		return Published{}, fmt.Errorf("CRL %s: %w", scope, err)
 	}
 	u.m.generated.WithLabelValues(scope.Issuer, kind, "published").Inc()
-	u.m.entries.WithLabelValues(scope.Issuer, kind).Set(float64(p.Entries))
-	u.m.bytes.WithLabelValues(scope.Issuer, kind).Set(float64(p.Size))
-	u.m.lastOK.WithLabelValues(scope.Issuer, kind).Set(float64(p.ThisUpdate.Unix()))
-	u.m.nextUpdate.WithLabelValues(scope.Issuer, kind).Set(float64(p.NextUpdate.Unix()))
+	u.m.published(p)
 	u.log.Info("CRL published", "crl", scope.File(), "number", p.Number, "entries", p.Entries, "bytes", p.Size,
 		"seconds", time.Since(start).Seconds())
 	return p, nil

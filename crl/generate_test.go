@@ -3,6 +3,7 @@ package crl_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/big"
 	"path/filepath"
@@ -228,11 +229,21 @@ func TestKeepExpired(t *testing.T) {
 }
 
 // TestGenerateIssuerOnly: only picks the full CRL and partitions by name,
-// including a municipality with nothing revoked and not configured.
+// including a configured municipality with nothing revoked. A code that is
+// neither configured nor named by a revoked certificate is refused, and
+// nothing is published.
 func TestGenerateIssuerOnly(t *testing.T) {
 	f := newFixture(t, sqliteDSN(t))
-	u := f.updater(t, newClock(crlNow), crl.Config{}, nil)
+	u := f.updater(t, newClock(crlNow), crl.Config{Municipalities: []string{"131016"}}, nil)
 	id := f.kr.Issuers[0].Issuer.ID
+	for _, only := range [][]string{{"999999"}, {"full", "999999"}} {
+		if ps, err := u.GenerateIssuer(context.Background(), id, false, only...); !errors.Is(err, crl.ErrInvalid) || len(ps) != 0 {
+			t.Fatalf("GenerateIssuer(%q) = %d CRLs, %v; want ErrInvalid", only, len(ps), err)
+		}
+	}
+	if ps, err := u.Dir().Published(id); err != nil || len(ps) != 0 {
+		t.Fatalf("after the refusals, %d CRLs are published (%v), want none", len(ps), err)
+	}
 	ps, err := u.GenerateIssuer(context.Background(), id, false, "full", "082201", "131016")
 	if err != nil {
 		t.Fatal(err)

@@ -60,7 +60,8 @@ type issuerPartitions struct {
 func (is issuerPartitions) scopes(delta bool) []Scope { return issuerScopes(is.id, is.parts, delta) }
 
 // issuers lists the issuers with their partitions; an issuer whose
-// partitions cannot be listed is left out of this run.
+// partitions cannot be listed is left out of this run. Stray partitions
+// are reported.
 func (r *dueRun) issuers() []issuerPartitions {
 	var out []issuerPartitions
 	for _, id := range r.u.order {
@@ -70,8 +71,28 @@ func (r *dueRun) issuers() []issuerPartitions {
 			continue
 		}
 		out = append(out, issuerPartitions{id: id, parts: parts})
+		r.reportStrays(id, parts)
 	}
 	return out
+}
+
+// reportStrays logs, once per process, each published partition of an
+// issuer that is not among parts, and sets their count.
+func (r *dueRun) reportStrays(issuer string, parts []string) {
+	stray, err := r.u.StrayPartitions(issuer, parts)
+	if err != nil {
+		r.fail(err)
+		return
+	}
+	r.u.m.stray.WithLabelValues(issuer).Set(float64(len(stray)))
+	for _, p := range stray {
+		s := Scope{Issuer: issuer, Partition: p}
+		if !r.u.strays[s] {
+			r.u.strays[s] = true
+			r.u.log.Warn("stray CRL partition: neither a configured municipality nor named by a revoked certificate; left as it is, not extended",
+				"crl", s.File())
+		}
+	}
 }
 
 // generate generates each of scopes that due says is due, one after the

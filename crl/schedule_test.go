@@ -6,10 +6,14 @@ import (
 	"fmt"
 	"math/big"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/jpkica/jpkica/audit"
 	"github.com/jpkica/jpkica/ca"
@@ -187,5 +191,63 @@ func TestDeltaUnderSteadyIssuance(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestStrayPartitionsAndRestart: a partition that left the configuration
+// with nothing revoked in it is reported as stray and left as it is, not
+// extended; and an updater that starts over a publication directory shows
+// every published CRL's gauges at once, each under its own label.
+func TestStrayPartitionsAndRestart(t *testing.T) {
+	f := newFixture(t, sqliteDSN(t))
+	ctx := context.Background()
+	clock := newClock(crlNow)
+	cfg := crl.Config{DeltaInterval: time.Hour, Municipalities: []string{"131016", "472018"}}
+	if err := f.updater(t, clock, cfg, nil).RunDue(ctx); err != nil {
+		t.Fatal(err)
+	}
+	id := f.kr.Issuers[0].Issuer.ID
+	stray := crl.Scope{Issuer: id, Partition: "472018"}
+	before, ok, err := f.updater(t, clock, cfg, nil).Dir().Last(stray)
+	if err != nil || !ok {
+		t.Fatalf("472018 was not published: %v", err)
+	}
+
+	// 472018 leaves the configuration; a day later everything else is
+	// renewed, and it is not.
+	cfg.Municipalities = []string{"131016"}
+	reg := prometheus.NewRegistry()
+	u := f.updater(t, clock, cfg, func(d *crl.Deps) { d.Metrics = reg })
+	clock.add(25 * time.Hour)
+	if err := u.RunDue(ctx); err != nil {
+		t.Fatal(err)
+	}
+	after, _, _ := u.Dir().Last(stray)
+	if after.Number.Cmp(before.Number) != 0 {
+		t.Errorf("stray partition 472018 extended: number %v, then %v", before.Number, after.Number)
+	}
+	if full, _, _ := u.Dir().Last(crl.Scope{Issuer: id}); !full.ThisUpdate.Equal(clock.now()) {
+		t.Errorf("the full CRL was not renewed: thisUpdate %v", full.ThisUpdate)
+	}
+	if n, _ := metricValue(reg, "jpkica_crl_stray_partitions", map[string]string{"issuer": id}); n != 1 {
+		t.Errorf("jpkica_crl_stray_partitions{issuer=%q} = %v, want 1", id, n)
+	}
+
+	// A restart: the gauges come from the directory before any CRL is made.
+	restarted := prometheus.NewRegistry()
+	f.updater(t, clock, cfg, func(d *crl.Deps) { d.Metrics = restarted })
+	ps, err := u.Dir().Published(id)
+	if err != nil || len(ps) < 4 {
+		t.Fatalf("%d CRLs published for %s (%v)", len(ps), id, err)
+	}
+	for _, p := range ps {
+		name := strings.TrimSuffix(path.Base(p.Scope.File()), ".crl")
+		labels := map[string]string{"issuer": id, "crl": name}
+		if v, ok := metricValue(restarted, "jpkica_crl_next_update_timestamp_seconds", labels); !ok || int64(v) != p.NextUpdate.Unix() {
+			t.Errorf("after a restart, nextUpdate of %s = %v (present %v), want %d", name, v, ok, p.NextUpdate.Unix())
+		}
+		if v, ok := metricValue(restarted, "jpkica_crl_entries", labels); !ok || int64(v) != p.Entries {
+			t.Errorf("after a restart, entries of %s = %v (present %v), want %d", name, v, ok, p.Entries)
+		}
 	}
 }

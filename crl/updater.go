@@ -95,10 +95,11 @@ type Updater struct {
 	progress func(Progress)
 
 	mu    sync.Mutex // one generation at a time
-	runMu sync.Mutex // one RunDue at a time; guards behindSince
+	runMu sync.Mutex // one RunDue at a time; guards the two below
 	// behindSince holds, for each delta scope behind a revocation, when
 	// RunDue first saw it behind.
 	behindSince map[Scope]time.Time
+	strays      map[Scope]bool // stray partitions already reported
 }
 
 // NewUpdater validates the configuration once.
@@ -144,7 +145,7 @@ func NewUpdater(cfg Config, deps Deps) (*Updater, error) {
 	u := &Updater{
 		cfg: cfg, store: deps.Store, issuers: map[string]ca.IssuerKey{}, dir: dir,
 		clock: deps.Clock, rand: deps.Rand, log: deps.Logger, m: m, progress: deps.Progress,
-		behindSince: map[Scope]time.Time{},
+		behindSince: map[Scope]time.Time{}, strays: map[Scope]bool{},
 	}
 	if u.log == nil {
 		u.log = slog.New(slog.DiscardHandler)
@@ -166,6 +167,17 @@ func NewUpdater(cfg Config, deps Deps) (*Updater, error) {
 		u.issuers[id] = ik
 		u.order = append(u.order, id)
 	}
+	// The gauges start from what is published, so that a restarted node
+	// shows every CRL's nextUpdate before it makes its next one.
+	for _, id := range u.order {
+		ps, err := u.dir.Published(id)
+		if err != nil {
+			return nil, fmt.Errorf("reading the published CRLs of %s: %w", id, err)
+		}
+		for _, p := range ps {
+			u.m.published(p)
+		}
+	}
 	return u, nil
 }
 
@@ -179,19 +191,28 @@ func (u *Updater) Dir() *Dir { return u.dir }
 // distribution point of the partition's certificates.
 func (u *Updater) URL(s Scope) string { return u.cfg.BaseURL + "/" + s.File() }
 
-// Partitions lists an issuer's partitions: the municipalities with revoked
-// certificates in the store, the configured municipalities, and every
-// partition published before (a partition, once published, stays).
+// Partitions lists an issuer's partitions: the configured municipalities,
+// and the municipalities with revoked certificates in the store (a
+// certificate names its partition's CRL for life, also after its
+// municipality left the configuration).
 func (u *Updater) Partitions(ctx context.Context, issuerID string) ([]string, error) {
 	fromStore, err := u.store.CRLPartitions(ctx, issuerID)
 	if err != nil {
 		return nil, fmt.Errorf("listing partitions of %s: %w", issuerID, err)
 	}
+	all := slices.Concat(fromStore, u.cfg.Municipalities)
+	slices.Sort(all)
+	return slices.Compact(all), nil
+}
+
+// StrayPartitions lists the partitions published for an issuer that are
+// not among parts, its Partitions: published by hand for a code that is no
+// municipality's, or for one that left the configuration before any of its
+// certificates was revoked. They are left as they are, not extended.
+func (u *Updater) StrayPartitions(issuerID string, parts []string) ([]string, error) {
 	published, err := u.dir.Partitions(issuerID)
 	if err != nil {
 		return nil, err
 	}
-	all := slices.Concat(fromStore, u.cfg.Municipalities, published)
-	slices.Sort(all)
-	return slices.Compact(all), nil
+	return slices.DeleteFunc(published, func(p string) bool { return slices.Contains(parts, p) }), nil
 }
