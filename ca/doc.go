@@ -33,11 +33,13 @@
 //     ProfileConfig can set the last three back to shorter forms.
 //   - Serial numbers (NewSerial): 126 random bits, a positive 16-octet
 //     INTEGER (RFC 5280 4.1.2.2).
-//   - Pre-issuance linting (Lint, LintDER, LintCRL), by package lint
-//     (zlint v3's lints of the standards JPKI follows, not the web PKI's,
-//     and the Fermat check of the subject key): on the TBSCertificate the
-//     issuer key is to sign, with a placeholder signature, or on a
-//     self-signed template signed by one of package lint's throwaway keys.
+//   - Pre-issuance linting (Lint; SignCertificate signs only what passed),
+//     by package lint (zlint v3's lints of the standards JPKI follows, not
+//     the web PKI's, and the Fermat check of the subject key): on the
+//     TBSCertificate the issuer key is to sign, with a placeholder
+//     signature, or on a self-signed template signed by one of package
+//     lint's throwaway keys. Package lint lints certificates read back and
+//     CRLs itself (lint.Certificate, lint.CRL).
 //
 // # Time, randomness, concurrency
 //

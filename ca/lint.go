@@ -27,13 +27,6 @@ func Lint(tmpl, issuer *x509.Certificate) error {
 	return err
 }
 
-// LintDER runs lint.Certificate on a finished certificate, such as one read
-// back from the store.
-func LintDER(der []byte) error { return lint.Certificate(der) }
-
-// LintCRL runs lint.CRL on a DER CRL.
-func LintCRL(der []byte) error { return lint.CRL(der) }
-
 // lintSelfSigned lints a self-signed template with lint.SelfSigned; a
 // template it has no throwaway key for is ErrInvalid here.
 func lintSelfSigned(tmpl *x509.Certificate) error {
