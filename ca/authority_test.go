@@ -31,6 +31,7 @@ import (
 	"github.com/jpkica/jpkica/hsm"
 	"github.com/jpkica/jpkica/internal/catest"
 	"github.com/jpkica/jpkica/internal/softhsmtest"
+	"github.com/jpkica/jpkica/lint"
 	"github.com/jpkica/jpkica/store"
 )
 
@@ -67,7 +68,7 @@ func (h *harness) check(t *testing.T, got ca.Issued) *x509.Certificate {
 	if _, err := cert.Verify(x509.VerifyOptions{Roots: h.roots, CurrentTime: issueNow, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
 		t.Fatalf("chain does not verify: %v", err)
 	}
-	if err := ca.LintDER(got.Record.DER); err != nil {
+	if err := lint.Certificate(got.Record.DER); err != nil {
 		t.Fatalf("zlint: %v", err)
 	}
 	if len(got.Chain) != 1 {

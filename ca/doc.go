@@ -33,20 +33,23 @@
 //     ProfileConfig can set the last three back to shorter forms.
 //   - Serial numbers (NewSerial): 126 random bits, a positive 16-octet
 //     INTEGER (RFC 5280 4.1.2.2).
-//   - Pre-issuance linting (Lint, LintDER, LintCRL): zlint v3's lints of the
-//     standards JPKI follows (lintSources: RFC 5280 and its companions, and
-//     zlint's community lints; not the web PKI's) on the TBSCertificate the
-//     issuer key is to sign, with a placeholder signature, or on a
-//     self-signed template signed by a throwaway key.
+//   - Pre-issuance linting (Lint; SignCertificate signs only what passed),
+//     by package lint (zlint v3's lints of the standards JPKI follows, not
+//     the web PKI's, and the Fermat check of the subject key): on the
+//     TBSCertificate the issuer key is to sign, with a placeholder
+//     signature, or on a self-signed template signed by one of package
+//     lint's throwaway keys. Package lint lints certificates read back and
+//     CRLs itself (lint.Certificate, lint.CRL).
 //
 // # Time, randomness, concurrency
 //
 // No function here reads the clock: times come in through request structs.
-// Randomness comes in as an io.Reader, except the throwaway lint keys and
-// signatures, which never leave the process. The functions are pure and
-// Profiles is immutable once NewProfiles returns, so everything here is safe
-// for concurrent use. Errors wrap the package's sentinels (ErrInvalid,
-// ErrNotEligible and its reasons ErrUnderAge, ErrAdultGuardianship and
-// ErrKeyReused, ErrConflict and its ErrCardInUse and ErrCardExpiry,
-// ErrNotFound, ErrLint); match them with errors.Is.
+// Randomness comes in as an io.Reader; package lint's throwaway keys and
+// their signatures, which never leave the process, are its own. The
+// functions are pure and Profiles is immutable once NewProfiles returns, so
+// everything here is safe for concurrent use. Errors wrap the package's
+// sentinels (ErrInvalid, ErrNotEligible and its reasons ErrUnderAge,
+// ErrAdultGuardianship and ErrKeyReused, ErrConflict and its ErrCardInUse
+// and ErrCardExpiry, ErrNotFound, ErrLint and ErrWeakKey, which are package
+// lint's ErrFailed and ErrWeakKey); match them with errors.Is.
 package ca

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jpkica/jpkica/lint"
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 )
@@ -291,13 +292,13 @@ func TestReferenceProfile(t *testing.T) {
 	}
 }
 
-// TestLintReference: the lints the CA runs (lintSources) find no error in
-// the reference's form. zlint's one error on it is
+// TestLintReference: the lints the CA runs (package lint's lintSources)
+// find no error in the reference's form. zlint's one error on it is
 // e_mp_authority_key_identifier_correct, a Mozilla root store rule (section
 // 5.2: no issuer name and serial in the AKI beside the key identifier) that
 // is not in lintSources; RFC 5280 4.2.1.1 allows both together.
 func TestLintReference(t *testing.T) {
-	if err := LintDER(referenceCert(t).Raw); err != nil {
+	if err := lint.Certificate(referenceCert(t).Raw); err != nil {
 		t.Fatal(err)
 	}
 }

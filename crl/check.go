@@ -14,7 +14,7 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/jpkica/jpkica/ca"
+	"github.com/jpkica/jpkica/lint"
 )
 
 // ErrCheck: a CRL failed a check before publication; it was not published.
@@ -171,7 +171,7 @@ func checkWhole(f *os.File, scope Scope, spec Spec, entries int64) error {
 	if len(rl.RevokedCertificateEntries) != int(entries) {
 		return refuse(scope, CheckContent, fmt.Errorf("crypto/x509 reads %d entries, not %d", len(rl.RevokedCertificateEntries), entries))
 	}
-	if err := ca.LintCRL(der); err != nil {
+	if err := lint.CRL(der); err != nil {
 		return refuse(scope, CheckLint, err)
 	}
 	return nil
@@ -188,7 +188,7 @@ func checkSample(scope Scope, spec Spec, sample []Entry) error {
 	if _, err := Encode(context.Background(), spec, key, SliceSource(sample), &buf, Options{}); err != nil {
 		return refuse(scope, CheckLint, fmt.Errorf("building the lint sample: %w", err))
 	}
-	if err := ca.LintCRL([]byte(buf.String())); err != nil {
+	if err := lint.CRL([]byte(buf.String())); err != nil {
 		return refuse(scope, CheckLint, fmt.Errorf("sample of the first %d entries: %w", len(sample), err))
 	}
 	return nil

@@ -59,7 +59,7 @@
 // Before a CRL is published it is read back from disk: the signature is
 // verified against the issuer certificate, the content must be what was
 // asked, the number above the last published one and the IDP unchanged, and
-// zlint (ca.LintCRL) runs on the whole CRL up to Config.LintMaxBytes and on
+// zlint (lint.CRL) runs on the whole CRL up to Config.LintMaxBytes and on
 // a bounded sample above (zcrypto parses a CRL whole, in memory). A CRL that
 // fails is deleted, never published; the error is a *CheckError naming the
 // check that failed (find it with errors.As; errors.Is matches ErrCheck), is

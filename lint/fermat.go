@@ -1,4 +1,4 @@
-package ca
+package lint
 
 import "math/big"
 

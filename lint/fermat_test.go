@@ -1,4 +1,4 @@
-package ca
+package lint
 
 import (
 	"crypto/rand"
@@ -12,7 +12,7 @@ import (
 
 	zrsa "github.com/zmap/zcrypto/rsa"
 	zx509 "github.com/zmap/zcrypto/x509"
-	"github.com/zmap/zlint/v3/lint"
+	zl "github.com/zmap/zlint/v3/lint"
 	_ "github.com/zmap/zlint/v3/lints/community" // registers e_rsa_fermat_factorization
 )
 
@@ -24,16 +24,16 @@ const fermatLintName = "e_rsa_fermat_factorization"
 // Execute), on an in-memory zcrypto certificate whose RSA modulus is n. With
 // rounds = fermatRounds the lint runs with zlint's default configuration;
 // otherwise its Rounds are set through a TOML configuration.
-func zlintFermat(tb testing.TB, n *big.Int, rounds int) *lint.LintResult {
+func zlintFermat(tb testing.TB, n *big.Int, rounds int) *zl.LintResult {
 	tb.Helper()
-	l := lint.GlobalRegistry().CertificateLints().ByName(fermatLintName)
+	l := zl.GlobalRegistry().CertificateLints().ByName(fermatLintName)
 	if l == nil {
 		tb.Fatalf("zlint has no lint %s", fermatLintName)
 	}
-	cfg := lint.NewEmptyConfig()
+	cfg := zl.NewEmptyConfig()
 	if rounds != fermatRounds {
 		var err error
-		cfg, err = lint.NewConfigFromString(fmt.Sprintf("[%s]\nRounds = %d\n", fermatLintName, rounds))
+		cfg, err = zl.NewConfigFromString(fmt.Sprintf("[%s]\nRounds = %d\n", fermatLintName, rounds))
 		if err != nil {
 			tb.Fatalf("zlint configuration: %v", err)
 		}
@@ -44,7 +44,7 @@ func zlintFermat(tb testing.TB, n *big.Int, rounds int) *lint.LintResult {
 
 // zlintFactors decodes the p and q that an Error result of the lint names
 // ("... factored into p: P; q: Q").
-func zlintFactors(tb testing.TB, res *lint.LintResult) (p, q *big.Int) {
+func zlintFactors(tb testing.TB, res *zl.LintResult) (p, q *big.Int) {
 	tb.Helper()
 	_, pq, ok := strings.Cut(res.Details, "p: ")
 	ps, qs, ok2 := strings.Cut(pq, "; q: ")
@@ -73,7 +73,7 @@ func checkAgainstZlint(tb testing.TB, n *big.Int, rounds int) bool {
 	}
 	res := zlintFermat(tb, n, rounds)
 	switch res.Status {
-	case lint.Error:
+	case zl.Error:
 		if !ok {
 			tb.Fatalf("n = %v, %d rounds: zlint splits n (%s), fermatFactors does not", n, rounds, res.Details)
 		}
@@ -87,11 +87,11 @@ func checkAgainstZlint(tb testing.TB, n *big.Int, rounds int) bool {
 		if pq := new(big.Int).Mul(p, q); pq.Cmp(n) != 0 {
 			tb.Fatalf("n = %v: p*q = %v", n, pq)
 		}
-	case lint.Pass:
+	case zl.Pass:
 		if ok {
 			tb.Fatalf("n = %v, %d rounds: zlint passes, fermatFactors splits n into %v * %v", n, rounds, p, q)
 		}
-	case lint.Fatal:
+	case zl.Fatal:
 		if n != nil && n.Sign() >= 0 {
 			tb.Fatalf("n = %v: zlint fatal (%s)", n, res.Details)
 		}
@@ -150,11 +150,11 @@ func TestFermatFactorsCrafted(t *testing.T) {
 			if root := new(big.Int).Sqrt(n); root.Cmp(s) != 0 {
 				t.Fatalf("floor(sqrt(n)) = %v, want %v", root, s)
 			}
-			if res := zlintFermat(t, n, round); res.Status != lint.Pass {
+			if res := zlintFermat(t, n, round); res.Status != zl.Pass {
 				t.Fatalf("zlint with %d rounds: %v (%s), want pass", round, res.Status, res.Details)
 			}
 			res := zlintFermat(t, n, round+1)
-			if res.Status != lint.Error {
+			if res.Status != zl.Error {
 				t.Fatalf("zlint with %d rounds: %v, want error", round+1, res.Status)
 			}
 			zp, zq := zlintFactors(t, res)
@@ -355,12 +355,12 @@ func BenchmarkFermat(b *testing.B) {
 		}
 	})
 	b.Run("zlint", func(b *testing.B) {
-		l := lint.GlobalRegistry().CertificateLints().ByName(fermatLintName)
-		cfg := lint.NewEmptyConfig()
+		l := zl.GlobalRegistry().CertificateLints().ByName(fermatLintName)
+		cfg := zl.NewEmptyConfig()
 		cert := &zx509.Certificate{PublicKey: &zrsa.PublicKey{N: key.N, E: big.NewInt(int64(key.E))}, PublicKeyAlgorithm: zx509.RSA}
 		b.ReportAllocs()
 		for b.Loop() {
-			if res := l.Execute(cert, cfg); res.Status != lint.Pass {
+			if res := l.Execute(cert, cfg); res.Status != zl.Pass {
 				b.Fatalf("zlint: %v (%s)", res.Status, res.Details)
 			}
 		}
