@@ -37,6 +37,9 @@ type AuthorityDeps struct {
 	Issuers []IssuerKey
 	Clock   func() time.Time
 	Rand    io.Reader
+	// Linter lints every certificate before the issuer key signs it
+	// (package lint's Linter). Required.
+	Linter Linter
 	// Listener, if set, learns of every certificate whose status changed,
 	// new ones included, once the change is committed (the OCSP pre-signer).
 	Listener StatusListener
@@ -56,6 +59,7 @@ type Authority struct {
 	issuers  map[CertType]IssuerKey
 	clock    func() time.Time
 	rand     io.Reader
+	linter   Linter
 	window   int
 	listener StatusListener
 
@@ -68,14 +72,14 @@ type Authority struct {
 
 // NewAuthority checks its configuration and dependencies once.
 func NewAuthority(cfg AuthorityConfig, deps AuthorityDeps) (*Authority, error) {
-	if deps.Store == nil || deps.Profiles == nil || deps.Clock == nil || deps.Rand == nil {
-		return nil, fmt.Errorf("%w: authority needs a store, profiles, a clock and a random source", ErrInvalid)
+	if deps.Store == nil || deps.Profiles == nil || deps.Clock == nil || deps.Rand == nil || deps.Linter == nil {
+		return nil, fmt.Errorf("%w: authority needs a store, profiles, a clock, a random source and a linter", ErrInvalid)
 	}
 	if cfg.RenewalWindowMonths < 1 {
 		return nil, fmt.Errorf("%w: renewal window of %d months", ErrInvalid, cfg.RenewalWindowMonths)
 	}
 	a := &Authority{store: deps.Store, profiles: deps.Profiles, issuers: map[CertType]IssuerKey{},
-		clock: deps.Clock, rand: deps.Rand, window: cfg.RenewalWindowMonths, listener: deps.Listener,
+		clock: deps.Clock, rand: deps.Rand, linter: deps.Linter, window: cfg.RenewalWindowMonths, listener: deps.Listener,
 		inflight: map[[2]string]chan struct{}{}}
 	for _, ik := range deps.Issuers {
 		if ik.Cert == nil || ik.Signer == nil {
@@ -207,7 +211,7 @@ func (a *Authority) issue(ctx context.Context, req IssueRequest) (Issued, error)
 	if err != nil {
 		return Issued{}, err
 	}
-	der, err := SignCertificate(a.rand, tmpl, ik.Cert, ik.Signer)
+	der, err := SignCertificate(a.rand, a.linter, tmpl, ik.Cert, ik.Signer)
 	if err != nil {
 		return Issued{}, fmt.Errorf("issuing %v certificate %s: %w", req.Type, serial, err)
 	}

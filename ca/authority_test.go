@@ -428,7 +428,8 @@ func TestIssueIdempotentTwoNodes(t *testing.T) {
 		}
 	}
 	other, err := ca.NewAuthority(ca.AuthorityConfig{RenewalWindowMonths: 3}, ca.AuthorityDeps{
-		Store: c.Store, Profiles: c.Profiles, Issuers: iks, Clock: func() time.Time { return issueNow }, Rand: rand.Reader})
+		Store: c.Store, Profiles: c.Profiles, Issuers: iks, Clock: func() time.Time { return issueNow }, Rand: rand.Reader,
+		Linter: lint.Linter{}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -499,7 +500,8 @@ func TestCardRaceTwoNodes(t *testing.T) {
 		}
 	}
 	other, err := ca.NewAuthority(ca.AuthorityConfig{RenewalWindowMonths: 3}, ca.AuthorityDeps{
-		Store: c.Store, Profiles: c.Profiles, Issuers: iks, Clock: func() time.Time { return issueNow }, Rand: rand.Reader})
+		Store: c.Store, Profiles: c.Profiles, Issuers: iks, Clock: func() time.Time { return issueNow }, Rand: rand.Reader,
+		Linter: lint.Linter{}})
 	if err != nil {
 		t.Fatal(err)
 	}

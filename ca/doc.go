@@ -34,12 +34,13 @@
 //   - Serial numbers (NewSerial): 126 random bits, a positive 16-octet
 //     INTEGER (RFC 5280 4.1.2.2).
 //   - Pre-issuance linting (Lint; SignCertificate signs only what passed),
-//     by package lint (zlint v3's lints of the standards JPKI follows, not
-//     the web PKI's, and the Fermat check of the subject key): on the
-//     TBSCertificate the issuer key is to sign, with a placeholder
-//     signature, or on a self-signed template signed by one of package
-//     lint's throwaway keys. Package lint lints certificates read back and
-//     CRLs itself (lint.Certificate, lint.CRL).
+//     through a Linter the caller passes in (package lint's: zlint v3's
+//     lints of the standards JPKI follows, not the web PKI's, and the
+//     Fermat check of the subject key): on the TBSCertificate the issuer
+//     key is to sign, with a placeholder signature, or on a self-signed
+//     template signed by one of the linter's throwaway keys. This package
+//     does not import the linter, so that a client that uses its rules (the
+//     counter) links no zlint.
 //
 // # Time, randomness, concurrency
 //

@@ -9,6 +9,8 @@ import (
 	"math/big"
 	"strings"
 	"testing"
+
+	"github.com/jpkica/jpkica/lint"
 )
 
 // TestLintWeakKey: a card template whose key's primes are neighbours is
@@ -33,9 +35,9 @@ func TestLintWeakKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = Lint(tmpl, f.issuers[Authentication])
+	err = Lint(lint.Linter{}, tmpl, f.issuers[Authentication])
 	if !errors.Is(err, ErrLint) || !errors.Is(err, ErrWeakKey) || !strings.Contains(err.Error(), "e_rsa_fermat_factorization") {
-		t.Fatalf("Lint(weak key) = %v, want ErrLint and ErrWeakKey naming e_rsa_fermat_factorization", err)
+		t.Fatalf("Lint(lint.Linter{}, weak key) = %v, want ErrLint and ErrWeakKey naming e_rsa_fermat_factorization", err)
 	}
 	if strings.Contains(err.Error(), p.String()) || strings.Contains(err.Error(), q.String()) {
 		t.Errorf("Lint's error carries a factor of the key: %v", err)
@@ -45,8 +47,8 @@ func TestLintWeakKey(t *testing.T) {
 	if tmpl, err = testProfiles(t).Template(req); err != nil {
 		t.Fatal(err)
 	}
-	if err := Lint(tmpl, f.issuers[Authentication]); err != nil {
-		t.Errorf("Lint(sound key) = %v", err)
+	if err := Lint(lint.Linter{}, tmpl, f.issuers[Authentication]); err != nil {
+		t.Errorf("Lint(lint.Linter{}, sound key) = %v", err)
 	}
 }
 
@@ -63,8 +65,8 @@ func TestLintSelfSignedInvalid(t *testing.T) {
 		"no public key": {SerialNumber: big.NewInt(1)},
 		"Ed25519":       {SerialNumber: big.NewInt(1), PublicKey: edPub},
 	} {
-		if err := Lint(tmpl, nil); !errors.Is(err, ErrInvalid) || errors.Is(err, ErrLint) {
-			t.Errorf("Lint(%s, nil) = %v, want ErrInvalid, not ErrLint", name, err)
+		if err := Lint(lint.Linter{}, tmpl, nil); !errors.Is(err, ErrInvalid) || errors.Is(err, ErrLint) {
+			t.Errorf("Lint(lint.Linter{}, %s, nil) = %v, want ErrInvalid, not ErrLint", name, err)
 		}
 	}
 }

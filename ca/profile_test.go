@@ -19,6 +19,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jpkica/jpkica/lint"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
@@ -559,7 +561,7 @@ func TestServiceTemplates(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := Lint(rt, f.issuers[Authentication]); err != nil {
+	if err := Lint(lint.Linter{}, rt, f.issuers[Authentication]); err != nil {
 		t.Errorf("lint responder: %v", err)
 	}
 	resp := sign(t, rt, f.issuers[Authentication], responderKey.Public(), f.keys[Authentication])
@@ -580,7 +582,7 @@ func TestServiceTemplates(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := Lint(cat, nil); err != nil {
+	if err := Lint(lint.Linter{}, cat, nil); err != nil {
 		t.Errorf("lint client CA: %v", err)
 	}
 	ca := sign(t, cat, cat, caKey.Public(), caKey)
@@ -612,7 +614,7 @@ func TestServiceTemplates(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := Lint(tt, ca); err != nil {
+			if err := Lint(lint.Linter{}, tt, ca); err != nil {
 				t.Errorf("lint terminal: %v", err)
 			}
 			c := sign(t, tt, ca, termKey.Public(), caKey)
@@ -650,7 +652,7 @@ func TestIssuerTemplate(t *testing.T) {
 		}
 		tmpl, _ := IssuerTemplate(IssuerTemplateRequest{Type: typ, Serial: SerialFromBytes([]byte{1}), NotBefore: issuerNB,
 			NotAfter: issuerNB.AddDate(10, 0, 0), PublicKey: f.keys[typ].Public()})
-		if err := Lint(tmpl, nil); err != nil {
+		if err := Lint(lint.Linter{}, tmpl, nil); err != nil {
 			t.Errorf("lint %v issuer: %v", typ, err)
 		}
 	}
@@ -710,7 +712,7 @@ func TestLintCardProfiles(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if err := Lint(tmpl, f.issuers[typ]); err != nil {
+				if err := Lint(lint.Linter{}, tmpl, f.issuers[typ]); err != nil {
 					t.Errorf("%v issued %v (short form %v, EKU %v): %v", typ, issued.Format(time.DateOnly), tc.short, tc.eku, err)
 				}
 			}
@@ -724,7 +726,7 @@ func TestLintFails(t *testing.T) {
 	tmpl := f.template(t, Authentication)
 	// An empty subjectAltName: e_ext_san_no_entries.
 	tmpl.ExtraExtensions = append(tmpl.ExtraExtensions, pkix.Extension{Id: asn1.ObjectIdentifier{2, 5, 29, 17}, Critical: true, Value: []byte{0x30, 0x00}})
-	err := Lint(tmpl, f.issuers[Authentication])
+	err := Lint(lint.Linter{}, tmpl, f.issuers[Authentication])
 	if !errors.Is(err, ErrLint) {
 		t.Fatalf("Lint = %v, want ErrLint", err)
 	}

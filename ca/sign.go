@@ -138,14 +138,14 @@ func (t tbsCertificate) sign(random io.Reader, signer crypto.Signer, issuer *x50
 }
 
 // SignCertificate issues tmpl under issuer with the issuer's signer, linted
-// before the signature as Lint does: the issuer key signs the very
-// TBSCertificate zlint passed, and its signature is checked before the
+// by l before the signature as Lint does: the issuer key signs the very
+// TBSCertificate the linter passed, and its signature is checked before the
 // certificate is returned. A self-signed template (issuer nil) is linted
 // with a throwaway key and then self-signed by signer. Errors wrap ErrLint
 // for lint findings and ErrInvalid for a template x509 refuses.
-func SignCertificate(random io.Reader, tmpl, issuer *x509.Certificate, signer crypto.Signer) ([]byte, error) {
+func SignCertificate(random io.Reader, l Linter, tmpl, issuer *x509.Certificate, signer crypto.Signer) ([]byte, error) {
 	if issuer == nil {
-		if err := Lint(tmpl, nil); err != nil {
+		if err := Lint(l, tmpl, nil); err != nil {
 			return nil, err
 		}
 		der, err := x509.CreateCertificate(random, tmpl, tmpl, signer.Public(), signer)
@@ -154,7 +154,7 @@ func SignCertificate(random io.Reader, tmpl, issuer *x509.Certificate, signer cr
 		}
 		return der, nil
 	}
-	tbs, err := lintedTBS(tmpl, issuer)
+	tbs, err := lintedTBS(l, tmpl, issuer)
 	if err != nil {
 		return nil, err
 	}

@@ -13,6 +13,8 @@ import (
 	"io"
 	"slices"
 	"testing"
+
+	"github.com/jpkica/jpkica/lint"
 )
 
 // TestSignMatchesCreateCertificate holds buildTBS and sign to
@@ -43,7 +45,11 @@ func TestSignMatchesCreateCertificate(t *testing.T) {
 			if !bytes.Equal(got, want) {
 				t.Errorf("certificate differs from x509.CreateCertificate's:\n got %x\nwant %x", got, want)
 			}
-			if err := tbs.lint(f.issuers[typ]); err != nil {
+			der, err := tbs.lintDER(f.issuers[typ])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := (lint.Linter{}).Certificate(der); err != nil {
 				t.Errorf("lint: %v", err)
 			}
 		})
@@ -158,10 +164,10 @@ func TestSignCertificate(t *testing.T) {
 	bad := *tmpl
 	bad.ExtraExtensions = append(slices.Clone(bad.ExtraExtensions),
 		pkix.Extension{Id: asn1.ObjectIdentifier{2, 5, 29, 17}, Critical: true, Value: []byte{0x30, 0x00}})
-	if der, err := SignCertificate(rand.Reader, &bad, issuer, counting); !errors.Is(err, ErrLint) || errors.Is(err, ErrWeakKey) || der != nil || signed != 0 {
+	if der, err := SignCertificate(rand.Reader, lint.Linter{}, &bad, issuer, counting); !errors.Is(err, ErrLint) || errors.Is(err, ErrWeakKey) || der != nil || signed != 0 {
 		t.Fatalf("SignCertificate(lint failure) = %d bytes, %v, %d signatures; want ErrLint (not ErrWeakKey) and no signature", len(der), err, signed)
 	}
-	der, err := SignCertificate(rand.Reader, tmpl, issuer, counting)
+	der, err := SignCertificate(rand.Reader, lint.Linter{}, tmpl, issuer, counting)
 	if err != nil || signed != 1 {
 		t.Fatalf("SignCertificate = %v, %d signatures", err, signed)
 	}
@@ -169,7 +175,7 @@ func TestSignCertificate(t *testing.T) {
 		t.Fatalf("issued certificate: %v", err)
 	}
 	rootKey, root := testClientCA(t, elliptic.P256(), 9)
-	der, err = SignCertificate(rand.Reader, root, nil, rootKey)
+	der, err = SignCertificate(rand.Reader, lint.Linter{}, root, nil, rootKey)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,8 +7,6 @@ import (
 	"math/big"
 	"strings"
 	"time"
-
-	"github.com/jpkica/jpkica/lint"
 )
 
 // CertType is one of the two certificates on a card, or a terminal's client
@@ -248,15 +246,13 @@ var (
 	ErrNotFound = errors.New("not found")
 	// ErrConflict: the request conflicts with the current state.
 	ErrConflict = errors.New("conflict")
-	// ErrLint: the certificate failed pre-issuance linting. It is
-	// lint.ErrFailed itself, so that package lint's errors match it.
-	ErrLint = lint.ErrFailed
+	// ErrLint: the certificate failed pre-issuance linting (Linter).
+	ErrLint = errors.New("certificate failed lint")
 	// ErrWeakKey: the certificate's subject key failed a key check of the
 	// lint (Fermat's factorisation, zlint's e_rsa_fermat_factorization):
 	// the key, not the profile, is at fault, and whoever sent it must make
-	// a new one. It comes wrapped together with ErrLint. It is
-	// lint.ErrWeakKey itself.
-	ErrWeakKey = lint.ErrWeakKey
+	// a new one. It comes together with ErrLint.
+	ErrWeakKey = errors.New("weak subject key")
 	// ErrUnavailable: the key store or database is unavailable; safe to retry.
 	ErrUnavailable = errors.New("temporarily unavailable")
 	// ErrIssuerExpiring: the current issuer generation expires before the

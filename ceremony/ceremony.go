@@ -26,6 +26,7 @@ import (
 	"github.com/jpkica/jpkica/audit"
 	"github.com/jpkica/jpkica/ca"
 	"github.com/jpkica/jpkica/hsm"
+	"github.com/jpkica/jpkica/lint"
 	"github.com/jpkica/jpkica/store"
 )
 
@@ -196,7 +197,7 @@ func createRoot(ctx context.Context, cfg Config, deps Deps, r root) (ca.Issuer, 
 	if err != nil {
 		return ca.Issuer{}, err
 	}
-	if is.CertDER, err = ca.SignCertificate(deps.Rand, tmpl, nil, key); err != nil {
+	if is.CertDER, err = ca.SignCertificate(deps.Rand, lint.Linter{}, tmpl, nil, key); err != nil {
 		return ca.Issuer{}, fmt.Errorf("self-signing %s: %w", is.ID, err)
 	}
 	is.CreatedAt = now
@@ -258,7 +259,7 @@ func createResponder(ctx context.Context, cfg Config, deps Deps, is ca.Issuer, r
 	if err != nil {
 		return store.Responder{}, err
 	}
-	der, err := ca.SignCertificate(deps.Rand, tmpl, issuerCert, issuerKey)
+	der, err := ca.SignCertificate(deps.Rand, lint.Linter{}, tmpl, issuerCert, issuerKey)
 	if err != nil {
 		return store.Responder{}, fmt.Errorf("signing responder %s: %w", id, err)
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/jpkica/jpkica/audit"
 	"github.com/jpkica/jpkica/ca"
+	"github.com/jpkica/jpkica/lint"
 )
 
 // ClientRequest enrols a counter terminal or an operator.
@@ -59,7 +60,7 @@ func IssueClient(ctx context.Context, st certInserter, kr *Keyring, req ClientRe
 	if err != nil {
 		return Client{}, err
 	}
-	der, err := ca.SignCertificate(rand, tmpl, cca.Cert, cca.Signer)
+	der, err := ca.SignCertificate(rand, lint.Linter{}, tmpl, cca.Cert, cca.Signer)
 	if err != nil {
 		return Client{}, fmt.Errorf("signing terminal certificate: %w", err)
 	}

@@ -40,8 +40,12 @@
 // Findings of error or fatal status, and input zcrypto cannot parse, wrap
 // ErrFailed and name the lints (a finding's details, never a key's
 // factors). A subject key that Fermat's method factors wraps ErrWeakKey as
-// well. A template SelfSigned cannot lint (no public key, or a key other
-// than RSA, ECDSA P-256 or P-384) wraps ErrUnsupported.
-// Match them with errors.Is; package ca's ErrLint and ErrWeakKey are the same
-// values.
+// well, and its error has a method WeakKey() bool that returns true. A
+// template SelfSigned cannot lint (no public key, or a key other than RSA,
+// ECDSA P-256 or P-384) wraps ErrUnsupported. Match them with errors.Is.
+//
+// Linter carries Certificate and SelfSigned as package ca's Linter, which
+// the Authority and the key ceremony are given: ca does not import this
+// package, and turns its errors into ca.ErrLint, and ca.ErrWeakKey by
+// WeakKey.
 package lint

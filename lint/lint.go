@@ -1,6 +1,8 @@
 package lint
 
 import (
+	"crypto"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"slices"
@@ -93,9 +95,34 @@ func Certificate(der []byte) error {
 		}
 	}
 	if weak {
-		return fmt.Errorf("%w: %w", ErrWeakKey, failure(bad))
+		return weakKeyError{fmt.Errorf("%w: %w", ErrWeakKey, failure(bad))}
 	}
 	return failure(bad)
+}
+
+// weakKeyError is Certificate's error for a subject key that Fermat's
+// method factors. It wraps ErrWeakKey and ErrFailed, and says so through
+// WeakKey, which is how package ca, which does not import this package,
+// tells a weak key from other findings.
+type weakKeyError struct{ err error }
+
+func (e weakKeyError) Error() string { return e.err.Error() }
+func (e weakKeyError) Unwrap() error { return e.err }
+
+// WeakKey reports true: the subject key, not the profile, is at fault.
+func (weakKeyError) WeakKey() bool { return true }
+
+// Linter runs Certificate and SelfSigned; it is package ca's Linter, which
+// the Authority and the key ceremony lint with before an issuer key signs.
+// The zero value is ready to use, and safe for concurrent use.
+type Linter struct{}
+
+// Certificate is the package's Certificate.
+func (Linter) Certificate(der []byte) error { return Certificate(der) }
+
+// SelfSigned is the package's SelfSigned.
+func (Linter) SelfSigned(tmpl *x509.Certificate, keyID func(crypto.PublicKey) ([]byte, error)) error {
+	return SelfSigned(tmpl, keyID)
 }
 
 // CRL runs zlint's CRL lints of lintSources on a DER CRL, signed for real

@@ -17,6 +17,7 @@ import (
 	"github.com/jpkica/jpkica/api"
 	"github.com/jpkica/jpkica/ca"
 	"github.com/jpkica/jpkica/internal/config"
+	"github.com/jpkica/jpkica/lint"
 )
 
 // apiServerCertValidity is the lifetime of the API server certificate made
@@ -60,7 +61,8 @@ func mountCA(ctx context.Context, env *serveEnv, mux *http.ServeMux) error {
 		listener = env.ocsp
 	}
 	auth, err := ca.NewAuthority(ca.AuthorityConfig{RenewalWindowMonths: env.cfg.Issuance.RenewalWindowMonths}, ca.AuthorityDeps{
-		Store: env.store, Profiles: profiles, Issuers: env.keyring.Current, Clock: env.clock, Rand: rand.Reader, Listener: listener,
+		Store: env.store, Profiles: profiles, Issuers: env.keyring.Current, Clock: env.clock, Rand: rand.Reader, Linter: lint.Linter{},
+		Listener: listener,
 	})
 	if err != nil {
 		return fmt.Errorf("authority: %w", err)

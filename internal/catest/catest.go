@@ -19,6 +19,7 @@ import (
 	"github.com/jpkica/jpkica/ca"
 	"github.com/jpkica/jpkica/ceremony"
 	"github.com/jpkica/jpkica/hsm"
+	"github.com/jpkica/jpkica/lint"
 	"github.com/jpkica/jpkica/store"
 )
 
@@ -125,7 +126,7 @@ func New(t testing.TB, opts Options) *CA {
 			}
 		}
 		c.Auth[gen], err = ca.NewAuthority(ca.AuthorityConfig{RenewalWindowMonths: 3}, ca.AuthorityDeps{
-			Store: st, Profiles: profiles, Issuers: iks, Clock: opts.Clock, Rand: rand.Reader, Listener: opts.Listener,
+			Store: st, Profiles: profiles, Issuers: iks, Clock: opts.Clock, Rand: rand.Reader, Linter: lint.Linter{}, Listener: opts.Listener,
 		})
 		if err != nil {
 			t.Fatal(err)
