@@ -76,7 +76,7 @@ func cmdCRL(ctx context.Context, args []string, stdout io.Writer, logger *slog.L
 	if err := parseFlags(fs, args[1:]); err != nil {
 		return err
 	}
-	d, kr, err := openKeyring(ctx, *configPath, logger)
+	d, err := open(ctx, *configPath, logger, withKeyring)
 	if err != nil {
 		return err
 	}
@@ -96,7 +96,7 @@ func cmdCRL(ctx context.Context, args []string, stdout io.Writer, logger *slog.L
 			fmt.Fprintf(stdout, "%s %s: %d entries, %.1fs\n", state, p.Scope, p.Entries, p.Elapsed.Seconds())
 		}
 	}
-	u, err := newUpdater(cfg, d.store, kr, time.Now, logger, nil, progress)
+	u, err := newUpdater(cfg, d.store, d.keyring, time.Now, logger, nil, progress)
 	if err != nil {
 		return err
 	}

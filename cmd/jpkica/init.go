@@ -23,7 +23,7 @@ func cmdInit(ctx context.Context, args []string, stdout io.Writer, logger *slog.
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	d, err := openDeployment(ctx, *configPath, logger)
+	d, err := open(ctx, *configPath, logger, withKeys)
 	if err != nil {
 		return err
 	}
@@ -75,8 +75,10 @@ var devClients = []ceremony.ClientRequest{
 // bootstrapEmbedded runs the key ceremony on the first start on embedded
 // defaults and writes development client certificates under
 // <data_dir>/clients/ and the issuer and responder certificates under
-// <data_dir>/issuers/. Later starts find them and do nothing.
-func bootstrapEmbedded(ctx context.Context, cfg *config.Config, st *store.Store, keys hsm.KeyStore, logger *slog.Logger) error {
+// <data_dir>/issuers/. Later starts find them and do nothing. The key store
+// must be open.
+func bootstrapEmbedded(ctx context.Context, d *deployment) error {
+	cfg, st, keys, logger := d.cfg, d.store, d.keys, d.logger
 	_, err := ceremony.Run(ctx, ceremonyConfig(cfg, "system:first-start"), ceremonyDeps(st, keys, logger), false)
 	switch {
 	case errors.Is(err, ceremony.ErrInitialised):

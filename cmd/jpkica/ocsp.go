@@ -23,12 +23,12 @@ func cmdOCSP(ctx context.Context, args []string, stdout io.Writer, logger *slog.
 	if err := parseFlags(fs, args[1:]); err != nil {
 		return err
 	}
-	d, kr, err := openKeyring(ctx, *configPath, logger)
+	d, err := open(ctx, *configPath, logger, withKeyring)
 	if err != nil {
 		return err
 	}
 	defer d.Close()
-	env := &serveEnv{cfg: d.cfg, store: d.store, keys: d.keys, keyring: kr, logger: logger,
+	env := &serveEnv{cfg: d.cfg, store: d.store, keys: d.keys, keyring: d.keyring, logger: logger,
 		metrics: prometheus.NewRegistry(), clock: time.Now}
 	p, err := newOCSPPresigner(env)
 	if err != nil {

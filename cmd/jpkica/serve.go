@@ -49,23 +49,20 @@ func cmdServe(ctx context.Context, args []string, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	d, err := openDeployment(ctx, *configPath, logger)
+	d, err := open(ctx, *configPath, logger, withKeys)
 	if err != nil {
 		return err
 	}
 	defer d.Close()
-	cfg, st, keys := d.cfg, d.store, d.keys
-
-	if cfg.Embedded() {
-		if err := bootstrapEmbedded(ctx, cfg, st, keys, logger); err != nil {
+	if d.cfg.Embedded() {
+		if err := bootstrapEmbedded(ctx, d); err != nil {
 			return fmt.Errorf("first start on embedded defaults: %w", err)
 		}
 	}
-
-	kr, err := d.keyring(ctx)
-	if err != nil {
+	if err := d.loadKeyring(ctx); err != nil {
 		return err
 	}
+	cfg, st, keys, kr := d.cfg, d.store, d.keys, d.keyring
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if err := registerKeyStoreMetrics(reg, keys); err != nil {

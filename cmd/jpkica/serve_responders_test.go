@@ -25,7 +25,7 @@ func TestResponderWatch(t *testing.T) {
 	if err := run(ctx, []string{"init", "--config", tc.path}, io.Discard, quiet()); err != nil {
 		t.Fatal(err)
 	}
-	d, err := openDeployment(ctx, tc.path, quiet())
+	d, err := open(ctx, tc.path, quiet(), withKeys)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,10 +34,10 @@ func TestResponderWatch(t *testing.T) {
 	later := func() time.Time { return time.Now().Add(25 * 24 * time.Hour) }
 	newEnv := func() *serveEnv {
 		t.Helper()
-		kr, err := d.keyring(ctx)
-		if err != nil {
+		if err := d.loadKeyring(ctx); err != nil {
 			t.Fatal(err)
 		}
+		kr := d.keyring
 		env := &serveEnv{cfg: d.cfg, store: d.store, keys: d.keys, keyring: kr, metrics: prometheus.NewRegistry(), clock: later,
 			logger: slog.New(slog.NewTextHandler(&logs, nil))}
 		if env.ocsp, err = newOCSPPresigner(env); err != nil {
