@@ -10,13 +10,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/jpkica/jpkica/ca"
-	"github.com/jpkica/jpkica/ceremony"
 	"github.com/jpkica/jpkica/crl"
 	"github.com/jpkica/jpkica/internal/config"
-	"github.com/jpkica/jpkica/store"
 )
 
 // crlConfig is the updater's configuration from the deployment's.
@@ -49,17 +45,6 @@ func crlPathPrefix(base string) (string, error) {
 		return "", fmt.Errorf("%w: urls.crl_base needs a path, e.g. http://host/crl", config.ErrInvalid)
 	}
 	return p, nil
-}
-
-func newUpdater(cfg crl.Config, st *store.Store, kr *ceremony.Keyring, clock func() time.Time,
-	logger *slog.Logger, reg prometheus.Registerer, progress func(crl.Progress)) (*crl.Updater, error) {
-	u, err := crl.NewUpdater(cfg, crl.Deps{
-		Store: st, Issuers: kr.Issuers, Clock: clock, Logger: logger, Metrics: reg, Progress: progress,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("CRL updater: %w", err)
-	}
-	return u, nil
 }
 
 // cmdCRL is `jpkica crl generate [--config FILE] [--issuer ID] [--partition
@@ -96,9 +81,11 @@ func cmdCRL(ctx context.Context, args []string, stdout io.Writer, logger *slog.L
 			fmt.Fprintf(stdout, "%s %s: %d entries, %.1fs\n", state, p.Scope, p.Entries, p.Elapsed.Seconds())
 		}
 	}
-	u, err := newUpdater(cfg, d.store, d.keyring, time.Now, logger, nil, progress)
+	u, err := crl.NewUpdater(cfg, crl.Deps{
+		Store: d.store, Issuers: d.keyring.Issuers, Clock: time.Now, Logger: logger, Progress: progress,
+	})
 	if err != nil {
-		return err
+		return fmt.Errorf("CRL updater: %w", err)
 	}
 	ids := u.Issuers()
 	if *issuer != "" {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 
 	"github.com/jpkica/jpkica/crl"
@@ -17,9 +18,11 @@ func mountCRL(ctx context.Context, env *serveEnv, mux *http.ServeMux) error {
 		return err
 	}
 	logger := env.logger.With("role", "crl")
-	u, err := newUpdater(crlConfig(env.cfg), env.store, env.keyring, env.clock, logger, env.metrics, nil)
+	u, err := crl.NewUpdater(crlConfig(env.cfg), crl.Deps{
+		Store: env.store, Issuers: env.keyring.Issuers, Clock: env.clock, Logger: logger, Metrics: env.metrics,
+	})
 	if err != nil {
-		return err
+		return fmt.Errorf("CRL updater: %w", err)
 	}
 	env.spawn(func() {
 		if err := u.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
