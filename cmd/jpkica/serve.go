@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/jpkica/jpkica/ceremony"
+	"github.com/jpkica/jpkica/ceremony/responderwatch"
 	"github.com/jpkica/jpkica/hsm"
 	"github.com/jpkica/jpkica/internal/config"
 	"github.com/jpkica/jpkica/ocsp"
@@ -95,8 +96,21 @@ func cmdServe(ctx context.Context, args []string, logger *slog.Logger) error {
 		}
 	}
 	if run["ca"] || run["ocsp"] {
-		w := newResponderWatch(env, run["ca"], run["ocsp"])
-		env.spawn(func() { w.run(roleCtx) })
+		// The ca role renews the delegated OCSP responders; the ocsp role
+		// signs with the newest.
+		deps := responderwatch.Deps{Clock: env.clock, Logger: logger}
+		if run["ca"] {
+			deps.Renewer = responderwatch.Ceremony{Config: ceremonyConfig(cfg, "system:ca"), Deps: ceremonyDeps(st, keys, logger),
+				RenewBefore: cfg.Issuance.ResponderRenewBefore}
+		}
+		if run["ocsp"] {
+			deps.Presigner, deps.Keyring, deps.Store, deps.Keys = env.ocsp, kr, st, keys
+		}
+		w, err := responderwatch.New(responderwatch.Config{}, deps)
+		if err != nil {
+			return fmt.Errorf("responder watch: %w", err)
+		}
+		env.spawn(func() { w.Run(roleCtx) })
 	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")

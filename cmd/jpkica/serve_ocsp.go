@@ -8,29 +8,18 @@ import (
 	"net"
 	"net/http"
 
+	"github.com/jpkica/jpkica/ceremony/responderwatch"
 	"github.com/jpkica/jpkica/ocsp"
 )
 
-// newOCSPPresigner builds the OCSP pre-signer of `serve` from the keyring:
-// every issuer generation, signed by its newest delegated responder, with
-// the older responders that are still valid, whose stored responses it
-// serves until it re-signs them. It is the ca role's StatusListener when
-// both roles run in one process.
+// newOCSPPresigner builds the OCSP pre-signer of `serve` from the keyring
+// (responderwatch.Issuers: each issuer generation signed by its newest
+// delegated responder). It is the ca role's StatusListener when both roles
+// run in one process.
 func newOCSPPresigner(env *serveEnv) (*ocsp.Presigner, error) {
-	var issuers []ocsp.IssuerConfig
-	now := env.clock()
-	for _, ik := range env.keyring.Issuers {
-		r, ok := env.keyring.Responders[ik.Issuer.ID]
-		if !ok {
-			return nil, fmt.Errorf("issuer %s has no delegated OCSP responder", ik.Issuer.ID)
-		}
-		ic := ocsp.IssuerConfig{ID: ik.Issuer.ID, Cert: ik.Cert, Signer: r.Signer, ResponderCert: r.Cert}
-		for _, old := range env.keyring.Replaced[ik.Issuer.ID] {
-			if old.NotAfter.After(now) {
-				ic.Replaced = append(ic.Replaced, old)
-			}
-		}
-		issuers = append(issuers, ic)
+	issuers, err := responderwatch.Issuers(env.keyring, env.clock())
+	if err != nil {
+		return nil, err
 	}
 	nonce := ocsp.NonceIgnore
 	if env.cfg.OCSP.Nonce == "echo" {
