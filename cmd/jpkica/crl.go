@@ -5,47 +5,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/url"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/jpkica/jpkica/ca"
 	"github.com/jpkica/jpkica/crl"
-	"github.com/jpkica/jpkica/internal/config"
 )
-
-// crlConfig is the updater's configuration from the deployment's.
-func crlConfig(cfg *config.Config) crl.Config {
-	munis := make([]string, 0, len(cfg.Municipalities))
-	for code := range cfg.Municipalities {
-		munis = append(munis, code)
-	}
-	slices.Sort(munis)
-	return crl.Config{
-		BaseURL:        cfg.URLs.CRLBase,
-		Dir:            cfg.Path(cfg.CRL.Dir),
-		Interval:       cfg.CRL.Interval,
-		Overlap:        cfg.CRL.Overlap,
-		DeltaInterval:  cfg.CRL.DeltaInterval,
-		DeltaDelay:     cfg.CRL.DeltaDelay,
-		KeepExpired:    cfg.CRL.KeepExpired,
-		Municipalities: munis,
-	}
-}
-
-// crlPathPrefix is the path of urls.crl_base ("/crl").
-func crlPathPrefix(base string) (string, error) {
-	u, err := url.Parse(base)
-	if err != nil {
-		return "", fmt.Errorf("%w: urls.crl_base: %v", config.ErrInvalid, err)
-	}
-	p := "/" + strings.Trim(u.Path, "/")
-	if p == "/" {
-		return "", fmt.Errorf("%w: urls.crl_base needs a path, e.g. http://host/crl", config.ErrInvalid)
-	}
-	return p, nil
-}
 
 // cmdCRL is `jpkica crl generate [--config FILE] [--issuer ID] [--partition
 // P] [--delta] [--out DIR]`: publish CRLs now, whatever the schedule says.

@@ -28,11 +28,9 @@ func cmdOCSP(ctx context.Context, args []string, stdout io.Writer, logger *slog.
 		return err
 	}
 	defer d.Close()
-	env := &serveEnv{cfg: d.cfg, store: d.store, keys: d.keys, keyring: d.keyring, logger: logger,
-		metrics: prometheus.NewRegistry(), clock: time.Now}
-	p, err := newOCSPPresigner(env)
+	p, err := newOCSPPresigner(d, prometheus.NewRegistry(), time.Now)
 	if err != nil {
-		return fmt.Errorf("building the OCSP pre-signer: %w", err)
+		return err
 	}
 	start := time.Now()
 	runCtx, stop := context.WithCancel(ctx)
