@@ -87,8 +87,8 @@ func build(d *deployment, rs roles, clock func() time.Time) (*daemon, error) {
 func newResponderWatch(d *deployment, o *ocspRole, renew bool, clock func() time.Time) (*responderwatch.Watch, error) {
 	deps := responderwatch.Deps{Clock: clock, Logger: d.logger}
 	if renew {
-		deps.Renewer = responderwatch.Ceremony{Config: ceremonyConfig(d.cfg, "system:ca"),
-			Deps: ceremonyDeps(d.store, d.keys, d.logger), RenewBefore: d.cfg.Issuance.ResponderRenewBefore}
+		cfg, cdeps := d.keyCeremony("system:ca")
+		deps.Renewer = responderwatch.Ceremony{Config: cfg, Deps: cdeps, RenewBefore: d.cfg.Issuance.ResponderRenewBefore}
 	}
 	if o != nil {
 		deps.Presigner, deps.Keyring, deps.Store, deps.Keys = o.presigner, d.keyring, d.store, d.keys

@@ -12,9 +12,6 @@ import (
 	"time"
 
 	"github.com/jpkica/jpkica/ceremony"
-	"github.com/jpkica/jpkica/hsm"
-	"github.com/jpkica/jpkica/internal/config"
-	"github.com/jpkica/jpkica/store"
 )
 
 func cmdInit(ctx context.Context, args []string, stdout io.Writer, logger *slog.Logger) error {
@@ -28,7 +25,8 @@ func cmdInit(ctx context.Context, args []string, stdout io.Writer, logger *slog.
 		return err
 	}
 	defer d.Close()
-	res, err := ceremony.Run(ctx, ceremonyConfig(d.cfg, "admin:init"), ceremonyDeps(d.store, d.keys, logger), *newGen)
+	cfg, deps := d.keyCeremony("admin:init")
+	res, err := ceremony.Run(ctx, cfg, deps, *newGen)
 	if err != nil {
 		return err
 	}
@@ -42,25 +40,6 @@ func cmdInit(ctx context.Context, args []string, stdout io.Writer, logger *slog.
 		fmt.Fprintf(stdout, "client CA %s (key %s)\n", res.ClientCA.ID, res.ClientCA.KeyRef)
 	}
 	return nil
-}
-
-func ceremonyConfig(cfg *config.Config, actor string) ceremony.Config {
-	alg := hsm.RSA2048
-	if cfg.Issuance.ResponderKey == "ecdsa-p256" {
-		alg = hsm.ECDSAP256
-	}
-	year := 365 * 24 * time.Hour
-	return ceremony.Config{
-		IssuerValidity:     time.Duration(cfg.Issuance.IssuerValidityYears) * year,
-		ResponderValidity:  cfg.Issuance.ResponderValidity,
-		ResponderAlgorithm: alg,
-		ClientCAValidity:   time.Duration(cfg.Issuance.IssuerValidityYears) * year,
-		Actor:              actor,
-	}
-}
-
-func ceremonyDeps(st *store.Store, keys hsm.KeyStore, logger *slog.Logger) ceremony.Deps {
-	return ceremony.Deps{Store: st, Keys: keys, Clock: time.Now, Rand: rand.Reader, Logger: logger}
 }
 
 // devClients are the client certificates written on first start on
@@ -78,15 +57,16 @@ var devClients = []ceremony.ClientRequest{
 // <data_dir>/issuers/. Later starts find them and do nothing. The key store
 // must be open.
 func bootstrapEmbedded(ctx context.Context, d *deployment) error {
-	cfg, st, keys, logger := d.cfg, d.store, d.keys, d.logger
-	_, err := ceremony.Run(ctx, ceremonyConfig(cfg, "system:first-start"), ceremonyDeps(st, keys, logger), false)
+	cfg, st, logger := d.cfg, d.store, d.logger
+	ccfg, cdeps := d.keyCeremony("system:first-start")
+	_, err := ceremony.Run(ctx, ccfg, cdeps, false)
 	switch {
 	case errors.Is(err, ceremony.ErrInitialised):
 		return nil
 	case err != nil:
 		return err
 	}
-	kr, err := ceremony.Load(ctx, st, keys)
+	kr, err := ceremony.Load(ctx, st, d.keys)
 	if err != nil {
 		return err
 	}

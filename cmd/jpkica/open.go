@@ -148,3 +148,24 @@ func (d *deployment) lifecycle() (*ca.Lifecycle, error) {
 	return ca.NewLifecycle(ca.LifecycleConfig{RenewalWindowMonths: d.cfg.Issuance.RenewalWindowMonths},
 		ca.LifecycleDeps{Store: d.store, Clock: time.Now, Rand: rand.Reader})
 }
+
+// keyCeremony is the key ceremony's configuration and dependencies on the
+// deployment, for `init`, the first start and the ca role's renewal of the
+// OCSP responders; actor is who the audit log names. The key store must be
+// open.
+func (d *deployment) keyCeremony(actor string) (ceremony.Config, ceremony.Deps) {
+	cfg := d.cfg
+	alg := hsm.RSA2048
+	if cfg.Issuance.ResponderKey == "ecdsa-p256" {
+		alg = hsm.ECDSAP256
+	}
+	year := 365 * 24 * time.Hour
+	c := ceremony.Config{
+		IssuerValidity:     time.Duration(cfg.Issuance.IssuerValidityYears) * year,
+		ResponderValidity:  cfg.Issuance.ResponderValidity,
+		ResponderAlgorithm: alg,
+		ClientCAValidity:   time.Duration(cfg.Issuance.IssuerValidityYears) * year,
+		Actor:              actor,
+	}
+	return c, ceremony.Deps{Store: d.store, Keys: d.keys, Clock: time.Now, Rand: rand.Reader, Logger: d.logger}
+}
