@@ -17,11 +17,12 @@
 // # Checks and concurrency
 //
 // Run checks at once, then every Config.Every, until its context ends. A
-// check that fails is logged and made again at the next; nothing is
-// returned. A Watch is one loop: call Run once, and not check while it
-// runs. Every dependency is called from Run's goroutine with Run's
-// context; the Presigner's SetResponder must be safe to call while the
-// pre-signer serves (ocsp.Presigner's is).
+// check that fails is logged and made again at the next: Run returns only
+// when its context ends, and returns nothing. A Watch is one loop, not safe for
+// concurrent use: call Run once. Its dependencies are called from Run's
+// goroutine only, those that do I/O (Renewer, Lister, Keys) with Run's
+// context; the Presigner's SetResponder, which works in memory, must be
+// safe to call while the pre-signer serves (ocsp.Presigner's is).
 package responderwatch
 
 import (
