@@ -11,35 +11,44 @@ import (
 // roles are the parts of the daemon `serve --role` can run.
 type roles struct{ ca, ocsp, crl bool }
 
+// roleNames are the roles as --role names them, in its default order.
+var roleNames = []string{"ca", "ocsp", "crl"}
+
+// role is the switch of the role called name; nil for no role.
+func (rs *roles) role(name string) *bool {
+	switch name {
+	case "ca":
+		return &rs.ca
+	case "ocsp":
+		return &rs.ocsp
+	case "crl":
+		return &rs.crl
+	}
+	return nil
+}
+
 func parseRoles(s string) (roles, error) {
 	var rs roles
-	for _, r := range strings.Split(s, ",") {
-		switch strings.TrimSpace(r) {
-		case "ca":
-			rs.ca = true
-		case "ocsp":
-			rs.ocsp = true
-		case "crl":
-			rs.crl = true
-		default:
-			return roles{}, fmt.Errorf("%w: unknown role %q (want ca, ocsp, crl)", errUsage, strings.TrimSpace(r))
+	for _, name := range strings.Split(s, ",") {
+		name = strings.TrimSpace(name)
+		on := rs.role(name)
+		if on == nil {
+			return roles{}, fmt.Errorf("%w: unknown role %q (want ca, ocsp, crl)", errUsage, name)
 		}
+		*on = true
 	}
 	return rs, nil
 }
 
 // String lists the roles as --role takes them.
 func (rs roles) String() string {
-	var names []string
-	for _, r := range []struct {
-		name string
-		on   bool
-	}{{"ca", rs.ca}, {"ocsp", rs.ocsp}, {"crl", rs.crl}} {
-		if r.on {
-			names = append(names, r.name)
+	var on []string
+	for _, name := range roleNames {
+		if *rs.role(name) {
+			on = append(on, name)
 		}
 	}
-	return strings.Join(names, ",")
+	return strings.Join(on, ",")
 }
 
 // cmdServe runs `jpkica serve [--config FILE] [--role ca,ocsp,crl]`: it
