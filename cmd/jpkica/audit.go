@@ -28,11 +28,12 @@ func cmdAuditVerify(ctx context.Context, args []string, stdout io.Writer) error 
 	if err != nil {
 		return err
 	}
-	_, st, err := openConfigStore(ctx, *configPath, slog.New(slog.DiscardHandler))
+	d, err := open(ctx, *configPath, slog.New(slog.DiscardHandler), withStore)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
+	defer d.Close()
+	st := d.store
 	var v audit.Verifier
 	anchored := false
 	err = st.AuditEntries(ctx, func(e audit.Entry) error {

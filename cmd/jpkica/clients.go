@@ -31,12 +31,12 @@ func cmdClients(ctx context.Context, args []string, stdout io.Writer, logger *sl
 	if *role == "" || *name == "" || *out == "" {
 		return fmt.Errorf("%w: clients issue needs --role, --name and --out", errUsage)
 	}
-	d, kr, err := openKeyring(ctx, *configPath, logger)
+	d, err := open(ctx, *configPath, logger, withKeyring)
 	if err != nil {
 		return err
 	}
 	defer d.Close()
-	cfg, st := d.cfg, d.store
+	cfg, st, kr := d.cfg, d.store, d.keyring
 	v := *validity
 	if v == 0 {
 		v = cfg.Issuance.ClientValidity

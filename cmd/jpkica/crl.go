@@ -5,62 +5,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/url"
 	"slices"
 	"strings"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/jpkica/jpkica/ca"
-	"github.com/jpkica/jpkica/ceremony"
 	"github.com/jpkica/jpkica/crl"
-	"github.com/jpkica/jpkica/internal/config"
-	"github.com/jpkica/jpkica/store"
 )
-
-// crlConfig is the updater's configuration from the deployment's.
-func crlConfig(cfg *config.Config) crl.Config {
-	munis := make([]string, 0, len(cfg.Municipalities))
-	for code := range cfg.Municipalities {
-		munis = append(munis, code)
-	}
-	slices.Sort(munis)
-	return crl.Config{
-		BaseURL:        cfg.URLs.CRLBase,
-		Dir:            cfg.Path(cfg.CRL.Dir),
-		Interval:       cfg.CRL.Interval,
-		Overlap:        cfg.CRL.Overlap,
-		DeltaInterval:  cfg.CRL.DeltaInterval,
-		DeltaDelay:     cfg.CRL.DeltaDelay,
-		KeepExpired:    cfg.CRL.KeepExpired,
-		Municipalities: munis,
-	}
-}
-
-// crlPathPrefix is the path of urls.crl_base ("/crl").
-func crlPathPrefix(base string) (string, error) {
-	u, err := url.Parse(base)
-	if err != nil {
-		return "", fmt.Errorf("%w: urls.crl_base: %v", config.ErrInvalid, err)
-	}
-	p := "/" + strings.Trim(u.Path, "/")
-	if p == "/" {
-		return "", fmt.Errorf("%w: urls.crl_base needs a path, e.g. http://host/crl", config.ErrInvalid)
-	}
-	return p, nil
-}
-
-func newUpdater(cfg crl.Config, st *store.Store, kr *ceremony.Keyring, clock func() time.Time,
-	logger *slog.Logger, reg prometheus.Registerer, progress func(crl.Progress)) (*crl.Updater, error) {
-	u, err := crl.NewUpdater(cfg, crl.Deps{
-		Store: st, Issuers: kr.Issuers, Clock: clock, Logger: logger, Metrics: reg, Progress: progress,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("CRL updater: %w", err)
-	}
-	return u, nil
-}
 
 // cmdCRL is `jpkica crl generate [--config FILE] [--issuer ID] [--partition
 // P] [--delta] [--out DIR]`: publish CRLs now, whatever the schedule says.
@@ -76,7 +27,7 @@ func cmdCRL(ctx context.Context, args []string, stdout io.Writer, logger *slog.L
 	if err := parseFlags(fs, args[1:]); err != nil {
 		return err
 	}
-	d, kr, err := openKeyring(ctx, *configPath, logger)
+	d, err := open(ctx, *configPath, logger, withKeyring)
 	if err != nil {
 		return err
 	}
@@ -96,9 +47,11 @@ func cmdCRL(ctx context.Context, args []string, stdout io.Writer, logger *slog.L
 			fmt.Fprintf(stdout, "%s %s: %d entries, %.1fs\n", state, p.Scope, p.Entries, p.Elapsed.Seconds())
 		}
 	}
-	u, err := newUpdater(cfg, d.store, kr, time.Now, logger, nil, progress)
+	u, err := crl.NewUpdater(cfg, crl.Deps{
+		Store: d.store, Issuers: d.keyring.Issuers, Clock: time.Now, Logger: logger, Progress: progress,
+	})
 	if err != nil {
-		return err
+		return fmt.Errorf("CRL updater: %w", err)
 	}
 	ids := u.Issuers()
 	if *issuer != "" {

@@ -12,9 +12,6 @@ import (
 	"time"
 
 	"github.com/jpkica/jpkica/ceremony"
-	"github.com/jpkica/jpkica/hsm"
-	"github.com/jpkica/jpkica/internal/config"
-	"github.com/jpkica/jpkica/store"
 )
 
 func cmdInit(ctx context.Context, args []string, stdout io.Writer, logger *slog.Logger) error {
@@ -23,12 +20,13 @@ func cmdInit(ctx context.Context, args []string, stdout io.Writer, logger *slog.
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	d, err := openDeployment(ctx, *configPath, logger)
+	d, err := open(ctx, *configPath, logger, withKeys)
 	if err != nil {
 		return err
 	}
 	defer d.Close()
-	res, err := ceremony.Run(ctx, ceremonyConfig(d.cfg, "admin:init"), ceremonyDeps(d.store, d.keys, logger), *newGen)
+	cfg, deps := d.keyCeremony("admin:init")
+	res, err := ceremony.Run(ctx, cfg, deps, *newGen)
 	if err != nil {
 		return err
 	}
@@ -44,25 +42,6 @@ func cmdInit(ctx context.Context, args []string, stdout io.Writer, logger *slog.
 	return nil
 }
 
-func ceremonyConfig(cfg *config.Config, actor string) ceremony.Config {
-	alg := hsm.RSA2048
-	if cfg.Issuance.ResponderKey == "ecdsa-p256" {
-		alg = hsm.ECDSAP256
-	}
-	year := 365 * 24 * time.Hour
-	return ceremony.Config{
-		IssuerValidity:     time.Duration(cfg.Issuance.IssuerValidityYears) * year,
-		ResponderValidity:  cfg.Issuance.ResponderValidity,
-		ResponderAlgorithm: alg,
-		ClientCAValidity:   time.Duration(cfg.Issuance.IssuerValidityYears) * year,
-		Actor:              actor,
-	}
-}
-
-func ceremonyDeps(st *store.Store, keys hsm.KeyStore, logger *slog.Logger) ceremony.Deps {
-	return ceremony.Deps{Store: st, Keys: keys, Clock: time.Now, Rand: rand.Reader, Logger: logger}
-}
-
 // devClients are the client certificates written on first start on
 // embedded defaults, one per role.
 var devClients = []ceremony.ClientRequest{
@@ -75,16 +54,19 @@ var devClients = []ceremony.ClientRequest{
 // bootstrapEmbedded runs the key ceremony on the first start on embedded
 // defaults and writes development client certificates under
 // <data_dir>/clients/ and the issuer and responder certificates under
-// <data_dir>/issuers/. Later starts find them and do nothing.
-func bootstrapEmbedded(ctx context.Context, cfg *config.Config, st *store.Store, keys hsm.KeyStore, logger *slog.Logger) error {
-	_, err := ceremony.Run(ctx, ceremonyConfig(cfg, "system:first-start"), ceremonyDeps(st, keys, logger), false)
+// <data_dir>/issuers/. Later starts find them and do nothing. The key store
+// must be open.
+func bootstrapEmbedded(ctx context.Context, d *deployment) error {
+	cfg, st, logger := d.cfg, d.store, d.logger
+	ccfg, cdeps := d.keyCeremony("system:first-start")
+	_, err := ceremony.Run(ctx, ccfg, cdeps, false)
 	switch {
 	case errors.Is(err, ceremony.ErrInitialised):
 		return nil
 	case err != nil:
 		return err
 	}
-	kr, err := ceremony.Load(ctx, st, keys)
+	kr, err := ceremony.Load(ctx, st, d.keys)
 	if err != nil {
 		return err
 	}

@@ -25,12 +25,12 @@ func cmdIssuers(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	_, st, err := openConfigStore(ctx, *configPath, slog.New(slog.DiscardHandler))
+	d, err := open(ctx, *configPath, slog.New(slog.DiscardHandler), withStore)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
-	files, err := writeIssuerCerts(ctx, st, *out)
+	defer d.Close()
+	files, err := writeIssuerCerts(ctx, d.store, *out)
 	for _, f := range files {
 		fmt.Fprintln(stdout, f)
 	}

@@ -1,5 +1,16 @@
 // Command jpkica is the certificate authority daemon and its administration
 // commands. See API.md for the surface it implements.
+//
+// Every command starts from open, which loads the configuration and opens
+// the store and, as far as the command needs them, the key store and the
+// keyring. `serve` is built, then run. build constructs every component of
+// the roles it runs into one daemon value: the ocsp role's pre-signer and
+// responder, the ca role's authority and API, the crl role's updater, the
+// watch of the delegated OCSP responders and the status listener, in the
+// order of their dependencies, never in the order of the roles. run binds
+// every listener, starts the servers and the loops, and stops them when its
+// context ends. The loops themselves are policy and live in packages:
+// ocsp.Presigner.Run, crl.Updater.Run, responderwatch.Watch.Run.
 package main
 
 import (

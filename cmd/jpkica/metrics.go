@@ -1,8 +1,11 @@
 package main
 
 import (
+	"fmt"
+
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/jpkica/jpkica/ca"
 	"github.com/jpkica/jpkica/hsm"
 )
 
@@ -60,4 +63,20 @@ func (c *keyStoreCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.attempts, s.ReinitAttempts)
 	ch <- prometheus.MustNewConstMetric(c.sessionsOpen, prometheus.GaugeValue, float64(s.SessionsOpen))
 	ch <- prometheus.MustNewConstMetric(c.sessionsInUse, prometheus.GaugeValue, float64(s.SessionsInUse))
+}
+
+// registerIssuerExpiry exports when the issuer generations a ca node
+// issues from (current) expire: a certificate may run 5 years and 3
+// months, and one that would outlive its issuer is refused
+// (ca.ErrIssuerExpiring), so a new generation is due well before.
+func registerIssuerExpiry(reg prometheus.Registerer, current []ca.IssuerKey) error {
+	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "jpkica_ca_issuer_not_after_seconds",
+		Help: "When the issuer generation a ca node issues from expires (Unix time)."}, []string{"issuer"})
+	for _, ik := range current {
+		g.WithLabelValues(ik.Issuer.ID).Set(float64(ik.Cert.NotAfter.Unix()))
+	}
+	if err := reg.Register(g); err != nil {
+		return fmt.Errorf("registering issuer metrics: %w", err)
+	}
+	return nil
 }

@@ -23,16 +23,14 @@ func cmdOCSP(ctx context.Context, args []string, stdout io.Writer, logger *slog.
 	if err := parseFlags(fs, args[1:]); err != nil {
 		return err
 	}
-	d, kr, err := openKeyring(ctx, *configPath, logger)
+	d, err := open(ctx, *configPath, logger, withKeyring)
 	if err != nil {
 		return err
 	}
 	defer d.Close()
-	env := &serveEnv{cfg: d.cfg, store: d.store, keys: d.keys, keyring: kr, logger: logger,
-		metrics: prometheus.NewRegistry(), clock: time.Now}
-	p, err := newOCSPPresigner(env)
+	p, err := newOCSPPresigner(d, prometheus.NewRegistry(), time.Now)
 	if err != nil {
-		return fmt.Errorf("building the OCSP pre-signer: %w", err)
+		return err
 	}
 	start := time.Now()
 	runCtx, stop := context.WithCancel(ctx)

@@ -31,11 +31,15 @@ func cmdRenewals(ctx context.Context, args []string, stdout io.Writer, logger *s
 	if err != nil {
 		return err
 	}
-	st, lc, err := openLifecycle(ctx, *configPath, logger)
+	d, err := open(ctx, *configPath, logger, withStore)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
+	defer d.Close()
+	lc, err := d.lifecycle()
+	if err != nil {
+		return err
+	}
 	ns, err := lc.RenewalNotices(ctx, *municipality, day)
 	if err != nil {
 		return err

@@ -35,11 +35,15 @@ func cmdRevoke(ctx context.Context, args []string, stdout io.Writer, logger *slo
 	if err != nil {
 		return err
 	}
-	st, lc, err := openLifecycle(ctx, *configPath, logger)
+	d, err := open(ctx, *configPath, logger, withStore)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
+	defer d.Close()
+	lc, err := d.lifecycle()
+	if err != nil {
+		return err
+	}
 	rec, err := lc.Revoke(ctx, ca.RevokeRequest{Serial: serial, Reason: reason, Actor: "admin:cli"})
 	if err != nil {
 		return err

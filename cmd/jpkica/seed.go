@@ -39,11 +39,12 @@ func cmdSeed(ctx context.Context, args []string, stdout io.Writer, logger *slog.
 	if *n <= 0 || *revoked < 0 || *revoked > 1 || *municipalities < 1 || *municipalities > 99999 {
 		return fmt.Errorf("%w: dev seed needs --certificates > 0, --revoked in [0,1], --municipalities in [1,99999]", errUsage)
 	}
-	cfg, st, err := openConfigStore(ctx, *configPath, logger)
+	d, err := open(ctx, *configPath, logger, withStore)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
+	defer d.Close()
+	cfg, st := d.cfg, d.store
 	real, err := st.HasRealCertificates(ctx)
 	if err != nil {
 		return fmt.Errorf("checking the store: %w", err)
@@ -52,12 +53,10 @@ func cmdSeed(ctx context.Context, args []string, stdout io.Writer, logger *slog.
 		return errRealStore
 	}
 	if cfg.Embedded() {
-		keys, err := openKeys(ctx, cfg, logger)
-		if err != nil {
+		if err := d.openKeys(ctx); err != nil {
 			return err
 		}
-		defer keys.Close()
-		if err := bootstrapEmbedded(ctx, cfg, st, keys, logger); err != nil {
+		if err := bootstrapEmbedded(ctx, d); err != nil {
 			return err
 		}
 	}

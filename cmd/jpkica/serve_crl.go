@@ -1,34 +1,77 @@
 package main
 
 import (
-	"context"
-	"errors"
+	"fmt"
+	"log/slog"
 	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/jpkica/jpkica/crl"
+	"github.com/jpkica/jpkica/internal/config"
 	"github.com/jpkica/jpkica/internal/netacl"
 )
 
-// mountCRL starts the crl role of `serve`: its background work runs until ctx
-// ends, and its handlers go on mux (the status listener).
-func mountCRL(ctx context.Context, env *serveEnv, mux *http.ServeMux) error {
-	prefix, err := crlPathPrefix(env.cfg.URLs.CRLBase)
+// crlRole is the crl role of `serve` built: the updater, which publishes
+// on schedule, and the handler that serves what it published under prefix
+// on the status listener.
+type crlRole struct {
+	updater *crl.Updater
+	prefix  string
+	handler http.Handler
+	log     *slog.Logger
+}
+
+func newCRLRole(d *deployment, reg prometheus.Registerer, clock func() time.Time) (*crlRole, error) {
+	prefix, err := crlPathPrefix(d.cfg.URLs.CRLBase)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	logger := env.logger.With("role", "crl")
-	u, err := newUpdater(crlConfig(env.cfg), env.store, env.keyring, env.clock, logger, env.metrics, nil)
-	if err != nil {
-		return err
-	}
-	env.spawn(func() {
-		if err := u.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
-			logger.Error("CRL updater stopped", "err", err)
-		}
+	log := d.logger.With("role", "crl")
+	u, err := crl.NewUpdater(crlConfig(d.cfg), crl.Deps{
+		Store: d.store, Issuers: d.keyring.Issuers, Clock: clock, Logger: log, Metrics: reg,
 	})
-	mux.Handle("GET "+prefix+"/", onlyClients(env.cfg.StatusClients(), crl.NewHandler(u.Dir(), prefix)))
-	logger.Info("publishing CRLs", "dir", u.Dir().Root(), "path", prefix+"/")
-	return nil
+	if err != nil {
+		return nil, fmt.Errorf("CRL updater: %w", err)
+	}
+	return &crlRole{updater: u, prefix: prefix, log: log,
+		handler: onlyClients(d.cfg.StatusClients(), crl.NewHandler(u.Dir(), prefix))}, nil
+}
+
+// crlConfig is the updater's configuration from the deployment's.
+func crlConfig(cfg *config.Config) crl.Config {
+	munis := make([]string, 0, len(cfg.Municipalities))
+	for code := range cfg.Municipalities {
+		munis = append(munis, code)
+	}
+	slices.Sort(munis)
+	return crl.Config{
+		BaseURL:        cfg.URLs.CRLBase,
+		Dir:            cfg.Path(cfg.CRL.Dir),
+		Interval:       cfg.CRL.Interval,
+		Overlap:        cfg.CRL.Overlap,
+		DeltaInterval:  cfg.CRL.DeltaInterval,
+		DeltaDelay:     cfg.CRL.DeltaDelay,
+		KeepExpired:    cfg.CRL.KeepExpired,
+		Municipalities: munis,
+	}
+}
+
+// crlPathPrefix is the path of urls.crl_base ("/crl").
+func crlPathPrefix(base string) (string, error) {
+	u, err := url.Parse(base)
+	if err != nil {
+		return "", fmt.Errorf("%w: urls.crl_base: %v", config.ErrInvalid, err)
+	}
+	p := "/" + strings.Trim(u.Path, "/")
+	if p == "/" {
+		return "", fmt.Errorf("%w: urls.crl_base needs a path, e.g. http://host/crl", config.ErrInvalid)
+	}
+	return p, nil
 }
 
 // onlyClients answers 403 to clients outside clients (the registered

@@ -1,94 +1,67 @@
 package main
 
 import (
-	"context"
 	"crypto/rand"
-	"errors"
 	"fmt"
-	"net"
-	"net/http"
+	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/jpkica/jpkica/ceremony/responderwatch"
+	"github.com/jpkica/jpkica/internal/config"
 	"github.com/jpkica/jpkica/ocsp"
 )
 
-// newOCSPPresigner builds the OCSP pre-signer of `serve` from the keyring:
-// every issuer generation, signed by its newest delegated responder, with
-// the older responders that are still valid, whose stored responses it
-// serves until it re-signs them. It is the ca role's StatusListener when
-// both roles run in one process.
-func newOCSPPresigner(env *serveEnv) (*ocsp.Presigner, error) {
-	var issuers []ocsp.IssuerConfig
-	now := env.clock()
-	for _, ik := range env.keyring.Issuers {
-		r, ok := env.keyring.Responders[ik.Issuer.ID]
-		if !ok {
-			return nil, fmt.Errorf("issuer %s has no delegated OCSP responder", ik.Issuer.ID)
-		}
-		ic := ocsp.IssuerConfig{ID: ik.Issuer.ID, Cert: ik.Cert, Signer: r.Signer, ResponderCert: r.Cert}
-		for _, old := range env.keyring.Replaced[ik.Issuer.ID] {
-			if old.NotAfter.After(now) {
-				ic.Replaced = append(ic.Replaced, old)
-			}
-		}
-		issuers = append(issuers, ic)
-	}
-	nonce := ocsp.NonceIgnore
-	if env.cfg.OCSP.Nonce == "echo" {
-		nonce = ocsp.NonceEcho
-	}
-	return ocsp.NewPresigner(ocsp.Config{
-		Validity: env.cfg.OCSP.Validity, MaxAge: env.cfg.OCSP.MaxAge, Nonce: nonce, Workers: env.cfg.OCSP.Workers,
-		Clients: env.cfg.StatusClients(),
-	}, ocsp.Deps{
-		Issuers: issuers, Source: env.store, Responses: env.store, Audit: env.store, Clock: env.clock, Rand: rand.Reader,
-		Metrics: env.metrics, Logger: env.logger,
-	})
+// ocspRole is the ocsp role of `serve` built: the pre-signer, which loads
+// and follows the store, and the responder, which answers POST /ocsp and
+// GET/HEAD /ocsp/{base64 request} on the status listener and, with
+// listen.ocsp, on a fasthttp listener of its own.
+type ocspRole struct {
+	presigner *ocsp.Presigner
+	responder *ocsp.Responder
+	// fast serves the responder alone on fastAddr; nil without listen.ocsp.
+	fast     *ocsp.FastServer
+	fastAddr string
 }
 
-// mountOCSP starts the ocsp role of `serve`: the pre-signer loads and follows
-// the store until ctx ends, and the responder answers POST /ocsp and
-// GET/HEAD /ocsp/{base64 request}.
-func mountOCSP(ctx context.Context, env *serveEnv, mux *http.ServeMux) error {
-	p := env.ocsp
-	// Through env.spawn: serve waits for the pre-signer (and its writes to
-	// the store) before it closes the store and the key store.
-	env.spawn(func() {
-		if err := p.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
-			env.logger.Error("ocsp pre-signer stopped", "err", err)
-		}
-	})
-	env.spawn(func() {
-		select {
-		case <-p.Warmed():
-			env.logger.Info("ocsp: every live certificate queued for pre-signing", "cached", p.Cache().Len())
-		case <-ctx.Done():
-		}
-	})
-	h := ocsp.NewResponder(p, "/ocsp/")
-	mux.Handle("/ocsp", h)
-	mux.Handle("/ocsp/", h)
-	// The status listener's mux would clean GET paths holding "//" (base64
-	// may) and redirect them; the guard hands /ocsp paths over first.
-	env.statusGuard = h.Guard
-	if env.cfg.Listen.OCSP == "" {
-		return nil
-	}
-	ln, err := net.Listen("tcp", env.cfg.Listen.OCSP)
+func newOCSPRole(d *deployment, reg prometheus.Registerer, clock func() time.Time) (*ocspRole, error) {
+	p, err := newOCSPPresigner(d, reg, clock)
 	if err != nil {
-		return fmt.Errorf("OCSP listener: %w", err)
+		return nil, err
 	}
-	srv := h.NewFastServer()
-	env.logger.Info("serving OCSP on its own listener (fasthttp)", "addr", ln.Addr().String())
-	env.spawn(func() {
-		if err := srv.Serve(ln); err != nil {
-			env.logger.Error("OCSP listener stopped", "err", err)
-		}
+	o := &ocspRole{presigner: p, responder: ocsp.NewResponder(p, "/ocsp/"), fastAddr: d.cfg.Listen.OCSP}
+	if o.fastAddr != "" {
+		o.fast = o.responder.NewFastServer()
+	}
+	return o, nil
+}
+
+// newOCSPPresigner builds the OCSP pre-signer from the keyring
+// (responderwatch.Issuers: each issuer generation signed by its newest
+// delegated responder), for `serve` and `ocsp presign`.
+func newOCSPPresigner(d *deployment, reg prometheus.Registerer, clock func() time.Time) (*ocsp.Presigner, error) {
+	issuers, err := responderwatch.Issuers(d.keyring, clock())
+	if err != nil {
+		return nil, fmt.Errorf("building the OCSP pre-signer: %w", err)
+	}
+	p, err := ocsp.NewPresigner(ocspConfig(d.cfg), ocsp.Deps{
+		Issuers: issuers, Source: d.store, Responses: d.store, Audit: d.store, Clock: clock, Rand: rand.Reader,
+		Metrics: reg, Logger: d.logger,
 	})
-	env.spawn(func() {
-		<-ctx.Done()
-		if err := srv.ShutdownWithContext(context.WithoutCancel(ctx)); err != nil {
-			env.logger.Error("shutting down the OCSP listener", "err", err)
-		}
-	})
-	return nil
+	if err != nil {
+		return nil, fmt.Errorf("building the OCSP pre-signer: %w", err)
+	}
+	return p, nil
+}
+
+// ocspConfig is the pre-signer's configuration from the deployment's.
+func ocspConfig(cfg *config.Config) ocsp.Config {
+	nonce := ocsp.NonceIgnore
+	if cfg.OCSP.Nonce == "echo" {
+		nonce = ocsp.NonceEcho
+	}
+	return ocsp.Config{
+		Validity: cfg.OCSP.Validity, MaxAge: cfg.OCSP.MaxAge, Nonce: nonce, Workers: cfg.OCSP.Workers,
+		Clients: cfg.StatusClients(),
+	}
 }
