@@ -286,8 +286,20 @@ func (s *shard) grow() {
 	}
 }
 
-// remove deletes k (backward-shift deletion keeps probe chains intact).
+// remove deletes k.
 func (c *Cache) remove(k []byte) bool {
+	return c.removeIf(k, func(*Item) bool { return true })
+}
+
+// removeBefore deletes k if its response reflects a change older than seq:
+// a response that a newer one has not replaced meanwhile.
+func (c *Cache) removeBefore(k []byte, seq int64) bool {
+	return c.removeIf(k, func(it *Item) bool { return it.Seq < seq })
+}
+
+// removeIf deletes k if ok says so of its item (backward-shift deletion
+// keeps probe chains intact).
+func (c *Cache) removeIf(k []byte, ok func(*Item) bool) bool {
 	h := c.hash(k)
 	s := c.shardOf(h)
 	s.mu.Lock()
@@ -295,11 +307,14 @@ func (c *Cache) remove(k []byte) bool {
 	if len(s.slots) == 0 {
 		return false
 	}
-	i, ok := s.find(h, k)
-	if !ok {
+	i, found := s.find(h, k)
+	if !found {
 		return false
 	}
 	loc := s.slots[i].loc
+	if it := decode(s.rec(loc)); !ok(&it) {
+		return false
+	}
 	mask := len(s.slots) - 1
 	for j := (i + 1) & mask; s.slots[j].loc != 0; j = (j + 1) & mask {
 		home := int(s.slots[j].hash) & mask

@@ -48,8 +48,12 @@
 // before bulk work. A cache miss (a certificate issued elsewhere a moment
 // ago) reads the Source and signs on demand, once per serial at a time and at
 // most Config.MaxInFlight at once. When signing fails, a response still
-// within its nextUpdate keeps being served; with none, the answer is
-// tryLater. SHA-1 CertID responses (RFC 5019) are kept for every
+// within its nextUpdate keeps being served if the certificate's status has
+// not changed; a response whose status has changed (a revocation during an
+// HSM outage) is withdrawn, failing closed, and the answer is tryLater until
+// the new status is signed (jpkica_ocsp_withdrawn_total,
+// jpkica_ocsp_withdrawn_answers_total); with no response, tryLater too.
+// SHA-1 CertID responses (RFC 5019) are kept for every
 // certificate; SHA-256 ones from the first request that asks for them.
 //
 // # Concurrency

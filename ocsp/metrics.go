@@ -20,6 +20,11 @@ type metrics struct {
 	persistDropped prometheus.Counter
 	queued         prometheus.Gauge
 	signSeconds    prometheus.Histogram
+	// withdrawn counts responses taken out because their certificate's
+	// status changed and could not be signed; withdrawnAnswers the
+	// tryLater answers given for them.
+	withdrawn        prometheus.Counter
+	withdrawnAnswers prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, p *Presigner) (*metrics, error) {
@@ -48,12 +53,16 @@ func newMetrics(reg prometheus.Registerer, p *Presigner) (*metrics, error) {
 			Help: "Pre-signing jobs waiting."}),
 		signSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "jpkica_ocsp_sign_seconds",
 			Help: "Latency of one OCSP response signing.", Buckets: prometheus.ExponentialBuckets(0.00002, 2.5, 12)}),
+		withdrawn: prometheus.NewCounter(prometheus.CounterOpts{Name: "jpkica_ocsp_withdrawn_total",
+			Help: "Cached responses withdrawn because their certificate's status changed and the new one could not be signed."}),
+		withdrawnAnswers: prometheus.NewCounter(prometheus.CounterOpts{Name: "jpkica_ocsp_withdrawn_answers_total",
+			Help: "tryLater answers to requests for a certificate whose response was withdrawn and not yet signed again."}),
 	}
 	if reg == nil {
 		return m, nil
 	}
 	for _, c := range []prometheus.Collector{m.requests, m.hits, m.misses, m.stale, m.busy, m.fresh, m.signed,
-		m.signErrors, m.dropped, m.persistDropped, m.queued, m.signSeconds,
+		m.signErrors, m.dropped, m.persistDropped, m.queued, m.signSeconds, m.withdrawn, m.withdrawnAnswers,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "jpkica_ocsp_cached_responses",
 			Help: "Signed responses held in memory."}, func() float64 { return float64(p.cache.Len()) }),
 		responderExpiry{p},

@@ -161,6 +161,11 @@ type Presigner struct {
 
 	retryMu sync.Mutex
 	retry   map[ca.Serial]struct{}
+
+	// withdrawn holds the cache keys whose responses withdraw took out,
+	// until a response is signed for them again: the tryLater answers they
+	// get are counted.
+	withdrawn sync.Map
 }
 
 var _ ca.StatusListener = (*Presigner)(nil)
@@ -398,10 +403,39 @@ func (p *Presigner) do(ctx context.Context, j job) error {
 			continue
 		}
 		if _, err := p.signAndPut(ctx, a, h, rec.Serial, seq, rec); err != nil {
+			p.withdraw(a, rec, seq)
 			return err
 		}
 	}
 	return nil
+}
+
+// withdraw fails closed: when a certificate's new status could not be
+// signed, the cached responses that still say the old one are taken out,
+// so that requests get tryLater (the on-demand signing fails too) instead of
+// a valid-looking response with a status that is no longer true, up to a
+// day old (RFC 6960 2.3). Responses of an unchanged status (a change that
+// only moved the sequence) stay. The change is signed later (retry), which
+// puts a response back.
+func (p *Presigner) withdraw(a *authority, rec *ca.Record, seq int64) {
+	for h := range hashes {
+		k := makeKey(a.idx, h, rec.Serial.Bytes())
+		cached, ok := p.cache.get(k.bytes())
+		if !ok || cached.Seq >= seq || sameStatus(itemRecord(&cached, rec.Serial, a), rec) {
+			continue
+		}
+		if p.cache.removeBefore(k.bytes(), seq) {
+			p.withdrawn.Store(string(k.bytes()), struct{}{})
+			p.m.withdrawn.Inc()
+			p.log.Warn("ocsp: status changed but its response cannot be signed: withdrawn, answering tryLater until it is",
+				"serial", rec.Serial.Hex(), "issuer", a.id, "status", rec.Status.String())
+		}
+	}
+}
+
+// sameStatus reports whether two records say the same to a relying party.
+func sameStatus(a, b *ca.Record) bool {
+	return a.Status == b.Status && (a.Status == ca.Good || a.Reason == b.Reason)
 }
 
 // itemRecord rebuilds the status a cached item reflects.
@@ -469,6 +503,7 @@ func (p *Presigner) signAndPut(ctx context.Context, a *authority, h int, serial 
 	}
 	k := makeKey(a.idx, h, serial.Bytes())
 	p.cache.put(k.bytes(), it) // copies the body
+	p.withdrawn.Delete(string(k.bytes()))
 	// Return what the cache holds (this, or a newer response stored
 	// meanwhile): the pooled buffer is reused.
 	if cached, ok := p.cache.get(k.bytes()); ok {
@@ -761,6 +796,9 @@ func (p *Presigner) Answer(ctx context.Context, req *Request) (Answer, error) {
 		}
 		it, err := p.onDemand(ctx, a, h, serial, k)
 		if err != nil {
+			if _, ok := p.withdrawn.Load(string(k.bytes())); ok {
+				p.m.withdrawnAnswers.Inc()
+			}
 			return Answer{}, err
 		}
 		if useNonce {
