@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -67,6 +68,9 @@ func cmdCRL(ctx context.Context, args []string, stdout io.Writer, logger *slog.L
 	var failed []string
 	for _, id := range ids {
 		ps, err := u.GenerateIssuer(ctx, id, *delta, only...)
+		if errors.Is(err, crl.ErrInvalid) && len(ps) == 0 {
+			return fmt.Errorf("%w: %w", errUsage, err) // a partition that is no municipality's: nothing published
+		}
 		for _, p := range ps {
 			fmt.Fprintf(stdout, "%s number %v, %d entries, %d bytes, next update %s\n",
 				u.URL(p.Scope), p.Number, p.Entries, p.Size, p.NextUpdate.Format(time.RFC3339))

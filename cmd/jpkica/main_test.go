@@ -350,3 +350,30 @@ func TestHelp(t *testing.T) {
 		t.Errorf("an unknown flag: %v, want a usage error listing the flags", err)
 	}
 }
+
+// TestCRLGenerateUnknownPartition: `crl generate --partition` with a code
+// that is no configured municipality (and no revoked certificate's) is a
+// usage error that names the rule, and publishes nothing; a configured one
+// is published.
+func TestCRLGenerateUnknownPartition(t *testing.T) {
+	tc := writeConfig(t)
+	ctx := context.Background()
+	if err := run(ctx, []string{"init", "--config", tc.path}, io.Discard, quiet()); err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	err := run(ctx, []string{"crl", "generate", "--config", tc.path, "--partition", "999999", "--out", out}, io.Discard, quiet())
+	if !errors.Is(err, errUsage) || !strings.Contains(err.Error(), "not a configured municipality") {
+		t.Fatalf("crl generate --partition 999999 = %v, want a usage error naming the rule", err)
+	}
+	if files, _ := filepath.Glob(filepath.Join(out, "*", "*.crl")); len(files) != 0 {
+		t.Fatalf("published %v for an unknown partition", files)
+	}
+	var stdout bytes.Buffer
+	if err := run(ctx, []string{"crl", "generate", "--config", tc.path, "--partition", "302015", "--out", out}, &stdout, quiet()); err != nil {
+		t.Fatal(err)
+	}
+	if files, _ := filepath.Glob(filepath.Join(out, "*", "302015.crl")); len(files) != 2 {
+		t.Fatalf("crl generate --partition 302015 published %v, want one per card issuer\n%s", files, stdout.String())
+	}
+}
