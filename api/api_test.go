@@ -374,7 +374,12 @@ func TestIdempotency(t *testing.T) {
 // TestStrictInput: each malformed request gets its status and code and
 // writes nothing.
 func TestStrictInput(t *testing.T) {
-	e := newEnv(t, apitest.Options{Config: api.Config{MaxBodyBytes: 8 << 10}})
+	backends(t, testStrictInput)
+}
+
+func testStrictInput(t *testing.T, opts apitest.Options) {
+	opts.Config = api.Config{MaxBodyBytes: 8 << 10}
+	e := newEnv(t, opts)
 	ec, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	small, _ := rsa.GenerateKey(rand.Reader, 1024)
 	badSig := func() string {
