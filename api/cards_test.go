@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -25,6 +26,14 @@ func wantStatus(t *testing.T, what string, a answer, status int, code string) {
 	t.Helper()
 	if a.status != status || a.code() != code {
 		t.Fatalf("%s: %d %.300s, want %d %q", what, a.status, a.body, status, code)
+	}
+}
+
+// wantSuperseded fails unless the issuance superseded exactly serials.
+func wantSuperseded(t *testing.T, what string, got wire.Issued, serials ...string) {
+	t.Helper()
+	if !slices.Equal(got.Superseded, serials) {
+		t.Fatalf("%s superseded %v, want %v", what, got.Superseded, serials)
 	}
 }
 
@@ -93,9 +102,7 @@ func TestCardInUse(t *testing.T) {
 		// renewal onto the card supersedes the certificate.
 		a, renewed := e.admin.issue(issueBody("authentication", "CARD-V", "RES-V", "302015"), "v-admin")
 		wantStatus(t, "the administrator's renewal", a, 201, "")
-		if len(renewed.Superseded) != 1 || renewed.Superseded[0] != victim.Serial {
-			t.Fatalf("the administrator's renewal superseded %v, want %s", renewed.Superseded, victim.Serial)
-		}
+		wantSuperseded(t, "the administrator's renewal", renewed, victim.Serial)
 		if r := record(t, e, victim.Serial); r.Status != ca.Revoked || r.Reason != ca.Superseded {
 			t.Fatalf("the renewed certificate is %v/%v, want revoked, superseded", r.Status, r.Reason)
 		}
@@ -116,9 +123,7 @@ func TestHeldElsewhere(t *testing.T) {
 		// The resident moved to 131016 and gets a new card there.
 		a, moved := e.other.issue(issueBody("authentication", "CARD-N", "RES-M", "131016"), "m-2")
 		wantStatus(t, "the new municipality's issuance", a, 201, "")
-		if len(moved.Superseded) != 0 {
-			t.Fatalf("another municipality's counter superseded %v", moved.Superseded)
-		}
+		wantSuperseded(t, "another municipality's counter", moved)
 		if r := record(t, e, lost.Serial); r.Status != ca.OnHold {
 			t.Fatalf("the held certificate is %v after another municipality's issuance, want on hold", r.Status)
 		}
@@ -126,9 +131,7 @@ func TestHeldElsewhere(t *testing.T) {
 		// The issuing municipality's own counter supersedes it.
 		a, again := e.counter.issue(issueBody("authentication", "CARD-O", "RES-M", "302015"), "m-3")
 		wantStatus(t, "the issuing municipality's issuance", a, 201, "")
-		if len(again.Superseded) != 1 || again.Superseded[0] != lost.Serial {
-			t.Fatalf("the issuing municipality's counter superseded %v, want %s", again.Superseded, lost.Serial)
-		}
+		wantSuperseded(t, "the issuing municipality's counter", again, lost.Serial)
 	})
 }
 

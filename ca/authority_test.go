@@ -413,12 +413,15 @@ func TestIssueIdempotentConcurrent(t *testing.T) {
 	}
 }
 
-// TestIssueIdempotentTwoNodes: two CA nodes on one store get the same
-// request with the same idempotency key at once, and both sign. The store
-// keeps the first; the second answers with it too and records its own
-// certificate as discarded before delivery (revoked, unspecified), so that
-// everything the issuer key signed is on record.
-func TestIssueIdempotentTwoNodes(t *testing.T) {
+// twoNodes are two CA nodes on one store and one set of issuer keys,
+// counted: catest's Authority and a second one.
+type twoNodes struct {
+	ck    countingKeys
+	nodes [2]*ca.Authority
+}
+
+func newTwoNodes(t *testing.T) (*catest.CA, *twoNodes) {
+	t.Helper()
 	ck := newCountingKeys(t)
 	c := catest.New(t, catest.Options{Keys: ck})
 	var iks []ca.IssuerKey
@@ -433,27 +436,42 @@ func TestIssueIdempotentTwoNodes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return c, &twoNodes{ck: ck, nodes: [2]*ca.Authority{c.Auth[1], other}}
+}
+
+// signTogether runs issue on each node at once, holding the issuer key's
+// signatures until both nodes are signing, and waits for both.
+func (n *twoNodes) signTogether(issue func(i int, node *ca.Authority)) {
+	gate := make(chan struct{})
+	n.ck.gate.Store(&gate)
+	var wg sync.WaitGroup
+	for i, node := range n.nodes {
+		wg.Go(func() { issue(i, node) })
+	}
+	<-n.ck.entered
+	<-n.ck.entered // both nodes are signing
+	n.ck.gate.Store(nil)
+	close(gate)
+	wg.Wait()
+}
+
+// TestIssueIdempotentTwoNodes: two CA nodes on one store get the same
+// request with the same idempotency key at once, and both sign. The store
+// keeps the first; the second answers with it too and records its own
+// certificate as discarded before delivery (revoked, unspecified), so that
+// everything the issuer key signed is on record.
+func TestIssueIdempotentTwoNodes(t *testing.T) {
+	c, nodes := newTwoNodes(t)
 	ctx := context.Background()
 	req := request(ca.Authentication, "CARD-NODES")
 	req.ClientID, req.IdempotencyKey, req.RequestHash = "counter-1", "key-nodes", []byte("hash-a")
-
-	gate := make(chan struct{})
-	ck.gate.Store(&gate)
 	var got [2]ca.Issued
-	var wg sync.WaitGroup
-	for i, node := range []*ca.Authority{c.Auth[1], other} {
-		wg.Go(func() {
-			var err error
-			if got[i], err = node.Issue(ctx, req); err != nil {
-				t.Error(err)
-			}
-		})
-	}
-	<-ck.entered
-	<-ck.entered // both nodes are signing
-	ck.gate.Store(nil)
-	close(gate)
-	wg.Wait()
+	nodes.signTogether(func(i int, node *ca.Authority) {
+		var err error
+		if got[i], err = node.Issue(ctx, req); err != nil {
+			t.Error(err)
+		}
+	})
 	if got[0].Record.Serial != got[1].Record.Serial || got[0].Replayed == got[1].Replayed {
 		t.Fatalf("nodes answered %s (replayed %v) and %s (replayed %v), want one serial, one replayed",
 			got[0].Record.Serial, got[0].Replayed, got[1].Record.Serial, got[1].Replayed)
@@ -491,39 +509,18 @@ func TestIssueIdempotentTwoNodes(t *testing.T) {
 // store's transaction lets one in and refuses the other (ErrCardInUse), whose
 // signed certificate goes on record as discarded, never handed out.
 func TestCardRaceTwoNodes(t *testing.T) {
-	ck := newCountingKeys(t)
-	c := catest.New(t, catest.Options{Keys: ck})
-	var iks []ca.IssuerKey
-	for _, ik := range c.Keyring.Issuers {
-		if ik.Issuer.Generation == 1 {
-			iks = append(iks, ik)
-		}
-	}
-	other, err := ca.NewAuthority(ca.AuthorityConfig{RenewalWindowMonths: 3}, ca.AuthorityDeps{
-		Store: c.Store, Profiles: c.Profiles, Issuers: iks, Clock: func() time.Time { return issueNow }, Rand: rand.Reader,
-		Linter: lint.Linter{}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, nodes := newTwoNodes(t)
 	ctx := context.Background()
-	gate := make(chan struct{})
-	ck.gate.Store(&gate)
 	var (
 		got  [2]ca.Issued
 		errs [2]error
-		wg   sync.WaitGroup
 	)
-	for i, node := range []*ca.Authority{c.Auth[1], other} {
+	nodes.signTogether(func(i int, node *ca.Authority) {
 		req := request(ca.Authentication, "CARD-RACE")
 		req.ResidentID = fmt.Sprintf("R-RACE-%d", i)
 		req.PublicKey = catest.CardKeyFor(req.ResidentID).Public()
-		wg.Go(func() { got[i], errs[i] = node.Issue(ctx, req) })
-	}
-	<-ck.entered
-	<-ck.entered // both nodes are signing
-	ck.gate.Store(nil)
-	close(gate)
-	wg.Wait()
+		got[i], errs[i] = node.Issue(ctx, req)
+	})
 	won := 0
 	if errs[1] == nil {
 		won = 1
