@@ -102,6 +102,9 @@
 // A refused PIN (CKR_PIN_INCORRECT, CKR_PIN_LOCKED, ...) is never retried,
 // so that the store cannot lock the token: OpenPKCS11 fails with ErrLogin,
 // and a store that meets it while recovering stays down until restarted.
+// Its errors then wrap ErrLogin as well as ErrUnavailable, carry no retry
+// time (RetryAfter is not ok), and Stats.LoginRefused is true: callers must
+// not present this as an outage that retrying gets past.
 //
 // Close waits for the signatures in flight, stops recovery, and finalises
 // the module; signers then fail with ErrUnavailable.

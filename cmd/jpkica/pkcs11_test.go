@@ -5,12 +5,15 @@ import (
 	"context"
 	"crypto"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"io"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -95,16 +98,7 @@ func TestKeyStoreMetrics(t *testing.T) {
 	if err := registerKeyStoreMetrics(reg, keys); err != nil {
 		t.Fatal(err)
 	}
-	got := map[string]float64{}
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		for _, m := range mf.GetMetric() {
-			got[mf.GetName()] += m.GetCounter().GetValue() + m.GetGauge().GetValue()
-		}
-	}
+	got := gatherValues(t, reg)
 	// Which way each call went depends on the scheduler's load; together
 	// they are the three signatures.
 	for name, want := range map[string]float64{
@@ -114,6 +108,7 @@ func TestKeyStoreMetrics(t *testing.T) {
 		"jpkica_hsm_reinit_attempts_total":   0,
 		"jpkica_hsm_sessions_open":           1,
 		"jpkica_hsm_sessions_in_use":         0,
+		"jpkica_hsm_login_refused":           0,
 	} {
 		if v, ok := got[name]; !ok || v != want {
 			t.Errorf("%s = %v (exported: %t), want %v", name, v, ok, want)
@@ -134,5 +129,80 @@ func TestKeyStoreMetrics(t *testing.T) {
 	}
 	if mfs, _ := reg.Gather(); len(mfs) != 0 {
 		t.Errorf("the software store exports %d metric families, want none", len(mfs))
+	}
+}
+
+// gatherValues reads every metric of reg, summing a family's series.
+func gatherValues(t *testing.T, reg *prometheus.Registry) map[string]float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			got[mf.GetName()] += m.GetCounter().GetValue() + m.GetGauge().GetValue()
+		}
+	}
+	return got
+}
+
+// TestKeyStoreLoginRefused: the token goes away and comes back
+// re-initialised with another PIN. The key store stops trying the PIN, and
+// an operator can tell from /readyz and /metrics that waiting will not
+// help, without either naming the PIN.
+func TestKeyStoreLoginRefused(t *testing.T) {
+	tok := softhsmtest.New(t)
+	keys, err := hsm.OpenPKCS11(context.Background(), hsm.PKCS11Config{Module: tok.Module, TokenLabel: tok.Label, PIN: tok.PIN,
+		MaxReinitBackoff: 100 * time.Millisecond}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { keys.Close() })
+	s, err := keys.GenerateKey(context.Background(), hsm.GenerateKeyRequest{Label: "refused", Algorithm: hsm.ECDSAP256})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	if err := registerKeyStoreMetrics(reg, keys); err != nil {
+		t.Fatal(err)
+	}
+	if v := gatherValues(t, reg)["jpkica_hsm_login_refused"]; v != 0 {
+		t.Fatalf("jpkica_hsm_login_refused = %v before the PIN was refused, want 0", v)
+	}
+	database := pingFunc(func(context.Context) error { return nil })
+	ready := readyHandler(map[string]pinger{"database": database, "keys": keys})
+
+	tok.Unplug(t)
+	tok.InitToken(t, tok.Label, "another-pin-0000")
+	digest := sha256.Sum256([]byte("refused"))
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		_, err := s.Sign(nil, digest[:], crypto.SHA256)
+		if errors.Is(err, hsm.ErrLogin) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the key store never gave up on the refused PIN: last error %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	rec := httptest.NewRecorder()
+	ready.ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
+	const want = "not ready: keys: the HSM refused the PIN: an operator must act\n"
+	if rec.Code != 503 || rec.Body.String() != want {
+		t.Errorf("readyz = %d %q, want 503 %q", rec.Code, rec.Body.String(), want)
+	}
+	if v := gatherValues(t, reg)["jpkica_hsm_login_refused"]; v != 1 {
+		t.Errorf("jpkica_hsm_login_refused = %v after the PIN was refused, want 1", v)
+	}
+	out := rec.Body.String()
+	if mfs, err := reg.Gather(); err == nil {
+		out += fmt.Sprint(mfs)
+	}
+	if strings.Contains(out, tok.PIN) {
+		t.Error("/readyz or /metrics names the PIN")
 	}
 }
