@@ -28,7 +28,9 @@
 //
 // Keys generated in a token are token objects with a random CKA_ID shared by
 // the pair; the private key is CKA_PRIVATE, CKA_SENSITIVE, not
-// CKA_EXTRACTABLE, and CKA_SIGN only. RSA keys are 2048 bits with e = 65537.
+// CKA_EXTRACTABLE, and CKA_SIGN only: CKA_DECRYPT, and where the token
+// allows them CKA_UNWRAP and CKA_DERIVE, are false. RSA keys are 2048 bits
+// with e = 65537.
 //
 // # Sessions and concurrency
 //
