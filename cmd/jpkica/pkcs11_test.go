@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/jpkica/jpkica/hsm"
+	"github.com/jpkica/jpkica/internal/config"
 	"github.com/jpkica/jpkica/internal/softhsmtest"
 )
 
@@ -72,6 +73,26 @@ keys:
 	}
 	if strings.Contains(err.Error(), "999999") || strings.Contains(logs.String(), "999999") {
 		t.Fatalf("the wrong PIN appears in the error or the logs: %v", err)
+	}
+
+	// A PIN file that others may read is refused at start, with the fix.
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(pinFile, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, cmd := range []string{"serve", "init"} {
+		// Bounded, so that a serve that does start stops again.
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err := run(ctx, []string{cmd, "--config", cfgPath}, io.Discard, logger)
+		cancel()
+		if !errors.Is(err, config.ErrInvalid) || !strings.Contains(err.Error(), "chmod 600 "+pinFile) {
+			t.Errorf("%s with a PIN file of mode 0644: %v, want config.ErrInvalid saying chmod 600 %s", cmd, err, pinFile)
+		}
+		if err != nil && strings.Contains(err.Error()+logs.String(), tok.PIN) {
+			t.Errorf("%s: the PIN appears in the error or the logs", cmd)
+		}
 	}
 }
 
