@@ -267,6 +267,9 @@ func testConflict(t *testing.T, _ newDSN, open func(*testing.T) *Store) {
 			if !errors.Is(err, ca.ErrConflict) {
 				t.Fatalf("err = %v, want ErrConflict", err)
 			}
+			if !noDriverText(t, err) {
+				t.Errorf("the driver's error is not in the chain: %v", err)
+			}
 			if sup != nil {
 				t.Errorf("superseded %v on conflict", sup)
 			}
@@ -349,6 +352,7 @@ func testChangeStatus(t *testing.T, _ newDSN, open func(*testing.T) *Store) {
 			if !errors.Is(err, st.wantErr) {
 				t.Fatalf("err = %v, want %v", err, st.wantErr)
 			}
+			noDriverText(t, err)
 			if got := serials(changed); got != st.wantChange {
 				t.Errorf("changed %q, want %q", got, st.wantChange)
 			}
