@@ -238,9 +238,16 @@ func TestServeEmbeddedDefaultsFirstStart(t *testing.T) {
 			t.Errorf("first start did not write %s: %v", f, err)
 		}
 	}
-	info, err := os.Stat("jpkica-data/clients/dev-admin.key")
-	if err == nil && info.Mode().Perm() != 0o600 {
-		t.Errorf("client key mode %v, want 0600", info.Mode().Perm())
+	// What only its owner may read: the keys, and the database with every
+	// resident's 4 facts, in a directory only its owner may enter.
+	for f, want := range map[string]os.FileMode{"jpkica-data/clients/dev-admin.key": 0o600, "jpkica-data/jpkica.db": 0o600,
+		"jpkica-data": 0o700} {
+		info, err := os.Stat(f)
+		if err != nil {
+			t.Errorf("%s: %v", f, err)
+		} else if perm := info.Mode().Perm(); perm != want {
+			t.Errorf("%s has mode %04o, want %04o", f, perm, want)
+		}
 	}
 }
 
@@ -348,5 +355,33 @@ func TestHelp(t *testing.T) {
 	err := run(context.Background(), []string{"revoke", "--nope"}, io.Discard, slog.New(slog.DiscardHandler))
 	if !errors.Is(err, errUsage) || !strings.Contains(err.Error(), "-reason") {
 		t.Errorf("an unknown flag: %v, want a usage error listing the flags", err)
+	}
+}
+
+// TestRevokeUnknownSerial: revoking a serial the store does not hold says
+// there is no such certificate, and a serial that is not one says so with
+// the argument as typed; neither shows SQL.
+func TestRevokeUnknownSerial(t *testing.T) {
+	cfg := writeConfig(t).path
+	for _, tt := range []struct {
+		serial string
+		want   error
+		says   string
+	}{
+		{"0123ABCD", ca.ErrNotFound, "no such certificate 0123abcd"},
+		{"UNKNOWNSERIAL", ca.ErrInvalid, `serial "UNKNOWNSERIAL"`},
+	} {
+		t.Run(tt.serial, func(t *testing.T) {
+			err := run(context.Background(), []string{"revoke", "--config", cfg, tt.serial, "--reason", "keyCompromise"}, io.Discard, quiet())
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("revoke %s: %v, want %v", tt.serial, err, tt.want)
+			}
+			if !strings.Contains(err.Error(), tt.says) {
+				t.Errorf("revoke %s prints %q, which does not say %q", tt.serial, err, tt.says)
+			}
+			if strings.Contains(err.Error(), sql.ErrNoRows.Error()) || strings.Contains(err.Error(), "sql:") {
+				t.Errorf("revoke %s prints SQL: %q", tt.serial, err)
+			}
+		})
 	}
 }
