@@ -219,7 +219,7 @@ func parse(docs ...[]byte) (*Config, error) {
 		dec := yaml.NewDecoder(bytes.NewReader(doc))
 		dec.KnownFields(true)
 		if err := dec.Decode(&c); err != nil && !errors.Is(err, errEOF) {
-			return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+			return nil, fmt.Errorf("%w: %v", ErrInvalid, yamlProblems(err))
 		}
 	}
 	if err := c.validate(); err != nil {

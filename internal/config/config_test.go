@@ -140,6 +140,48 @@ func TestPINFileMode(t *testing.T) {
 	}
 }
 
+// TestYAMLErrorsInConfigTerms: a value of the wrong kind or an unknown key
+// is reported by line, key and the kind of value wanted, never by the Go
+// types the configuration is decoded into.
+func TestYAMLErrorsInConfigTerms(t *testing.T) {
+	goTypes := []string{"config.", "time.", "map[", "[]", "int", "bool", "!!", "unmarshal"}
+	for _, tt := range []struct {
+		name, yaml string
+		says       []string
+	}{
+		{"duration", "crl:\n  interval: abc\n", []string{"line 2", `"abc"`, "a duration"}},
+		{"number", "keys:\n  pkcs11:\n    max_sessions: many\n", []string{"line 3", `"many"`, "a whole number"}},
+		{"boolean", "profile:\n  issuer_alt_name: maybe\n", []string{"line 2", `"maybe"`, "true or false"}},
+		{"list", "listen:\n  api_names: api.example\n", []string{"line 2", "a list"}},
+		{"mapping", "municipalities: [1]\n", []string{"line 1", "a list", "a mapping"}},
+		{"unknown key in a section", "listen:\n  foo: 1\n", []string{"line 2", "listen", `"foo"`}},
+		{"unknown top-level key", "bar: 2\n", []string{"line 1", `"bar"`}},
+		{"unknown key of a municipality", "municipalities:\n  \"302015\":\n    town: x\n", []string{"line 3", "municipalities", `"town"`}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "jpkica.yaml")
+			if err := os.WriteFile(path, []byte(tt.yaml), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			_, err := Load(path)
+			if !errors.Is(err, ErrInvalid) {
+				t.Fatalf("Load: %v, want ErrInvalid", err)
+			}
+			msg := strings.TrimPrefix(err.Error(), "config "+path+": ")
+			for _, g := range goTypes {
+				if strings.Contains(msg, g) {
+					t.Errorf("the error names Go's %q: %s", g, msg)
+				}
+			}
+			for _, w := range tt.says {
+				if !strings.Contains(msg, w) {
+					t.Errorf("the error does not say %q: %s", w, msg)
+				}
+			}
+		})
+	}
+}
+
 func TestExampleConfigLoads(t *testing.T) {
 	c, err := Load(filepath.Join("..", "..", "config.example.yaml"))
 	if err != nil {
