@@ -99,16 +99,7 @@ keys:
 // TestKeyStoreMetrics: /metrics carries the PKCS #11 store's counters, and
 // nothing for the software store.
 func TestKeyStoreMetrics(t *testing.T) {
-	tok := softhsmtest.New(t)
-	keys, err := hsm.OpenPKCS11(context.Background(), hsm.PKCS11Config{Module: tok.Module, TokenLabel: tok.Label, PIN: tok.PIN}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { keys.Close() })
-	s, err := keys.GenerateKey(context.Background(), hsm.GenerateKeyRequest{Label: "metrics", Algorithm: hsm.ECDSAP256})
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, keys, s := tokenWithKey(t, 0)
 	digest := sha256.Sum256([]byte("metrics"))
 	for range 3 {
 		if _, err := s.Sign(nil, digest[:], crypto.SHA256); err != nil {
@@ -153,6 +144,24 @@ func TestKeyStoreMetrics(t *testing.T) {
 	}
 }
 
+// tokenWithKey opens a new SoftHSM2 token (with the given cap on the
+// re-initialisation backoff; 0 for the default) and makes an ECDSA key on it.
+func tokenWithKey(t *testing.T, maxBackoff time.Duration) (*softhsmtest.Token, *hsm.PKCS11, crypto.Signer) {
+	t.Helper()
+	tok := softhsmtest.New(t)
+	keys, err := hsm.OpenPKCS11(context.Background(), hsm.PKCS11Config{Module: tok.Module, TokenLabel: tok.Label, PIN: tok.PIN,
+		MaxReinitBackoff: maxBackoff}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { keys.Close() })
+	s, err := keys.GenerateKey(context.Background(), hsm.GenerateKeyRequest{Label: "test-key", Algorithm: hsm.ECDSAP256})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok, keys, s
+}
+
 // gatherValues reads every metric of reg, summing a family's series.
 func gatherValues(t *testing.T, reg *prometheus.Registry) map[string]float64 {
 	t.Helper()
@@ -174,17 +183,7 @@ func gatherValues(t *testing.T, reg *prometheus.Registry) map[string]float64 {
 // an operator can tell from /readyz and /metrics that waiting will not
 // help, without either naming the PIN.
 func TestKeyStoreLoginRefused(t *testing.T) {
-	tok := softhsmtest.New(t)
-	keys, err := hsm.OpenPKCS11(context.Background(), hsm.PKCS11Config{Module: tok.Module, TokenLabel: tok.Label, PIN: tok.PIN,
-		MaxReinitBackoff: 100 * time.Millisecond}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { keys.Close() })
-	s, err := keys.GenerateKey(context.Background(), hsm.GenerateKeyRequest{Label: "refused", Algorithm: hsm.ECDSAP256})
-	if err != nil {
-		t.Fatal(err)
-	}
+	tok, keys, s := tokenWithKey(t, 100*time.Millisecond)
 	reg := prometheus.NewRegistry()
 	if err := registerKeyStoreMetrics(reg, keys); err != nil {
 		t.Fatal(err)
