@@ -286,7 +286,7 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		a.weakKeys.Inc()
 		a.logger.WarnContext(r.Context(), "weak card key refused", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
-	if ae.status == http.StatusServiceUnavailable {
+	if ae.status == http.StatusServiceUnavailable && ae.code == wire.CodeUnavailable {
 		w.Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds(err)))
 	}
 	writeJSON(w, ae.status, wire.ErrorBody{Error: wire.Error{Code: ae.code, Message: ae.msg}})

@@ -27,7 +27,10 @@
 // database unavailable) says which of the two is down and carries
 // Retry-After (1 s, or the time until the key store's next attempt to come
 // back when it knows, up to 60 s); what went wrong inside (key and token labels, PKCS #11 and
-// SQL errors) goes to the log, not to the client. A 500 says only
+// SQL errors) goes to the log, not to the client. A key store whose token
+// refused the PIN (hsm.ErrLogin) has stopped trying so as not to lock it:
+// that 503 is wire.CodeHSMLoginRefused, without Retry-After, because no
+// retry succeeds until an operator acts. A 500 says only
 // "internal error". A certificate that would outlive its issuer generation
 // (ca.ErrIssuerExpiring) is a 503 that says a new generation is needed. A
 // card key that passes the CSR's checks (RSA-2048,

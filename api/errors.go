@@ -38,6 +38,11 @@ func classify(err error, conflictCode string) *apiError {
 	// A 503's cause names keys, tokens and database errors: it goes to the
 	// log (writeError), and the client gets which part is down.
 	switch {
+	case errors.Is(err, hsm.ErrLogin):
+		// Checked before ErrUnavailable, which it comes with: the key
+		// store has stopped trying, so as not to lock the token.
+		e.status, e.code, e.msg = http.StatusServiceUnavailable, wire.CodeHSMLoginRefused,
+			"the key store's token refused the PIN; an operator must act before any retry can succeed"
 	case errors.Is(err, hsm.ErrUnavailable):
 		e.status, e.code, e.msg = http.StatusServiceUnavailable, wire.CodeUnavailable, "the key store is unavailable; safe to retry"
 	case errors.Is(err, ca.ErrUnavailable):

@@ -115,6 +115,56 @@ func TestRetryAfterFromKeyStore(t *testing.T) {
 	}
 }
 
+// TestIssueHSMLoginRefused: the token goes away and comes back with the
+// same label and another PIN (re-initialised). The key store refuses to
+// try the PIN again, so as not to lock the token, and the API says so: a
+// 503 whose code tells the counter that only an operator can help, with
+// no Retry-After, and nothing written.
+func TestIssueHSMLoginRefused(t *testing.T) {
+	keys, tk := openSoftHSM(t)
+	e := newEnv(t, apitest.Options{Keys: keys})
+	if a, _ := e.counter.issue(issueBody("authentication", "CARD-PIN0", "RES-PIN0", "302015"), "pin-0"); a.status != 201 {
+		t.Fatalf("before: %d %s", a.status, a.body)
+	}
+	entries := auditCount(t, e.s)
+	tk.Unplug(t)
+	tk.InitToken(t, tk.Label, "another-pin-0000")
+
+	body := issueBody("authentication", "CARD-PIN", "RES-PIN", "302015")
+	var a answer
+	deadline := time.Now().Add(30 * time.Second) // only a failure waits this long
+	for i := 0; ; i++ {
+		// While the store re-initialises it is an ordinary outage.
+		if a, _ = e.counter.issue(body, fmt.Sprintf("refused-%d", i)); a.status != 503 || a.code() != wire.CodeUnavailable {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("still 503 %s 30 s after the token came back with another PIN", wire.CodeUnavailable)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if a.status != 503 || a.code() != wire.CodeHSMLoginRefused {
+		t.Fatalf("after the PIN was refused: %d %s, want 503 %s", a.status, a.body, wire.CodeHSMLoginRefused)
+	}
+	if ra, ok := a.header["Retry-After"]; ok {
+		t.Errorf("the 503 carries Retry-After %q: no retry can succeed", ra)
+	}
+	if strings.Contains(string(a.body), tk.PIN) || strings.Contains(string(a.body), tk.Label) {
+		t.Errorf("the answer names the PIN or the token: %s", a.body)
+	}
+	// It stays so: the store does not try again by itself.
+	time.Sleep(200 * time.Millisecond)
+	if a, _ := e.counter.issue(body, "pin-again"); a.status != 503 || a.code() != wire.CodeHSMLoginRefused {
+		t.Fatalf("again: %d %s, want 503 %s", a.status, a.body, wire.CodeHSMLoginRefused)
+	}
+	if recs, err := e.s.Store.CertificatesByCard(context.Background(), "CARD-PIN"); err != nil || len(recs) != 0 {
+		t.Fatalf("%d certificates on the card (%v), want none", len(recs), err)
+	}
+	if n := auditCount(t, e.s); n != entries {
+		t.Fatalf("%d audit entries, %d before", n, entries)
+	}
+}
+
 // TestIssueDatabaseGone: the PostgreSQL server becomes unreachable under a
 // running API (a proxy between them drops every connection and refuses
 // new ones), and comes back.

@@ -134,13 +134,13 @@ func SerialFromBytes(b []byte) Serial {
 
 // ParseSerial reads a serial in hexadecimal (as the API and the CLI write it).
 func ParseSerial(s string) (Serial, error) {
-	s = strings.TrimPrefix(strings.ToLower(s), "0x")
-	if len(s)%2 == 1 {
-		s = "0" + s
+	h := strings.TrimPrefix(strings.ToLower(s), "0x")
+	if len(h)%2 == 1 {
+		h = "0" + h
 	}
-	b, err := hex.DecodeString(s)
+	b, err := hex.DecodeString(h)
 	if err != nil || len(b) == 0 || len(b) > 20 {
-		return Serial{}, fmt.Errorf("%w: serial %q", ErrInvalid, s)
+		return Serial{}, fmt.Errorf("%w: serial %q: want hexadecimal, 1 to 20 bytes", ErrInvalid, s)
 	}
 	sn := SerialFromBytes(b)
 	if sn.IsZero() {

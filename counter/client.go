@@ -43,9 +43,17 @@ func (e *APIError) Error() string {
 	return fmt.Sprintf("API %d %s: %s", e.Status, e.Code, e.Message)
 }
 
-// Temporary reports whether retrying the same request may succeed.
+// Temporary reports whether retrying the same request may succeed: a 429
+// or a 503, but not a 503 whose HSM refused its PIN (no retry succeeds
+// until an operator acts there).
 func (e *APIError) Temporary() bool {
-	return e.Status == http.StatusTooManyRequests || e.Status == http.StatusServiceUnavailable
+	switch e.Status {
+	case http.StatusTooManyRequests:
+		return true
+	case http.StatusServiceUnavailable:
+		return e.Code != wire.CodeHSMLoginRefused
+	}
+	return false
 }
 
 // ErrNoAnswer: no answer came back: the connection failed or broke, or the

@@ -133,3 +133,24 @@ func TestIssueOntoLostAnswer(t *testing.T) {
 		t.Fatal("a call that TLS refused reached the API")
 	}
 }
+
+// TestAPIErrorTemporary: a 429 or a 503 is worth sending again, except the
+// 503 of a key store whose token refused the PIN.
+func TestAPIErrorTemporary(t *testing.T) {
+	for _, tt := range []struct {
+		status int
+		code   string
+		want   bool
+	}{
+		{http.StatusTooManyRequests, wire.CodeRateLimited, true},
+		{http.StatusServiceUnavailable, wire.CodeUnavailable, true},
+		{http.StatusServiceUnavailable, wire.CodeHSMLoginRefused, false},
+		{http.StatusConflict, wire.CodeCardInUse, false},
+		{http.StatusInternalServerError, wire.CodeInternal, false},
+	} {
+		e := &counter.APIError{Status: tt.status, Code: tt.code}
+		if got := e.Temporary(); got != tt.want {
+			t.Errorf("%d %s: Temporary() = %t, want %t", tt.status, tt.code, got, tt.want)
+		}
+	}
+}

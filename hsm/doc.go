@@ -28,7 +28,9 @@
 //
 // Keys generated in a token are token objects with a random CKA_ID shared by
 // the pair; the private key is CKA_PRIVATE, CKA_SENSITIVE, not
-// CKA_EXTRACTABLE, and CKA_SIGN only. RSA keys are 2048 bits with e = 65537.
+// CKA_EXTRACTABLE, and CKA_SIGN only: CKA_DECRYPT, and where the token
+// allows them CKA_UNWRAP and CKA_DERIVE, are false. RSA keys are 2048 bits
+// with e = 65537.
 //
 // # Sessions and concurrency
 //
@@ -102,6 +104,9 @@
 // A refused PIN (CKR_PIN_INCORRECT, CKR_PIN_LOCKED, ...) is never retried,
 // so that the store cannot lock the token: OpenPKCS11 fails with ErrLogin,
 // and a store that meets it while recovering stays down until restarted.
+// Its errors then wrap ErrLogin as well as ErrUnavailable, carry no retry
+// time (RetryAfter is not ok), and Stats.LoginRefused is true: callers must
+// not present this as an outage that retrying gets past.
 //
 // Close waits for the signatures in flight, stops recovery, and finalises
 // the module; signers then fail with ErrUnavailable.

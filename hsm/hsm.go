@@ -61,11 +61,15 @@ var (
 	ErrKeyExists = errors.New("hsm: key already exists")
 	// ErrUnavailable: the store cannot be used right now (token absent,
 	// module being re-initialised, no session free before the deadline,
-	// store closed). Retrying later may succeed.
+	// store closed). Retrying later may succeed, unless the error also
+	// wraps ErrLogin.
 	ErrUnavailable = errors.New("hsm: key store unavailable")
 	// ErrLogin: the token refused the PIN (incorrect, locked, expired).
 	// The error never contains the PIN. A PKCS11 store that gets this while
-	// recovering stops retrying, so that it cannot lock the token.
+	// recovering stops retrying, so that it cannot lock the token, and
+	// every call then fails with ErrUnavailable and ErrLogin together: no
+	// retry can succeed until an operator has fixed the PIN or the token
+	// and restarted the process (Stats.LoginRefused says so meanwhile).
 	ErrLogin = errors.New("hsm: token login failed")
 	// ErrUnsupported: an algorithm, hash or signer option this package
 	// does not implement.

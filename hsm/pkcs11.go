@@ -81,6 +81,21 @@ type PKCS11 struct {
 	acquireTimeout time.Duration
 	rand           io.Reader
 	genMu          sync.Mutex // one key generation at a time, so label checks hold
+	// restrict are the private key attributes that GenerateKey asks for
+	// when the token allows them (restrictedPrivateKey); unrestricted is
+	// set once the token has refused them, and they are not asked again.
+	restrict     []*pkcs11.Attribute
+	unrestricted atomic.Bool
+}
+
+// restrictedPrivateKey are attributes of a generated private key beyond
+// the ones every token takes: it cannot unwrap (import other keys
+// decrypted by it) nor derive keys. Not every token knows them all.
+func restrictedPrivateKey() []*pkcs11.Attribute {
+	return []*pkcs11.Attribute{
+		pkcs11.NewAttribute(pkcs11.CKA_UNWRAP, false),
+		pkcs11.NewAttribute(pkcs11.CKA_DERIVE, false),
+	}
 }
 
 // OpenPKCS11 loads the module, initialises it, finds the token by label,
@@ -149,7 +164,8 @@ func OpenPKCS11(ctx context.Context, cfg PKCS11Config, logger *slog.Logger) (*PK
 	p.okSinceReinit = true
 	p.backoff = p.minBackoff
 	logger.Info("hsm: PKCS#11 token opened", "config", cfg)
-	return &PKCS11{pool: p, threads: threads, acquireTimeout: cfg.AcquireTimeout, rand: rand.Reader}, nil
+	return &PKCS11{pool: p, threads: threads, acquireTimeout: cfg.AcquireTimeout, rand: rand.Reader,
+		restrict: restrictedPrivateKey()}, nil
 }
 
 // Close waits for signatures in progress, then finalises and unloads the
@@ -209,7 +225,10 @@ func (k *PKCS11) Ping(ctx context.Context) error {
 
 // GenerateKey makes a key pair on the token: both halves token objects with
 // the label and one random CKA_ID; the private half sensitive, private,
-// not extractable, for signing only. It fails with ErrKeyExists if any key
+// not extractable, for signing only (CKA_SIGN; CKA_DECRYPT, CKA_UNWRAP and
+// CKA_DERIVE false). A token that refuses CKA_UNWRAP or CKA_DERIVE in the
+// template (CKR_ATTRIBUTE_TYPE_INVALID, ...) gets the key without them,
+// and the store logs that once. It fails with ErrKeyExists if any key
 // object on the token already has the label. Generation is not retried on a failure
 // part-way (it may have created objects); the caller sees the error.
 func (k *PKCS11) GenerateKey(ctx context.Context, req GenerateKeyRequest) (crypto.Signer, error) {
@@ -270,7 +289,7 @@ func (k *PKCS11) GenerateKey(ctx context.Context, req GenerateKeyRequest) (crypt
 		if len(existing) > 0 {
 			return ErrKeyExists
 		}
-		pubH, privH, err := k.pool.mod.GenerateKeyPair(l.sh, []*pkcs11.Mechanism{pkcs11.NewMechanism(mech, nil)}, pub, priv)
+		pubH, privH, err := k.generatePair(l, mech, pub, priv)
 		if err != nil {
 			return fmt.Errorf("C_GenerateKeyPair: %w", err)
 		}
@@ -286,6 +305,37 @@ func (k *PKCS11) GenerateKey(ctx context.Context, req GenerateKeyRequest) (crypt
 		return nil, fmt.Errorf("generating key %q: %w", req.Label, err)
 	}
 	return s, nil
+}
+
+// generatePair calls C_GenerateKeyPair with priv and the store's
+// restricting attributes, or without those if the token refuses them.
+func (k *PKCS11) generatePair(l *lease, mech uint, pub, priv []*pkcs11.Attribute) (pkcs11.ObjectHandle, pkcs11.ObjectHandle, error) {
+	mechs := []*pkcs11.Mechanism{pkcs11.NewMechanism(mech, nil)}
+	if k.unrestricted.Load() || len(k.restrict) == 0 {
+		return k.pool.mod.GenerateKeyPair(l.sh, mechs, pub, priv)
+	}
+	pubH, privH, err := k.pool.mod.GenerateKeyPair(l.sh, mechs, pub, append(priv[:len(priv):len(priv)], k.restrict...))
+	if !refusedTemplate(err) {
+		return pubH, privH, err
+	}
+	// Nothing was created. If the same template without them works, it
+	// was them the token refused.
+	pubH, privH, err2 := k.pool.mod.GenerateKeyPair(l.sh, mechs, pub, priv)
+	if err2 != nil {
+		return 0, 0, err
+	}
+	if k.unrestricted.CompareAndSwap(false, true) {
+		k.pool.logger.Warn("hsm: the token refuses CKA_UNWRAP=false or CKA_DERIVE=false on private keys; generating keys without them",
+			"token", k.pool.tokenLabel, "err", err)
+	}
+	return pubH, privH, nil
+}
+
+// refusedTemplate reports whether err is a token's refusal of an attribute
+// in a template.
+func refusedTemplate(err error) bool {
+	return isCode(err, pkcs11.CKR_ATTRIBUTE_TYPE_INVALID) || isCode(err, pkcs11.CKR_ATTRIBUTE_VALUE_INVALID) ||
+		isCode(err, pkcs11.CKR_TEMPLATE_INCONSISTENT)
 }
 
 // Signer finds the private key with the label (CKO_PRIVATE_KEY, CKA_LABEL)

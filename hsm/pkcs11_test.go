@@ -280,25 +280,18 @@ func TestPKCS11PrivateKeyAttributes(t *testing.T) {
 				if err != nil || len(hs) != 1 {
 					return fmt.Errorf("finding private key: %d handles, %w", len(hs), err)
 				}
-				attrs, err := k.pool.mod.GetAttributeValue(l.sh, hs[0], []*pkcs11.Attribute{
-					pkcs11.NewAttribute(pkcs11.CKA_SENSITIVE, nil),
-					pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, nil),
-					pkcs11.NewAttribute(pkcs11.CKA_PRIVATE, nil),
-					pkcs11.NewAttribute(pkcs11.CKA_TOKEN, nil),
-					pkcs11.NewAttribute(pkcs11.CKA_SIGN, nil),
-					pkcs11.NewAttribute(pkcs11.CKA_ALWAYS_SENSITIVE, nil),
-					pkcs11.NewAttribute(pkcs11.CKA_NEVER_EXTRACTABLE, nil),
+				checkBoolAttrs(t, k, l, hs[0], []boolAttr{
+					{"CKA_SENSITIVE", pkcs11.CKA_SENSITIVE, true},
+					{"CKA_EXTRACTABLE", pkcs11.CKA_EXTRACTABLE, false},
+					{"CKA_PRIVATE", pkcs11.CKA_PRIVATE, true},
+					{"CKA_TOKEN", pkcs11.CKA_TOKEN, true},
+					{"CKA_SIGN", pkcs11.CKA_SIGN, true},
+					{"CKA_ALWAYS_SENSITIVE", pkcs11.CKA_ALWAYS_SENSITIVE, true},
+					{"CKA_NEVER_EXTRACTABLE", pkcs11.CKA_NEVER_EXTRACTABLE, true},
+					{"CKA_DECRYPT", pkcs11.CKA_DECRYPT, false},
+					{"CKA_UNWRAP", pkcs11.CKA_UNWRAP, false},
+					{"CKA_DERIVE", pkcs11.CKA_DERIVE, false},
 				})
-				if err != nil {
-					return err
-				}
-				want := []bool{true, false, true, true, true, true, true}
-				for i, a := range attrs {
-					got := len(a.Value) == 1 && a.Value[0] != 0
-					if got != want[i] {
-						t.Errorf("attribute %#x = %v, want %v", a.Type, got, want[i])
-					}
-				}
 				// The secret part must not be readable.
 				secret := uint(pkcs11.CKA_PRIVATE_EXPONENT)
 				if alg == ECDSAP256 {
@@ -314,6 +307,72 @@ func TestPKCS11PrivateKeyAttributes(t *testing.T) {
 				t.Fatal(err)
 			}
 		})
+	}
+}
+
+// boolAttr is a CK_BBOOL attribute and the value a key should have.
+type boolAttr struct {
+	name string
+	typ  uint
+	want bool
+}
+
+// checkBoolAttrs reads the attributes of object h back from the token and
+// compares them with what they should be.
+func checkBoolAttrs(t *testing.T, k *PKCS11, l *lease, h pkcs11.ObjectHandle, want []boolAttr) {
+	t.Helper()
+	template := make([]*pkcs11.Attribute, len(want))
+	for i, w := range want {
+		template[i] = pkcs11.NewAttribute(w.typ, nil)
+	}
+	attrs, err := k.pool.mod.GetAttributeValue(l.sh, h, template)
+	if err != nil {
+		t.Fatalf("C_GetAttributeValue: %v", err)
+	}
+	for i, a := range attrs {
+		if len(a.Value) != 1 {
+			t.Errorf("%s: %d bytes, want a CK_BBOOL", want[i].name, len(a.Value))
+			continue
+		}
+		if got := a.Value[0] != 0; got != want[i].want {
+			t.Errorf("%s = %t, want %t", want[i].name, got, want[i].want)
+		}
+	}
+}
+
+// TestPKCS11RestrictionRefused: a token that refuses one of the
+// restricting attributes in the private key's template still gets its key,
+// without them, and the store says so once in its log and stops asking.
+// SoftHSM2 takes CKA_UNWRAP and CKA_DERIVE, so here the store asks, besides
+// them, for a vendor-defined attribute that SoftHSM2 does not know.
+func TestPKCS11RestrictionRefused(t *testing.T) {
+	tk := softhsmtest.New(t)
+	var logs lockedBuffer
+	k, err := OpenPKCS11(context.Background(), PKCS11Config{Module: tk.Module, TokenLabel: tk.Label, PIN: tk.PIN},
+		slog.New(slog.NewTextHandler(&logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { k.Close() })
+	k.restrict = append(k.restrict, pkcs11.NewAttribute(pkcs11.CKA_VENDOR_DEFINED|0x4a504b, false))
+	ctx := context.Background()
+	for i, alg := range []Algorithm{RSA2048, ECDSAP256} {
+		s, err := k.GenerateKey(ctx, GenerateKeyRequest{Label: fmt.Sprintf("refused-%d", i), Algorithm: alg})
+		if err != nil {
+			t.Fatalf("GenerateKey %v on a token that refuses an attribute: %v", alg, err)
+		}
+		d := digest256("refused")
+		sig, err := s.Sign(nil, d, crypto.SHA256)
+		if err != nil {
+			t.Fatal(err)
+		}
+		verify(t, s.Public(), d, sig, crypto.SHA256)
+	}
+	if !k.unrestricted.Load() {
+		t.Error("the store did not note that the token refuses the attributes")
+	}
+	if n := strings.Count(logs.String(), "refuses CKA_UNWRAP"); n != 1 {
+		t.Errorf("%d log lines about the refused attributes, want 1:\n%s", n, logs.String())
 	}
 }
 

@@ -146,6 +146,12 @@ func (p *pool) login(sh pkcs11.SessionHandle) error {
 	}
 }
 
+// loginRefusedLocked reports whether the pool is down for good because the
+// token refused the PIN while recovering. p.mu must be held.
+func (p *pool) loginRefusedLocked() bool {
+	return p.state == stateDown && errors.Is(p.lastErr, ErrLogin)
+}
+
 // broadcastLocked wakes everyone waiting on p.changed. p.mu must be held.
 func (p *pool) broadcastLocked() {
 	close(p.changed)

@@ -239,6 +239,9 @@ func TestPKCS11RecoversFromTokenOutage(t *testing.T) {
 		t.Errorf("Ping during the outage: got %v, want ErrUnavailable", err)
 	}
 	cancel()
+	if k.Stats().LoginRefused {
+		t.Error("Stats().LoginRefused during an outage: only a refused PIN sets it")
+	}
 	for _, s := range signers {
 		if _, err := s.Sign(nil, digest256("during outage"), crypto.SHA256); !errors.Is(err, ErrUnavailable) {
 			t.Errorf("Sign during the outage: got %v, want ErrUnavailable", err)
@@ -330,6 +333,9 @@ func testStaleSessionRetried(t *testing.T, offload bool) {
 func TestPKCS11StopsOnRefusedPIN(t *testing.T) {
 	k, tk := openToken(t, func(c *PKCS11Config) { c.MaxReinitBackoff = 100 * time.Millisecond })
 	s := generatePair(t, k)[1]
+	if k.Stats().LoginRefused {
+		t.Fatal("Stats().LoginRefused before anything went wrong")
+	}
 	tk.Unplug(t)
 	tk.InitToken(t, tk.Label, "another-pin-0000")
 	d := digest256("refused")
@@ -343,6 +349,16 @@ func TestPKCS11StopsOnRefusedPIN(t *testing.T) {
 	}
 	if strings.Contains(err.Error(), tk.PIN) {
 		t.Fatalf("error contains the PIN")
+	}
+	// Nothing tells the caller to come back later: no retry can succeed.
+	if d, ok := RetryAfter(err); ok {
+		t.Errorf("RetryAfter = %v for a refused PIN, want none", d)
+	}
+	if !k.Stats().LoginRefused {
+		t.Error("Stats().LoginRefused is false after the token refused the PIN")
+	}
+	if err := k.Ping(context.Background()); !errors.Is(err, ErrLogin) {
+		t.Errorf("Ping: got %v, want ErrLogin", err)
 	}
 	attempts := k.pool.attempts.Load()
 	for range 20 {

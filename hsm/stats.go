@@ -15,6 +15,10 @@ type Stats struct {
 	// SessionsOpen is the sessions open on the token, SessionsInUse those
 	// lent out now.
 	SessionsOpen, SessionsInUse int
+	// LoginRefused: the token refused the PIN while the store was
+	// re-initialising, and the store has stopped trying (so as not to lock
+	// the token). It stays down until an operator acts and restarts it.
+	LoginRefused bool
 }
 
 // Stats returns the store's counters and session counts.
@@ -22,6 +26,7 @@ func (k *PKCS11) Stats() Stats {
 	p := k.pool
 	p.mu.Lock()
 	inUse, idle := p.inflight, len(p.idle)
+	refused := p.loginRefusedLocked()
 	p.mu.Unlock()
 	return Stats{
 		DirectSignatures:  k.threads.direct.Load(),
@@ -31,5 +36,6 @@ func (k *PKCS11) Stats() Stats {
 		ReinitAttempts:    p.attempts.Load(),
 		SessionsOpen:      inUse + idle,
 		SessionsInUse:     inUse,
+		LoginRefused:      refused,
 	}
 }

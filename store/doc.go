@@ -34,7 +34,10 @@
 // idempotency key, a duplicate issuer), ca.ErrInvalid for input the store
 // refuses, and ca.ErrUnavailable when the database cannot be reached or is
 // closed, or a transaction lost a deadlock or serialization race (safe to
-// retry). Match them with errors.Is.
+// retry). Match them with errors.Is. The text of a missing row or a
+// violated constraint is the sentinel's and the step's, never the
+// driver's: no SQL reaches an API answer or a command's output (errors.As
+// still finds the driver's error).
 //
 // # Concurrency
 //

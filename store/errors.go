@@ -29,11 +29,29 @@ func (s *Store) classify(err error) error {
 	if s.closed.Load() {
 		return fmt.Errorf("%w: store closed: %w", ca.ErrUnavailable, err)
 	}
-	if sentinel := sentinelFor(err); sentinel != nil {
+	switch sentinel := sentinelFor(err); sentinel {
+	case nil:
+		return err
+	case ca.ErrNotFound, ca.ErrConflict:
+		return &stateError{sentinel: sentinel, cause: err}
+	default:
 		return fmt.Errorf("%w: %w", sentinel, err)
 	}
-	return err
 }
+
+// stateError is a driver error that reports a state of the data (no such
+// row, a uniqueness or foreign key constraint), which the API answers with
+// a 404 or 409 and the commands print. Its text is the sentinel's alone, so
+// that no SQL (statement, constraint or table names, the driver's words)
+// reaches a client or a terminal; the caller's step names say where it
+// happened. errors.Is and errors.As still find the sentinel and the
+// driver's error.
+type stateError struct {
+	sentinel, cause error
+}
+
+func (e *stateError) Error() string   { return e.sentinel.Error() }
+func (e *stateError) Unwrap() []error { return []error{e.sentinel, e.cause} }
 
 func sentinelFor(err error) error {
 	if errors.Is(err, sql.ErrNoRows) {

@@ -8,12 +8,17 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"database/sql"
+	"errors"
 	"math/big"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/mattn/go-sqlite3"
 
 	"github.com/jpkica/jpkica/audit"
 	"github.com/jpkica/jpkica/ca"
@@ -32,6 +37,31 @@ func sqliteDSNs(t testing.TB) string {
 
 // postgresDSNs gives each test its own schema (see internal/pgtest).
 func postgresDSNs(t testing.TB) string { return pgtest.DSN(t) }
+
+// noDriverText fails the test if err's text carries the text of a database
+// driver error in its chain: no SQL may reach an API answer or a command's
+// output. It reports whether the chain holds a driver error at all.
+func noDriverText(t testing.TB, err error) bool {
+	t.Helper()
+	var causes []error
+	if errors.Is(err, sql.ErrNoRows) {
+		causes = append(causes, sql.ErrNoRows)
+	}
+	var se sqlite3.Error
+	if errors.As(err, &se) {
+		causes = append(causes, se)
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		causes = append(causes, pe)
+	}
+	for _, c := range causes {
+		if strings.Contains(err.Error(), c.Error()) {
+			t.Errorf("the error shows the driver's text %q: %v", c.Error(), err)
+		}
+	}
+	return len(causes) > 0
+}
 
 func mustOpen(t testing.TB, dsn string) *Store {
 	t.Helper()

@@ -3,8 +3,11 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -48,7 +51,8 @@ var _ ca.Store = (*Store)(nil)
 // WAL, a 5 s busy timeout, foreign keys on, synchronous=NORMAL, IMMEDIATE
 // write transactions, a 64 MiB page cache and a cache of 128 prepared
 // statements per connection; its WAL is checkpointed in the background
-// (checkpoint.go).
+// (checkpoint.go). A new SQLite database is created 0600, and so are its
+// -wal and -shm files (createPrivate).
 func Open(ctx context.Context, dsn string) (*Store, error) {
 	var (
 		db      *sqlx.DB
@@ -61,10 +65,13 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		db, err = sqlx.Open("pgx", dsn)
 	default:
 		dialect = SQLite
-		var path string
-		path, err = sqliteDSN(dsn)
+		var file, driverDSN string
+		file, driverDSN, err = sqliteDSN(dsn)
 		if err == nil {
-			db, err = sqlx.Open(sqliteDriver, path)
+			err = createPrivate(file)
+		}
+		if err == nil {
+			db, err = sqlx.Open(sqliteDriver, driverDSN)
 		}
 	}
 	if err != nil {
@@ -84,20 +91,24 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 }
 
 // sqliteDSN turns "sqlite:PATH" or "PATH" (optionally with ?params) into a
-// go-sqlite3 DSN with jpkica's settings.
-func sqliteDSN(dsn string) (string, error) {
+// go-sqlite3 DSN with jpkica's settings. file is the database file's path,
+// "" for an in-memory database.
+func sqliteDSN(dsn string) (file, driverDSN string, err error) {
 	path := strings.TrimPrefix(dsn, "sqlite:")
 	path = strings.TrimPrefix(path, "//")
 	if path == "" {
-		return "", fmt.Errorf("%w: empty SQLite path", ca.ErrInvalid)
+		return "", "", fmt.Errorf("%w: empty SQLite path", ca.ErrInvalid)
 	}
 	params := url.Values{}
 	if i := strings.IndexByte(path, '?'); i >= 0 {
 		q, err := url.ParseQuery(path[i+1:])
 		if err != nil {
-			return "", fmt.Errorf("%w: SQLite parameters: %v", ca.ErrInvalid, err)
+			return "", "", fmt.Errorf("%w: SQLite parameters: %v", ca.ErrInvalid, err)
 		}
 		params, path = q, path[:i]
+	}
+	if path != ":memory:" && params.Get("mode") != "memory" {
+		file = path
 	}
 	for k, v := range map[string]string{
 		"_journal_mode": "WAL",
@@ -114,7 +125,29 @@ func sqliteDSN(dsn string) (string, error) {
 			params.Set(k, v)
 		}
 	}
-	return "file:" + path + "?" + params.Encode(), nil
+	return file, "file:" + path + "?" + params.Encode(), nil
+}
+
+// createPrivate creates the SQLite database file, empty and readable by its
+// owner only (0600), if it does not exist yet. SQLite would create it 0644
+// less the umask; the database holds every resident's 4 facts. SQLite gives
+// the -wal and -shm files it makes beside it the database file's mode, so
+// they are 0600 too. An existing file is left as it is.
+func createPrivate(file string) error {
+	if file == "" {
+		return nil
+	}
+	f, err := os.OpenFile(file, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	switch {
+	case errors.Is(err, fs.ErrExist):
+		return nil
+	case err != nil:
+		return fmt.Errorf("creating SQLite database: %w: %w", ca.ErrUnavailable, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("creating SQLite database: %w: %w", ca.ErrUnavailable, err)
+	}
+	return nil
 }
 
 // Close closes the database. Calls after Close fail with ca.ErrUnavailable.

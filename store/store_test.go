@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -266,6 +267,9 @@ func testConflict(t *testing.T, _ newDSN, open func(*testing.T) *Store) {
 			if !errors.Is(err, ca.ErrConflict) {
 				t.Fatalf("err = %v, want ErrConflict", err)
 			}
+			if !noDriverText(t, err) {
+				t.Errorf("the driver's error is not in the chain: %v", err)
+			}
 			if sup != nil {
 				t.Errorf("superseded %v on conflict", sup)
 			}
@@ -348,6 +352,7 @@ func testChangeStatus(t *testing.T, _ newDSN, open func(*testing.T) *Store) {
 			if !errors.Is(err, st.wantErr) {
 				t.Fatalf("err = %v, want %v", err, st.wantErr)
 			}
+			noDriverText(t, err)
 			if got := serials(changed); got != st.wantChange {
 				t.Errorf("changed %q, want %q", got, st.wantChange)
 			}
@@ -895,5 +900,29 @@ func testResidentLock(t *testing.T, _ newDSN, open func(*testing.T) *Store) {
 	}
 	if err := <-done; !errors.Is(err, ca.ErrResidentGone) {
 		t.Fatalf("an issuance during the event's transaction: %v, want ErrResidentGone", err)
+	}
+}
+
+// TestSQLiteFileModes: a new SQLite database, which holds every resident's
+// 4 facts, and the -wal and -shm files SQLite makes beside it are readable
+// by their owner only, whatever the umask lets SQLite do by itself (0644
+// under the usual 022).
+func TestSQLiteFileModes(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "jpkica.db")
+	s := mustOpen(t, "sqlite:"+file)
+	r := record(t, big1(0x21), "card-mode")
+	mustInsert(t, s, issuance(r))
+	if _, err := s.Certificate(context.Background(), r.Serial); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{file, file + "-wal", file + "-shm"} {
+		fi, err := os.Stat(f)
+		if err != nil {
+			t.Errorf("%s: %v", filepath.Base(f), err)
+			continue
+		}
+		if perm := fi.Mode().Perm(); perm != 0o600 {
+			t.Errorf("%s has mode %04o, want 0600", filepath.Base(f), perm)
+		}
 	}
 }

@@ -40,6 +40,7 @@ const (
 	CodeNotEligible            = "not_eligible"         // 422: valid, but the JPKI rules do not allow it
 	CodeRateLimited            = "rate_limited"         // 429, with Retry-After
 	CodeUnavailable            = "unavailable"          // 503, with Retry-After: HSM or database unavailable; safe to retry
+	CodeHSMLoginRefused        = "hsm_login_refused"    // 503, without Retry-After: the HSM refused the PIN; no retry succeeds until an operator acts
 	CodeInternal               = "internal"             // 500
 )
 

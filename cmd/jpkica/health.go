@@ -2,11 +2,14 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/jpkica/jpkica/hsm"
 )
 
 // healthz answers that the process is alive.
@@ -21,24 +24,37 @@ type pinger interface {
 }
 
 // readyHandler answers 200 when every dependency answers a ping within a
-// second, else 503 naming the ones that did not.
+// second, else 503 naming the ones that did not: "unreachable", or, for a
+// key store whose token refused the PIN, that an operator must act (no
+// wait will make it ready). It never names the PIN.
 func readyHandler(deps map[string]pinger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), time.Second)
 		defer cancel()
-		var down []string
+		var down, refused []string
 		for name, p := range deps {
-			if err := p.Ping(ctx); err != nil {
+			switch err := p.Ping(ctx); {
+			case errors.Is(err, hsm.ErrLogin):
+				refused = append(refused, name)
+			case err != nil:
 				down = append(down, name)
 			}
 		}
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		if len(down) > 0 {
-			sort.Strings(down)
-			w.WriteHeader(http.StatusServiceUnavailable)
-			fmt.Fprintf(w, "not ready: %s unreachable\n", strings.Join(down, ", "))
+		if len(down)+len(refused) == 0 {
+			fmt.Fprintln(w, "ready")
 			return
 		}
-		fmt.Fprintln(w, "ready")
+		var why []string
+		if len(down) > 0 {
+			sort.Strings(down)
+			why = append(why, strings.Join(down, ", ")+" unreachable")
+		}
+		if len(refused) > 0 {
+			sort.Strings(refused)
+			why = append(why, strings.Join(refused, ", ")+": the HSM refused the PIN: an operator must act")
+		}
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprintf(w, "not ready: %s\n", strings.Join(why, "; "))
 	})
 }

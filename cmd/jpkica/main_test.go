@@ -238,9 +238,16 @@ func TestServeEmbeddedDefaultsFirstStart(t *testing.T) {
 			t.Errorf("first start did not write %s: %v", f, err)
 		}
 	}
-	info, err := os.Stat("jpkica-data/clients/dev-admin.key")
-	if err == nil && info.Mode().Perm() != 0o600 {
-		t.Errorf("client key mode %v, want 0600", info.Mode().Perm())
+	// What only its owner may read: the keys, and the database with every
+	// resident's 4 facts, in a directory only its owner may enter.
+	for f, want := range map[string]os.FileMode{"jpkica-data/clients/dev-admin.key": 0o600, "jpkica-data/jpkica.db": 0o600,
+		"jpkica-data": 0o700} {
+		info, err := os.Stat(f)
+		if err != nil {
+			t.Errorf("%s: %v", f, err)
+		} else if perm := info.Mode().Perm(); perm != want {
+			t.Errorf("%s has mode %04o, want %04o", f, perm, want)
+		}
 	}
 }
 

@@ -18,6 +18,7 @@ type keyStoreCollector struct {
 	stats                          func() hsm.Stats
 	calls, errs, reinits, attempts *prometheus.Desc
 	sessionsOpen, sessionsInUse    *prometheus.Desc
+	loginRefused                   *prometheus.Desc
 }
 
 // registerKeyStoreMetrics adds the key store's metrics to reg, if it has
@@ -42,11 +43,13 @@ func registerKeyStoreMetrics(reg prometheus.Registerer, keys any) error {
 			"Sessions open on the token.", nil, nil),
 		sessionsInUse: prometheus.NewDesc("jpkica_hsm_sessions_in_use",
 			"Sessions lent out to a signature or another call now.", nil, nil),
+		loginRefused: prometheus.NewDesc("jpkica_hsm_login_refused",
+			"1 while the token has refused the PIN and the key store has stopped trying (so as not to lock the token): nothing signs until an operator fixes the PIN or the token and restarts jpkica; else 0.", nil, nil),
 	})
 }
 
 func (c *keyStoreCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.calls, c.errs, c.reinits, c.attempts, c.sessionsOpen, c.sessionsInUse} {
+	for _, d := range []*prometheus.Desc{c.calls, c.errs, c.reinits, c.attempts, c.sessionsOpen, c.sessionsInUse, c.loginRefused} {
 		ch <- d
 	}
 }
@@ -63,6 +66,11 @@ func (c *keyStoreCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.attempts, s.ReinitAttempts)
 	ch <- prometheus.MustNewConstMetric(c.sessionsOpen, prometheus.GaugeValue, float64(s.SessionsOpen))
 	ch <- prometheus.MustNewConstMetric(c.sessionsInUse, prometheus.GaugeValue, float64(s.SessionsInUse))
+	refused := 0.0
+	if s.LoginRefused {
+		refused = 1
+	}
+	ch <- prometheus.MustNewConstMetric(c.loginRefused, prometheus.GaugeValue, refused)
 }
 
 // registerIssuerExpiry exports when the issuer generations a ca node

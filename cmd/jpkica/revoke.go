@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -45,6 +46,9 @@ func cmdRevoke(ctx context.Context, args []string, stdout io.Writer, logger *slo
 		return err
 	}
 	rec, err := lc.Revoke(ctx, ca.RevokeRequest{Serial: serial, Reason: reason, Actor: "admin:cli"})
+	if errors.Is(err, ca.ErrNotFound) {
+		return fmt.Errorf("%w: no such certificate %s", ca.ErrNotFound, serial)
+	}
 	if err != nil {
 		return err
 	}

@@ -189,16 +189,16 @@ func TestReadyz(t *testing.T) {
 		status   int
 		body     string
 	}{
-		{"both up", ok, ok, 200, "ready"},
-		{"database gone", down, ok, 503, "database"},
-		{"HSM hanging", ok, hang, 503, "keys"},
-		{"both down", down, down, 503, "database, keys"},
+		{"both up", ok, ok, 200, "ready\n"},
+		{"database gone", down, ok, 503, "not ready: database unreachable\n"},
+		{"HSM hanging", ok, hang, 503, "not ready: keys unreachable\n"},
+		{"both down", down, down, 503, "not ready: database, keys unreachable\n"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			rec := httptest.NewRecorder()
 			readyHandler(map[string]pinger{"database": tt.db, "keys": tt.keys}).ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
-			if rec.Code != tt.status || !strings.Contains(rec.Body.String(), tt.body) {
-				t.Fatalf("readyz = %d %q, want %d with %q", rec.Code, rec.Body.String(), tt.status, tt.body)
+			if rec.Code != tt.status || rec.Body.String() != tt.body {
+				t.Fatalf("readyz = %d %q, want %d %q", rec.Code, rec.Body.String(), tt.status, tt.body)
 			}
 		})
 	}

@@ -219,7 +219,7 @@ func parse(docs ...[]byte) (*Config, error) {
 		dec := yaml.NewDecoder(bytes.NewReader(doc))
 		dec.KnownFields(true)
 		if err := dec.Decode(&c); err != nil && !errors.Is(err, errEOF) {
-			return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+			return nil, fmt.Errorf("%w: %v", ErrInvalid, yamlProblems(err))
 		}
 	}
 	if err := c.validate(); err != nil {
@@ -335,14 +335,16 @@ func (c *Config) validate() error {
 }
 
 // PIN reads the HSM user PIN from the file or environment variable the
-// configuration names. The error never contains the PIN.
+// configuration names. A PIN file that group or others may read or write
+// (any of mode 0077) is refused with ErrInvalid, and the error says how to
+// fix it. The error never contains the PIN.
 func (c *Config) PIN() (string, error) {
 	p := c.Keys.PKCS11
 	switch {
 	case p.PINFile != "":
-		b, err := os.ReadFile(p.PINFile)
+		b, err := readPrivateFile(p.PINFile)
 		if err != nil {
-			return "", fmt.Errorf("reading HSM PIN file: %w", err)
+			return "", err
 		}
 		pin := strings.TrimRight(string(b), "\r\n")
 		if pin == "" {
@@ -357,6 +359,29 @@ func (c *Config) PIN() (string, error) {
 		return pin, nil
 	}
 	return "", fmt.Errorf("%w: no HSM PIN source configured", ErrInvalid)
+}
+
+// readPrivateFile reads the PIN file at path, after checking on the open
+// file that only its owner has access to it.
+func readPrivateFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading HSM PIN file: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("reading HSM PIN file: %w", err)
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		return nil, fmt.Errorf("%w: keys.pkcs11.pin_file %s is open to group or others (mode %04o): chmod 600 %s",
+			ErrInvalid, path, perm, path)
+	}
+	b, err := io.ReadAll(f)
+	if err != nil {
+		return nil, fmt.Errorf("reading HSM PIN file: %w", err)
+	}
+	return b, nil
 }
 
 // Path resolves p relative to the data directory.

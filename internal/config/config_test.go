@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"maps"
 	"os"
 	"path/filepath"
@@ -89,6 +90,95 @@ func TestPINNeverInErrors(t *testing.T) {
 	c = &Config{Keys: Keys{PKCS11: PKCS11{PINEnv: "JPKICA_TEST_PIN"}}}
 	if pin, err := c.PIN(); err != nil || pin != "9876" {
 		t.Fatalf("env PIN() = %q, %v", pin, err)
+	}
+}
+
+// TestPINFileMode: a PIN file that group or others may read or write is
+// refused, with the fix in the error and without the PIN; one only its
+// owner may read is accepted.
+func TestPINFileMode(t *testing.T) {
+	for _, tt := range []struct {
+		mode os.FileMode
+		ok   bool
+	}{
+		{0o400, true},
+		{0o600, true},
+		{0o700, true},
+		{0o640, false},
+		{0o604, false},
+		{0o644, false},
+		{0o620, false},
+		{0o602, false},
+		{0o610, false},
+	} {
+		t.Run(fmt.Sprintf("%04o", tt.mode), func(t *testing.T) {
+			pinFile := filepath.Join(t.TempDir(), "pin")
+			if err := os.WriteFile(pinFile, []byte("s3cret-1234\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(pinFile, tt.mode); err != nil { // whatever the umask
+				t.Fatal(err)
+			}
+			c := &Config{Keys: Keys{PKCS11: PKCS11{PINFile: pinFile}}}
+			pin, err := c.PIN()
+			if tt.ok {
+				if err != nil || pin != "s3cret-1234" {
+					t.Fatalf("PIN() = %q, %v; want the PIN", pin, err)
+				}
+				return
+			}
+			if !errors.Is(err, ErrInvalid) {
+				t.Fatalf("PIN() = %q, %v; want ErrInvalid", pin, err)
+			}
+			if fix := "chmod 600 " + pinFile; !strings.Contains(err.Error(), fix) {
+				t.Errorf("the error does not say %q: %v", fix, err)
+			}
+			if strings.Contains(err.Error(), "s3cret") {
+				t.Errorf("the error contains the PIN: %v", err)
+			}
+		})
+	}
+}
+
+// TestYAMLErrorsInConfigTerms: a value of the wrong kind or an unknown key
+// is reported by line, key and the kind of value wanted, never by the Go
+// types the configuration is decoded into.
+func TestYAMLErrorsInConfigTerms(t *testing.T) {
+	goTypes := []string{"config.", "time.", "map[", "[]", "int", "bool", "!!", "unmarshal"}
+	for _, tt := range []struct {
+		name, yaml string
+		says       []string
+	}{
+		{"duration", "crl:\n  interval: abc\n", []string{"line 2", `"abc"`, "a duration"}},
+		{"number", "keys:\n  pkcs11:\n    max_sessions: many\n", []string{"line 3", `"many"`, "a whole number"}},
+		{"boolean", "profile:\n  issuer_alt_name: maybe\n", []string{"line 2", `"maybe"`, "true or false"}},
+		{"list", "listen:\n  api_names: api.example\n", []string{"line 2", "a list"}},
+		{"mapping", "municipalities: [1]\n", []string{"line 1", "a list", "a mapping"}},
+		{"unknown key in a section", "listen:\n  foo: 1\n", []string{"line 2", "listen", `"foo"`}},
+		{"unknown top-level key", "bar: 2\n", []string{"line 1", `"bar"`}},
+		{"unknown key of a municipality", "municipalities:\n  \"302015\":\n    town: x\n", []string{"line 3", "municipalities", `"town"`}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "jpkica.yaml")
+			if err := os.WriteFile(path, []byte(tt.yaml), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			_, err := Load(path)
+			if !errors.Is(err, ErrInvalid) {
+				t.Fatalf("Load: %v, want ErrInvalid", err)
+			}
+			msg := strings.TrimPrefix(err.Error(), "config "+path+": ")
+			for _, g := range goTypes {
+				if strings.Contains(msg, g) {
+					t.Errorf("the error names Go's %q: %s", g, msg)
+				}
+			}
+			for _, w := range tt.says {
+				if !strings.Contains(msg, w) {
+					t.Errorf("the error does not say %q: %s", w, msg)
+				}
+			}
+		})
 	}
 }
 
