@@ -330,6 +330,16 @@ func (c *Cache) removeIf(k []byte, ok func(*Item) bool) bool {
 	return true
 }
 
+// clear empties the cache, shard by shard.
+func (c *Cache) clear() {
+	for i := range c.shards {
+		s := &c.shards[i]
+		s.mu.Lock()
+		s.slots, s.n, s.chunks, s.dead, s.cur, s.next = nil, 0, nil, nil, 0, 0
+		s.mu.Unlock()
+	}
+}
+
 // Len is the number of cached responses.
 func (c *Cache) Len() int {
 	n := 0

@@ -42,7 +42,10 @@
 // status from its Source (in pages) and signs what is missing, and it signs new
 // certificates and status changes at once (it is the Authority's
 // ca.StatusListener, and it polls the Source's change_seq every
-// Config.PollInterval, which also carries changes made by other nodes),
+// Config.PollInterval, which also carries changes made by other nodes;
+// before each poll it checks that the store still holds the newest change
+// it saw, and when a failover took it away it drops its cache and loads
+// every status again, jpkica_ocsp_resyncs_total),
 // and re-signs every response between 1/2 and 3/4 of its validity, spread by
 // serial. Signing runs on Config.Workers goroutines; status changes go
 // before bulk work. A cache miss (a certificate issued elsewhere a moment

@@ -82,13 +82,17 @@ func (m *memSource) StatusOf(ctx context.Context, sn ca.Serial) (int64, ca.Recor
 	return r.seq, r.rec, nil
 }
 
-func (m *memSource) MaxChangeSeq(context.Context) (int64, error) {
+func (m *memSource) NewestChange(context.Context) (int64, ca.Serial, error) {
 	if m.down.Load() {
-		return 0, fmt.Errorf("max: %w", ca.ErrUnavailable)
+		return 0, ca.Serial{}, fmt.Errorf("newest: %w", ca.ErrUnavailable)
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.seq, nil
+	if len(m.log) == 0 {
+		return 0, ca.Serial{}, nil
+	}
+	last := m.log[len(m.log)-1]
+	return last.seq, last.rec.Serial, nil
 }
 
 // stepClock is a clock that a test moves by hand, in whole seconds.

@@ -25,6 +25,9 @@ type metrics struct {
 	// tryLater answers given for them.
 	withdrawn        prometheus.Counter
 	withdrawnAnswers prometheus.Counter
+	// resyncs counts the times the store's change feed went back (a lossy
+	// failover) and every status was loaded again.
+	resyncs prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, p *Presigner) (*metrics, error) {
@@ -55,6 +58,8 @@ func newMetrics(reg prometheus.Registerer, p *Presigner) (*metrics, error) {
 			Help: "Latency of one OCSP response signing.", Buckets: prometheus.ExponentialBuckets(0.00002, 2.5, 12)}),
 		withdrawn: prometheus.NewCounter(prometheus.CounterOpts{Name: "jpkica_ocsp_withdrawn_total",
 			Help: "Cached responses withdrawn because their certificate's status changed and the new one could not be signed."}),
+		resyncs: prometheus.NewCounter(prometheus.CounterOpts{Name: "jpkica_ocsp_resyncs_total",
+			Help: "Times the store's change feed went back (a failover that lost transactions) and every status was loaded again."}),
 		withdrawnAnswers: prometheus.NewCounter(prometheus.CounterOpts{Name: "jpkica_ocsp_withdrawn_answers_total",
 			Help: "tryLater answers to requests for a certificate whose response was withdrawn and not yet signed again."}),
 	}
@@ -62,7 +67,7 @@ func newMetrics(reg prometheus.Registerer, p *Presigner) (*metrics, error) {
 		return m, nil
 	}
 	for _, c := range []prometheus.Collector{m.requests, m.hits, m.misses, m.stale, m.busy, m.fresh, m.signed,
-		m.signErrors, m.dropped, m.persistDropped, m.queued, m.signSeconds, m.withdrawn, m.withdrawnAnswers,
+		m.signErrors, m.dropped, m.persistDropped, m.queued, m.signSeconds, m.withdrawn, m.withdrawnAnswers, m.resyncs,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "jpkica_ocsp_cached_responses",
 			Help: "Signed responses held in memory."}, func() float64 { return float64(p.cache.Len()) }),
 		responderExpiry{p},

@@ -30,8 +30,9 @@ type Source interface {
 	// StatusOf returns one certificate's status and change_seq, or an error
 	// matching ca.ErrNotFound when the serial was never issued.
 	StatusOf(ctx context.Context, serial ca.Serial) (int64, ca.Record, error)
-	// MaxChangeSeq is the newest change_seq.
-	MaxChangeSeq(ctx context.Context) (int64, error)
+	// NewestChange is the newest change_seq and the certificate it changed
+	// (0 and a zero serial for an empty store).
+	NewestChange(ctx context.Context) (int64, ca.Serial, error)
 }
 
 // NonceMode says what to do with a request nonce (RFC 8954).
@@ -148,7 +149,13 @@ type Presigner struct {
 	sem    chan struct{}
 	flight singleflight.Group
 	warm   chan struct{} // closed when the first load is done
-	seen   atomic.Int64  // the newest change_seq followed
+	// mark is the newest change followed: its change_seq and certificate
+	// (see followed).
+	mark atomic.Pointer[changeMark]
+	// gen is bumped by resync; signAndPut puts a response only while the
+	// generation its job was queued in is current, under genMu's read lock.
+	gen   atomic.Uint64
+	genMu sync.RWMutex
 	// pending counts signing jobs queued or running and responses waiting
 	// to be stored: Drain waits for it to reach zero.
 	pending atomic.Int64
@@ -170,6 +177,13 @@ type Presigner struct {
 
 var _ ca.StatusListener = (*Presigner)(nil)
 
+// changeMark is a change the follower has seen: the newest change_seq and
+// the certificate it changed.
+type changeMark struct {
+	seq    int64
+	serial ca.Serial
+}
+
 // job is one certificate to sign. Without rec the status is read first.
 type job struct {
 	serial  ca.Serial
@@ -179,6 +193,7 @@ type job struct {
 	hashIdx int  // for refresh jobs: the variant
 	issuer  uint8
 	at      uint32 // refresh: producedAt of the response being replaced
+	gen     uint64 // the generation it was queued in (see resync)
 }
 
 // NewPresigner checks its configuration once.
@@ -245,17 +260,10 @@ func (p *Presigner) Cache() *Cache { return p.cache }
 // refresher that re-signs responses before their nextUpdate. It returns
 // ctx's error.
 func (p *Presigner) Run(ctx context.Context) error {
-	start, err := p.src.MaxChangeSeq(ctx)
-	for err != nil {
-		p.log.Warn("ocsp: reading the newest change_seq", "err", err)
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(p.cfg.PollInterval):
-		}
-		start, err = p.src.MaxChangeSeq(ctx)
+	start, err := p.newest(ctx)
+	if err != nil {
+		return err
 	}
-	p.seen.Store(start)
 	var wg sync.WaitGroup
 	for range p.cfg.Workers {
 		wg.Go(func() { p.work(ctx) })
@@ -292,7 +300,7 @@ func (p *Presigner) Warmed() <-chan struct{} { return p.warm }
 func (p *Presigner) StatusChanged(ctx context.Context, serials ...ca.Serial) {
 	for _, sn := range serials {
 		select {
-		case p.urgent <- job{serial: sn}:
+		case p.urgent <- job{serial: sn, gen: p.gen.Load()}:
 			p.m.queued.Inc()
 			p.pending.Add(1)
 		default:
@@ -330,6 +338,7 @@ func (p *Presigner) work(ctx context.Context) {
 }
 
 func (p *Presigner) enqueue(ctx context.Context, q chan job, j job) bool {
+	j.gen = p.gen.Load()
 	p.m.queued.Inc()
 	p.pending.Add(1)
 	select {
@@ -364,8 +373,12 @@ func (p *Presigner) Drain(ctx context.Context) error {
 	return nil
 }
 
-// do signs one job's responses and caches them.
+// do signs one job's responses and caches them; a job queued before a
+// resync is dropped.
 func (p *Presigner) do(ctx context.Context, j job) error {
+	if j.gen != p.gen.Load() {
+		return nil
+	}
 	if j.refresh {
 		a := p.auths[j.issuer]
 		k := makeKey(a.idx, j.hashIdx, j.serial.Bytes())
@@ -373,7 +386,7 @@ func (p *Presigner) do(ctx context.Context, j job) error {
 		if !ok || it.Seq != j.seq || it.ProducedAt != j.at {
 			return nil // changed or gone meanwhile
 		}
-		_, err := p.signAndPut(ctx, a, j.hashIdx, j.serial, j.seq, itemRecord(&it, j.serial, a))
+		_, err := p.signAndPut(ctx, j.gen, a, j.hashIdx, j.serial, j.seq, itemRecord(&it, j.serial, a))
 		return err
 	}
 	rec, seq := j.rec, j.seq
@@ -402,7 +415,10 @@ func (p *Presigner) do(ctx context.Context, j job) error {
 			// queued: on demand, for a request that came first.
 			continue
 		}
-		if _, err := p.signAndPut(ctx, a, h, rec.Serial, seq, rec); err != nil {
+		if _, err := p.signAndPut(ctx, j.gen, a, h, rec.Serial, seq, rec); err != nil {
+			if errors.Is(err, errResynced) {
+				return nil
+			}
 			p.withdraw(a, rec, seq)
 			return err
 		}
@@ -480,7 +496,13 @@ func (p *Presigner) nextUpdate(a *authority, now time.Time) time.Time {
 }
 
 // signAndPut signs the response of one CertID variant and caches it.
-func (p *Presigner) signAndPut(ctx context.Context, a *authority, h int, serial ca.Serial, seq int64, rec *ca.Record) (Item, error) {
+// errResynced: a response signed for a change read before a resync is not
+// cached (see resync).
+var errResynced = errors.New("the change feed was resynchronised meanwhile")
+
+// signAndPut signs a response for rec's status and caches it, unless the
+// generation gen is no longer current (errResynced).
+func (p *Presigner) signAndPut(ctx context.Context, gen uint64, a *authority, h int, serial ca.Serial, seq int64, rec *ca.Record) (Item, error) {
 	now := p.thisUpdate()
 	s := p.singleFor(a, h, serialContent(serial), rec, now)
 	buf := signPool.Get().(*[]byte)
@@ -502,7 +524,13 @@ func (p *Presigner) signAndPut(ctx context.Context, a *authority, h int, serial 
 		it.RevokedAt = uint32(clampUnix(s.revokedAt))
 	}
 	k := makeKey(a.idx, h, serial.Bytes())
+	p.genMu.RLock()
+	if gen != p.gen.Load() {
+		p.genMu.RUnlock()
+		return Item{}, errResynced
+	}
 	p.cache.put(k.bytes(), it) // copies the body
+	p.genMu.RUnlock()
 	p.withdrawn.Delete(string(k.bytes()))
 	// Return what the cache holds (this, or a newer response stored
 	// meanwhile): the pooled buffer is reused.
@@ -611,7 +639,8 @@ func (p *Presigner) needs(j job) bool {
 	return !ok || it.Seq < j.seq
 }
 
-// follow polls the store for changes after the newest one seen.
+// follow polls the store for changes after the newest one seen, first
+// checking that the store still holds it (followed).
 func (p *Presigner) follow(ctx context.Context) {
 	t := time.NewTicker(p.cfg.PollInterval)
 	defer t.Stop()
@@ -622,10 +651,21 @@ func (p *Presigner) follow(ctx context.Context) {
 			return
 		case <-t.C:
 		}
+		switch ok, err := p.followed(ctx); {
+		case err != nil:
+			if ctx.Err() == nil {
+				p.log.Warn("ocsp: checking the change feed", "err", err)
+			}
+			continue
+		case !ok:
+			if err := p.resync(ctx); err != nil {
+				continue
+			}
+		}
 		p.requeueFailed(ctx)
 		for {
 			var err error
-			buf, err = p.feedPage(ctx, p.seen.Load(), buf)
+			buf, err = p.feedPage(ctx, p.mark.Load().seq, buf)
 			if err != nil {
 				if ctx.Err() == nil {
 					p.log.Warn("ocsp: following changes", "err", err)
@@ -636,13 +676,80 @@ func (p *Presigner) follow(ctx context.Context) {
 				if p.needs(j) && !p.enqueue(ctx, p.urgent, j) {
 					return
 				}
-				p.seen.Store(j.seq)
+				p.mark.Store(&changeMark{seq: j.seq, serial: j.serial})
 			}
 			if len(buf) < pageSize {
 				break
 			}
 		}
 	}
+}
+
+// newest reads the store's newest change into mark, retrying until ctx
+// ends, and returns its change_seq.
+func (p *Presigner) newest(ctx context.Context) (int64, error) {
+	for {
+		seq, serial, err := p.src.NewestChange(ctx)
+		if err == nil {
+			p.mark.Store(&changeMark{seq: seq, serial: serial})
+			return seq, nil
+		}
+		p.log.Warn("ocsp: reading the newest change", "err", err)
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(p.cfg.PollInterval):
+		}
+	}
+}
+
+// followed reports whether the store still holds the newest change the
+// follower saw: the certificate it changed is there, at that change_seq or
+// a later one. Changes commit in change_seq order, so then every change up
+// to it is there too. When it is not, the store went back: a failover to a
+// standby that had not received the newest transactions, whose
+// change_seq then starts again below what the follower saw (and a follower
+// asking for changes after its mark would miss the new ones).
+func (p *Presigner) followed(ctx context.Context) (bool, error) {
+	m := p.mark.Load()
+	if m.serial.IsZero() {
+		return true, nil
+	}
+	seq, _, err := p.src.StatusOf(ctx, m.serial)
+	switch {
+	case errors.Is(err, ca.ErrNotFound):
+		return false, nil
+	case err != nil:
+		return false, err
+	}
+	return seq >= m.seq, nil
+}
+
+// resync starts over from what the store holds now, as a restart would,
+// without one: every cached response goes (a status the store no longer
+// holds must not be served, and change_seq values of the lost transactions
+// are no longer comparable with the new ones), jobs queued before are
+// dropped, the stored responses still valid are taken back, and every
+// certificate's status is loaded and signed again.
+func (p *Presigner) resync(ctx context.Context) error {
+	p.log.Error("ocsp: the store's change feed went back (a failover lost transactions): resynchronising every status",
+		"had", p.mark.Load().seq)
+	p.m.resyncs.Inc()
+	p.genMu.Lock()
+	p.gen.Add(1)
+	p.cache.clear()
+	p.genMu.Unlock()
+	upto, err := p.newest(ctx)
+	if err != nil {
+		return err
+	}
+	if p.responses != nil {
+		if _, err := p.warmFromStore(ctx); err != nil && ctx.Err() == nil {
+			p.log.Warn("ocsp: reading stored responses after the resync; signing afresh", "err", err)
+		}
+	}
+	p.load(ctx, upto)
+	return nil
 }
 
 func (p *Presigner) requeueFailed(ctx context.Context) {
@@ -851,6 +958,7 @@ func (p *Presigner) onDemand(ctx context.Context, a *authority, h int, serial ca
 		defer p.release()
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), onDemandTimeout)
 		defer cancel()
+		gen := p.gen.Load()
 		seq, rec, err := p.src.StatusOf(ctx, serial)
 		switch {
 		case errors.Is(err, ca.ErrNotFound):
@@ -860,7 +968,7 @@ func (p *Presigner) onDemand(ctx context.Context, a *authority, h int, serial ca
 		case rec.IssuerID != a.id:
 			return p.signUnknown(ctx, a, h, serial)
 		}
-		it, err := p.signAndPut(ctx, a, h, serial, seq, &rec)
+		it, err := p.signAndPut(ctx, gen, a, h, serial, seq, &rec)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
 		}

@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
+	"fmt"
 	"strings"
 	"time"
 
@@ -74,6 +76,29 @@ func (s *Store) StatusOf(ctx context.Context, serial ca.Serial) (int64, ca.Recor
 		return 0, ca.Record{}, s.fail("reading status of "+serial.Hex(), err)
 	}
 	return seq, r, nil
+}
+
+// NewestChange is the newest change_seq and the certificate it changed (0
+// and a zero serial for an empty store): a follower's mark, which it checks
+// is still there (a failover to a standby that lacked the newest
+// transactions takes it away).
+func (s *Store) NewestChange(ctx context.Context) (int64, ca.Serial, error) {
+	var (
+		seq int64
+		k   string
+	)
+	err := s.db.QueryRowContext(ctx, "SELECT change_seq, serial_hex FROM certificates ORDER BY change_seq DESC LIMIT 1").Scan(&seq, &k)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return 0, ca.Serial{}, nil
+	case err != nil:
+		return 0, ca.Serial{}, s.fail("reading the newest change", err)
+	}
+	sn, err := parseSerialKey(k)
+	if err != nil {
+		return 0, ca.Serial{}, fmt.Errorf("reading the newest change: %w", err)
+	}
+	return seq, sn, nil
 }
 
 // MaxChangeSeq is the newest change_seq (0 for an empty store).
