@@ -90,6 +90,9 @@ type Published struct {
 	// ChangeMark is the store's change mark taken before the entries were
 	// read: a delta on this base lists the changes after it.
 	ChangeMark int64 `json:"change_mark"`
+	// ChangeMarkSerial is the certificate whose revocation ChangeMark is
+	// (hex): the updater checks the store still holds it there (wentBack).
+	ChangeMarkSerial string `json:"change_mark_serial,omitempty"`
 }
 
 // Dir is a publication directory: CRLs are written to a temporary file,

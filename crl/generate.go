@@ -119,7 +119,7 @@ func (u *Updater) Generate(ctx context.Context, scope Scope) (Published, error) 
 		return Published{}, fmt.Errorf("CRL %s: %w", scope, err)
 	}
 	u.m.generated.WithLabelValues(scope.Issuer, kind, "published").Inc()
-	u.m.published(p)
+	u.observe(p)
 	u.log.Info("CRL published", "crl", scope.File(), "number", p.Number, "entries", p.Entries, "bytes", p.Size,
 		"seconds", time.Since(start).Seconds())
 	return p, nil
@@ -176,10 +176,11 @@ func (u *Updater) generate(ctx context.Context, scope Scope, ik ca.IssuerKey) (P
 // crlPlan is one CRL before it is encoded: what it says, where its entries
 // come from, and the store's change mark taken before they are read.
 type crlPlan struct {
-	scope Scope
-	spec  Spec
-	src   Source
-	mark  int64
+	scope      Scope
+	spec       Spec
+	src        Source
+	mark       int64
+	markSerial ca.Serial
 }
 
 // plan fixes the CRL of scope as of now: its number (allocated here), times,
@@ -202,7 +203,7 @@ func (u *Updater) plan(ctx context.Context, scope Scope, ik ca.IssuerKey) (crlPl
 	}
 	// The mark is taken before the entries are read: every change after it
 	// is in a later delta, whether or not this CRL saw it.
-	mark, err := u.store.CRLChangeMark(ctx)
+	mark, markSerial, err := u.store.CRLChangeMark(ctx)
 	if err != nil {
 		return crlPlan{}, err
 	}
@@ -230,7 +231,7 @@ func (u *Updater) plan(ctx context.Context, scope Scope, ik ca.IssuerKey) (crlPl
 		}
 		src = ListerSource(u.store, scope.Issuer, scope.Partition, notExpiredAt)
 	}
-	return crlPlan{scope: scope, spec: spec, src: src, mark: mark}, nil
+	return crlPlan{scope: scope, spec: spec, src: src, mark: mark, markSerial: markSerial}, nil
 }
 
 // encode writes the planned CRL to out, signed by signer, reporting its
@@ -254,7 +255,15 @@ func (pl crlPlan) published(info Info) Published {
 	return Published{
 		Scope: pl.scope, Number: pl.spec.Number, BaseNumber: pl.spec.DeltaBase, ThisUpdate: pl.spec.ThisUpdate,
 		NextUpdate: pl.spec.NextUpdate, IDP: pl.spec.IDP, Entries: info.Entries, Size: info.Size, ChangeMark: pl.mark,
+		ChangeMarkSerial: hexOrEmpty(pl.markSerial),
 	}
+}
+
+func hexOrEmpty(s ca.Serial) string {
+	if s.IsZero() {
+		return ""
+	}
+	return s.Hex()
 }
 
 // audit records a publication in the audit log. The CRL is published

@@ -20,6 +20,7 @@ type metrics struct {
 	bytes      *prometheus.GaugeVec     // issuer, crl: its size
 	nextUpdate *prometheus.GaugeVec     // issuer, crl: its nextUpdate
 	stray      *prometheus.GaugeVec     // issuer: published partitions that are no longer kept up
+	resyncs    prometheus.Counter       // the store's marks went back (a lossy failover)
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -49,12 +50,15 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		nextUpdate: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "jpkica_crl_next_update_timestamp_seconds", Help: "nextUpdate of the CRL last published.",
 		}, []string{"issuer", "crl"}),
+		resyncs: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "jpkica_crl_resyncs_total", Help: "Times the store no longer held the newest revocation a published CRL marks (a failover that lost transactions), and every CRL was made again.",
+		}),
 		stray: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "jpkica_crl_stray_partitions", Help: "Published partitions that are neither configured nor named by a revoked certificate: left as they are, not extended.",
 		}, []string{"issuer"}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.generated, m.failures, m.duration, m.entries, m.progress, m.lastOK, m.bytes, m.nextUpdate, m.stray} {
+		for _, c := range []prometheus.Collector{m.generated, m.failures, m.duration, m.entries, m.progress, m.lastOK, m.bytes, m.nextUpdate, m.stray, m.resyncs} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}

@@ -3,7 +3,10 @@ package crl
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
+
+	"github.com/jpkica/jpkica/ca"
 )
 
 // RunDue publishes what is due now: each complete CRL (full and per
@@ -17,6 +20,15 @@ func (u *Updater) RunDue(ctx context.Context) error {
 	u.runMu.Lock()
 	defer u.runMu.Unlock()
 	r := &dueRun{u: u, ctx: ctx, now: u.clock()}
+	if r.wentBack() {
+		u.resync = true
+	}
+	r.force = u.resync
+	defer func() {
+		if r.force && len(r.errs) == 0 && ctx.Err() == nil {
+			u.resync = false
+		}
+	}()
 	issuers := r.issuers()
 	for _, is := range issuers {
 		if err := r.generate(is.scopes(false), r.completeDue); err != nil {
@@ -26,7 +38,7 @@ func (u *Updater) RunDue(ctx context.Context) error {
 	if u.cfg.DeltaInterval <= 0 {
 		return r.err()
 	}
-	mark, err := u.store.CRLChangeMark(ctx)
+	mark, _, err := u.store.CRLChangeMark(ctx)
 	if err != nil {
 		r.fail(err)
 		return r.err()
@@ -40,12 +52,14 @@ func (u *Updater) RunDue(ctx context.Context) error {
 	return r.err()
 }
 
-// dueRun is one RunDue: when it runs, and the failures it went on after.
+// dueRun is one RunDue: when it runs, whether it makes every CRL again
+// (force), and the failures it went on after.
 type dueRun struct {
-	u    *Updater
-	ctx  context.Context
-	now  time.Time
-	errs []error
+	u     *Updater
+	ctx   context.Context
+	now   time.Time
+	force bool
+	errs  []error
 }
 
 func (r *dueRun) fail(err error) { r.errs = append(r.errs, err) }
@@ -120,7 +134,7 @@ func (r *dueRun) completeDue(s Scope) bool {
 		r.fail(err)
 		return false
 	}
-	return !ok || !r.now.Before(last.ThisUpdate.Add(r.u.cfg.Interval))
+	return r.force || !ok || !r.now.Before(last.ThisUpdate.Add(r.u.cfg.Interval))
 }
 
 // deltaDue says which of an issuer's delta CRLs are due: none published, the
@@ -159,7 +173,7 @@ func (r *dueRun) deltaDue(deltas []Scope, mark int64) func(Scope) bool {
 		}
 		behind := last.ok && revoked[d] > last.p.ChangeMark
 		waited := r.u.pending(d, behind, r.now)
-		return !last.ok || !r.now.Before(last.p.ThisUpdate.Add(r.u.cfg.DeltaInterval)) || waited
+		return r.force || !last.ok || !r.now.Before(last.p.ThisUpdate.Add(r.u.cfg.DeltaInterval)) || waited
 	}
 }
 
@@ -178,6 +192,58 @@ func (r *dueRun) revokedSince(afterSeq int64) map[Scope]int64 {
 		}
 	}
 	return out
+}
+
+// wentBack reports whether the store no longer holds the newest revocation
+// a published CRL marks, at that sequence number or a later one: a
+// failover to a standby that lacked the newest transactions, after which
+// the store's sequence numbers start again below the published marks and
+// deltas based on them would miss the new revocations. Every CRL is then
+// made again (force), complete ones first, so that the deltas take new
+// bases.
+func (r *dueRun) wentBack() bool {
+	m := r.u.newestMark()
+	if m.ChangeMarkSerial == "" {
+		return false
+	}
+	sn, err := ca.ParseSerial(m.ChangeMarkSerial)
+	if err != nil {
+		r.fail(fmt.Errorf("%s: change mark serial: %w", m.Scope, err))
+		return false
+	}
+	seq, err := r.u.store.ChangeSeqOf(r.ctx, sn)
+	switch {
+	case errors.Is(err, ca.ErrNotFound):
+	case err != nil:
+		r.fail(err)
+		return false
+	case seq >= m.ChangeMark:
+		return false
+	}
+	r.u.log.Error("the store no longer holds the newest revocation a published CRL marks (a failover lost transactions): making every CRL again",
+		"crl", m.Scope.File(), "mark", m.ChangeMark)
+	r.u.m.resyncs.Inc()
+	r.u.markMu.Lock()
+	r.u.mark = Published{}
+	r.u.markMu.Unlock()
+	return true
+}
+
+// observe records a published CRL: its gauges, and its change mark if it is
+// the newest.
+func (u *Updater) observe(p Published) {
+	u.m.published(p)
+	u.markMu.Lock()
+	defer u.markMu.Unlock()
+	if p.ChangeMarkSerial != "" && p.ChangeMark >= u.mark.ChangeMark {
+		u.mark = p
+	}
+}
+
+func (u *Updater) newestMark() Published {
+	u.markMu.Lock()
+	defer u.markMu.Unlock()
+	return u.mark
 }
 
 // pending records when RunDue first saw a delta scope behind a revocation,

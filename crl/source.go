@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/jpkica/jpkica/audit"
+	"github.com/jpkica/jpkica/ca"
 )
 
 // Lister streams the revoked (and held) certificates of an issuer whose
@@ -19,8 +20,13 @@ type Lister interface {
 // ChangeFeed finds what changed since a base CRL. Certificate changes carry
 // a sequence number that increases in commit order.
 type ChangeFeed interface {
-	// CRLChangeMark is the sequence number of the last committed change.
-	CRLChangeMark(ctx context.Context) (int64, error)
+	// CRLChangeMark is the sequence number of the last committed
+	// revocation or hold, and the certificate it changed (a zero serial
+	// when there is none).
+	CRLChangeMark(ctx context.Context) (int64, ca.Serial, error)
+	// ChangeSeqOf is the sequence number of a certificate's last change:
+	// ca.ErrNotFound when the store does not hold it.
+	ChangeSeqOf(ctx context.Context, serial ca.Serial) (int64, error)
 	// RevokedChangesSince streams, in serial order, the revoked (and held)
 	// certificates of an issuer's partition that changed after afterSeq and
 	// expire after notExpiredAt.

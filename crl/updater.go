@@ -100,6 +100,12 @@ type Updater struct {
 	// RunDue first saw it behind.
 	behindSince map[Scope]time.Time
 	strays      map[Scope]bool // stray partitions already reported
+	// resync is set when the store went back (wentBack) until a RunDue
+	// has made every CRL again.
+	resync bool
+
+	markMu sync.Mutex
+	mark   Published // the published CRL with the newest change mark
 }
 
 // NewUpdater validates the configuration once.
@@ -175,7 +181,7 @@ func NewUpdater(cfg Config, deps Deps) (*Updater, error) {
 			return nil, fmt.Errorf("reading the published CRLs of %s: %w", id, err)
 		}
 		for _, p := range ps {
-			u.m.published(p)
+			u.observe(p)
 		}
 	}
 	return u, nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"time"
 
@@ -36,16 +37,39 @@ WHERE ca_label = ? AND status = 'revoked' AND municipality > ?`)
 	}
 }
 
-// CRLChangeMark is the change_seq of the last committed revocation or hold
-// (0 when there is none): the changes a CRL carries. Changes commit in
-// change_seq order (see the package documentation), so every revocation
-// after a mark has a greater change_seq; issuances do not move the mark.
-func (s *Store) CRLChangeMark(ctx context.Context) (int64, error) {
-	var n sql.NullInt64
-	if err := s.db.QueryRowContext(ctx, "SELECT MAX(change_seq) FROM "+s.revocations()+" WHERE status = 'revoked'").Scan(&n); err != nil {
-		return 0, s.fail("reading the change mark", err)
+// CRLChangeMark is the change_seq of the last committed revocation or hold,
+// and the certificate it changed (0 and a zero serial when there is none):
+// the changes a CRL carries. Changes commit in change_seq order (see the
+// package documentation), so every revocation after a mark has a greater
+// change_seq; issuances do not move the mark.
+func (s *Store) CRLChangeMark(ctx context.Context) (int64, ca.Serial, error) {
+	var (
+		seq int64
+		k   string
+	)
+	err := s.db.QueryRowContext(ctx, "SELECT change_seq, serial_hex FROM "+s.revocations()+
+		" WHERE status = 'revoked' ORDER BY change_seq DESC LIMIT 1").Scan(&seq, &k)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return 0, ca.Serial{}, nil
+	case err != nil:
+		return 0, ca.Serial{}, s.fail("reading the change mark", err)
 	}
-	return n.Int64, nil
+	sn, err := parseSerialKey(k)
+	if err != nil {
+		return 0, ca.Serial{}, fmt.Errorf("reading the change mark: %w", err)
+	}
+	return seq, sn, nil
+}
+
+// ChangeSeqOf is the change_seq of a certificate's last change:
+// ca.ErrNotFound when the store does not hold it.
+func (s *Store) ChangeSeqOf(ctx context.Context, serial ca.Serial) (int64, error) {
+	var seq int64
+	if err := s.db.QueryRowContext(ctx, s.q("SELECT change_seq FROM certificates WHERE serial_hex = ?"), serialKey(serial)).Scan(&seq); err != nil {
+		return 0, s.fail("reading the change of "+serial.Hex(), err)
+	}
+	return seq, nil
 }
 
 // revocations is the certificates table for a query by change_seq of
