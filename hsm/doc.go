@@ -47,20 +47,14 @@
 // wrapping ErrUnavailable (and the context's error). The PKCS #11 call
 // itself cannot be interrupted once started.
 //
-// A PKCS #11 call made through cgo keeps its goroutine's P (the Go
-// scheduler's right to run Go code) until the runtime's monitor thread
-// hands the P on, 20 µs or more into the call. So while the scheduler is
-// saturated (every P busy, or goroutines waiting for one), C_SignInit and
-// C_Sign run on C threads of the store's own, one per session, and the
-// signing goroutine waits in the network poller holding no P; otherwise
-// they run on the goroutine's own thread, which is quicker on an idle
-// machine (no thread wake-ups). On 2 CPUs, issuance through the API with
-// SoftHSM2 went from 1.74-1.84 CPUs busy to 1.82-1.88 (docs/benchmarks.md,
-// issuance, session 4). With a network HSM, whose
-// signatures are mostly a wait for the appliance, a direct call would hold
-// a P through that wait too. The threads reach the module through its own
-// function list (C_GetFunctionList of the same library). Stats counts the
-// calls made each way.
+// The signing calls (C_SignInit and C_Sign) run on the signing goroutine's
+// own thread while the Go scheduler has a P to spare, and otherwise on C
+// threads of the store's own, one per session, while the goroutine waits
+// holding no P: a cgo call keeps its P until the runtime's monitor thread
+// hands it on. signthreads.go says why both ways exist; docs/benchmarks.md
+// (issuance through the /v1 API, session 4) has what each costs. The
+// threads reach the module through its own function list (C_GetFunctionList
+// of the same library). Stats counts the calls made each way.
 //
 // Login state in PKCS #11 belongs to the application and token, not to the
 // session: the first session logs in (CKR_USER_ALREADY_LOGGED_IN counts as
