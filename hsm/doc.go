@@ -41,8 +41,8 @@
 // The pool opens at most PKCS11Config.MaxSessions sessions (default 4),
 // lazily, and keeps them open. A signature that finds them all busy waits
 // for one: Sign waits at most PKCS11Config.AcquireTimeout (default 2 s);
-// SignContext (on the Signer interface, which every PKCS #11 signer
-// implements) waits no longer than its context allows (AcquireTimeout when
+// SignContext (on the Signer interface, which the signers of both stores
+// implement) waits no longer than its context allows (AcquireTimeout when
 // the context has no deadline). A wait that runs out fails with an error
 // wrapping ErrUnavailable (and the context's error). The PKCS #11 call
 // itself cannot be interrupted once started.
@@ -99,6 +99,15 @@
 //
 // Close waits for the signatures in flight, stops recovery, and finalises
 // the module; signers then fail with ErrUnavailable.
+//
+// # Errors
+//
+// Errors wrap the package's sentinels, matched with errors.Is:
+// ErrKeyNotFound and ErrKeyExists for a label, ErrUnavailable for a store
+// that cannot sign now (RetryAfter reads, from one that is down between
+// re-initialisation attempts, how long until the next), ErrLogin for a refused PIN, ErrUnsupported for an
+// algorithm, hash or option this package does not implement, and
+// ErrInvalidRequest for a malformed argument or configuration.
 //
 // # Secrets
 //
