@@ -79,8 +79,9 @@ type Client struct {
 }
 
 // TerminalExpires is when the terminal's certificate expires, if an
-// answer of the API said it does soon (30 days by default):
-// the terminal needs a new certificate before then.
+// answer of the API said it does soon (api.DefaultTerminalExpiryNotice
+// unless the server is configured otherwise): the terminal needs a new
+// certificate before then.
 func (c *Client) TerminalExpires() (time.Time, bool) {
 	u := c.expires.Load()
 	return time.Unix(u, 0).UTC(), u != 0

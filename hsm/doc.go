@@ -38,9 +38,10 @@
 // returns it when done, so a signer stays valid across re-initialisations
 // of the module and is cheap to keep for the life of the process.
 //
-// The pool opens at most PKCS11Config.MaxSessions sessions (default 4),
-// lazily, and keeps them open. A signature that finds them all busy waits
-// for one: Sign waits at most PKCS11Config.AcquireTimeout (default 2 s);
+// The pool opens at most PKCS11Config.MaxSessions sessions
+// (DefaultMaxSessions), lazily, and keeps them open. A signature that finds
+// them all busy waits for one: Sign waits at most
+// PKCS11Config.AcquireTimeout (DefaultAcquireTimeout);
 // SignContext (on the Signer interface, which the signers of both stores
 // implement) waits no longer than its context allows (AcquireTimeout when
 // the context has no deadline). A wait that runs out fails with an error
@@ -86,8 +87,8 @@
 //
 // If the attempt fails (the token is absent, say), the store stays down and
 // tries again with exponential backoff, from 50 ms up to
-// PKCS11Config.MaxReinitBackoff (default 5 s). While it is down, every
-// signature, Ping and lookup fails at once with an error wrapping
+// PKCS11Config.MaxReinitBackoff (DefaultMaxReinitBackoff). While it is
+// down, every signature, Ping and lookup fails at once with an error wrapping
 // ErrUnavailable; nothing hangs waiting for the token. RetryAfter reads
 // from such an error how long until the next attempt (the API's 503 passes
 // it on as Retry-After). When the token returns, the same *PKCS11 and the
