@@ -1,6 +1,7 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"crypto/x509"
@@ -35,23 +36,38 @@ type Store interface {
 	AuditPage(ctx context.Context, after int64, limit int) ([]audit.Entry, error)
 }
 
-// Config holds the API's tunables. Zero values take the defaults.
+// The defaults of Config's zero fields (RenewalWindowMonths:
+// ca.DefaultRenewalWindowMonths). They are the only place these values are
+// written.
+const (
+	DefaultMaxBodyBytes         = 64 << 10
+	DefaultRateLimit            = rate.Limit(20) // calls a second
+	DefaultRateBurst            = 40
+	DefaultIdentityCacheTTL     = 5 * time.Second
+	DefaultTerminalExpiryNotice = 30 * 24 * time.Hour
+)
+
+// Config holds the API's tunables. Zero values take the defaults above.
 type Config struct {
-	// MaxBodyBytes bounds a request body (64 KiB); larger ones are 413.
+	// MaxBodyBytes bounds a request body (DefaultMaxBodyBytes); larger
+	// ones are 413.
 	MaxBodyBytes int64
-	// RateLimit and RateBurst bound each client's requests (20/s, burst
-	// 40). rate.Inf turns the limit off.
+	// RateLimit and RateBurst bound each client's requests
+	// (DefaultRateLimit, DefaultRateBurst). rate.Inf turns the limit off.
 	RateLimit rate.Limit
 	RateBurst int
 	// IdentityCacheTTL is how long a client certificate's check (chain and
-	// status in the store) is reused (5 s). A terminal revoked elsewhere is
-	// refused within this time; one revoked through this API at once.
+	// status in the store) is reused (DefaultIdentityCacheTTL). A terminal
+	// revoked elsewhere is refused within this time; one revoked through
+	// this API at once.
 	IdentityCacheTTL time.Duration
-	// RenewalWindowMonths is how long before expiry renewal opens (3).
+	// RenewalWindowMonths is how long before expiry renewal opens
+	// (ca.DefaultRenewalWindowMonths).
 	RenewalWindowMonths int
 	// TerminalExpiryNotice is how long before a terminal's certificate
-	// expires the API starts telling it so (30 days): every answer carries
-	// wire.HeaderTerminalExpires, and the call is counted.
+	// expires the API starts telling it so (DefaultTerminalExpiryNotice):
+	// every answer carries wire.HeaderTerminalExpires, and the call is
+	// counted.
 	TerminalExpiryNotice time.Duration
 }
 
@@ -101,24 +117,12 @@ func New(cfg Config, deps Deps) (*API, error) {
 	if deps.Authority == nil || deps.Store == nil || deps.ClientCAs == nil || deps.Clock == nil || deps.Rand == nil {
 		return nil, fmt.Errorf("%w: the API needs an authority, a store, the client CAs, a clock and a random source", ca.ErrInvalid)
 	}
-	if cfg.MaxBodyBytes == 0 {
-		cfg.MaxBodyBytes = 64 << 10
-	}
-	if cfg.RateLimit == 0 {
-		cfg.RateLimit = 20
-	}
-	if cfg.RateBurst == 0 {
-		cfg.RateBurst = 40
-	}
-	if cfg.IdentityCacheTTL == 0 {
-		cfg.IdentityCacheTTL = 5 * time.Second
-	}
-	if cfg.RenewalWindowMonths == 0 {
-		cfg.RenewalWindowMonths = ca.DefaultRenewalWindowMonths
-	}
-	if cfg.TerminalExpiryNotice == 0 {
-		cfg.TerminalExpiryNotice = 30 * 24 * time.Hour
-	}
+	cfg.MaxBodyBytes = cmp.Or(cfg.MaxBodyBytes, DefaultMaxBodyBytes)
+	cfg.RateLimit = cmp.Or(cfg.RateLimit, DefaultRateLimit)
+	cfg.RateBurst = cmp.Or(cfg.RateBurst, DefaultRateBurst)
+	cfg.IdentityCacheTTL = cmp.Or(cfg.IdentityCacheTTL, DefaultIdentityCacheTTL)
+	cfg.RenewalWindowMonths = cmp.Or(cfg.RenewalWindowMonths, ca.DefaultRenewalWindowMonths)
+	cfg.TerminalExpiryNotice = cmp.Or(cfg.TerminalExpiryNotice, DefaultTerminalExpiryNotice)
 	if cfg.MaxBodyBytes < 0 || cfg.RateLimit < 0 || cfg.RateBurst < 0 || cfg.IdentityCacheTTL < 0 || cfg.TerminalExpiryNotice < 0 {
 		return nil, fmt.Errorf("%w: negative API limit", ca.ErrInvalid)
 	}

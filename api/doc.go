@@ -13,7 +13,10 @@
 // may not make the call 403, and nothing changes. The check is cached per
 // certificate for Config.IdentityCacheTTL. Within
 // Config.TerminalExpiryNotice of its certificate's expiry, a terminal gets
-// wire.HeaderTerminalExpires on every answer, refusals included.
+// wire.HeaderTerminalExpires on every answer, refusals included. Each
+// terminal (its role, municipality and name, so that a renewed certificate
+// shares the limit) may make Config.RateLimit calls a second, in bursts of
+// Config.RateBurst; past that, 429 rate_limited with Retry-After.
 //
 // The server certificate comes from ServerCerts: made in memory, certified
 // by the client CA for the names counters use, and renewed after two thirds
@@ -24,7 +27,8 @@
 // Errors are {"error": {"code": "...", "message": "..."}} with the
 // wire.Code* constants; this package is the only one that turns the ca and hsm
 // sentinels into HTTP statuses (see classify). A 503 (the key store or the
-// database unavailable) says which of the two is down and carries
+// database unavailable, or neither answering in time) says which of the
+// two is down when it knows, and carries
 // Retry-After (1 s, or the time until the key store's next attempt to come
 // back when it knows, up to 60 s); what went wrong inside (key and token labels, PKCS #11 and
 // SQL errors) goes to the log, not to the client. A key store whose token

@@ -1,15 +1,18 @@
 // Package audit is jpkica's tamper-evident audit log.
 //
-// Every entry carries the SHA-256 hash of the entry before it, so a chain of
-// entries can be verified from the first: an entry that was edited, removed or
-// moved breaks the chain at that point, and Verify names it. The log records
-// what an auditor needs (who did what to which certificate, when, and why); it
-// never records PINs or key material, and personal data only as identifiers.
+// Every entry carries the SHA-256 hash of the entry before it (Seal sets
+// it), so a chain of entries can be verified from the first: an entry that
+// was edited, removed or moved breaks the chain at that point, and a
+// Verifier, given the entries in order, names it with an error wrapping
+// ErrBroken; CheckHead catches entries removed from the end. The log records
+// what an auditor needs (who did what to which certificate, when, and why,
+// named by an Action constant); it never records PINs or key material, and
+// personal data only as identifiers.
 //
 // Entries are appended by the store inside the same database transaction as
 // the state change they describe; this package only defines the entry, its
-// canonical encoding and the chain rules. All functions are safe for
-// concurrent use.
+// canonical encoding and the chain rules. Seal is safe for concurrent use; a
+// Verifier is one reader's and is not.
 package audit
 
 import (

@@ -25,7 +25,8 @@ type IssuerKey struct {
 
 // AuthorityConfig holds the tunable issuance rules.
 type AuthorityConfig struct {
-	// RenewalWindowMonths is how long before expiry renewal opens (3).
+	// RenewalWindowMonths is how long before expiry renewal opens, 1 to 12
+	// months; required (DefaultRenewalWindowMonths is JPKI's).
 	RenewalWindowMonths int
 }
 

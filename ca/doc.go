@@ -1,5 +1,6 @@
 // Package ca holds the JPKI rules and the certificate profiles of jpkica's
-// certificate authority, and the issuance that applies them (Authority).
+// certificate authority, the issuance that applies them (Authority), and
+// the lifecycle rules around it (Lifecycle).
 //
 // # What it implements
 //
@@ -31,6 +32,10 @@
 //     point named by its URL and by the partition's directory name, and an
 //     AKI with the issuer's name and serial beside its key identifier.
 //     ProfileConfig can set the last three back to shorter forms.
+//   - Lifecycle (Lifecycle, EventRule): resident register events, loss
+//     holds, revocations, proxy applications, counter issuance and renewal
+//     notices (DOMAIN.md); a resident reported deceased or removed gets no
+//     new certificate until a Registered event (ErrResidentGone).
 //   - Serial numbers (NewSerial): 126 random bits, a positive 16-octet
 //     INTEGER (RFC 5280 4.1.2.2).
 //   - Pre-issuance linting (Lint; SignCertificate signs only what passed),
@@ -44,13 +49,25 @@
 //
 // # Time, randomness, concurrency
 //
-// No function here reads the clock: times come in through request structs.
-// Randomness comes in as an io.Reader; package lint's throwaway keys and
-// their signatures, which never leave the process, are its own. The
-// functions are pure and Profiles is immutable once NewProfiles returns, so
-// everything here is safe for concurrent use. Errors wrap the package's
-// sentinels (ErrInvalid, ErrNotEligible and its reasons ErrUnderAge,
-// ErrAdultGuardianship and ErrKeyReused, ErrConflict and its ErrCardInUse
-// and ErrCardExpiry, ErrNotFound, ErrLint and ErrWeakKey, which are package
-// lint's ErrFailed and ErrWeakKey); match them with errors.Is.
+// Nothing here reads the process clock: times come in through request
+// structs, and the Authority and the Lifecycle call the Clock their Deps
+// give. Randomness comes in as an io.Reader; package lint's throwaway keys
+// and their signatures, which never leave the process, are its own. The
+// functions are pure, Profiles is immutable once NewProfiles returns, and
+// Authority and Lifecycle are safe for concurrent use, so everything here
+// is. They reach the system of record through Store and LifecycleStore, and
+// tell committed status changes to a StatusListener (the OCSP pre-signer),
+// interfaces defined here that store.Store and ocsp.Presigner satisfy.
+//
+// # Errors
+//
+// Errors wrap the package's sentinels; match them with errors.Is:
+// ErrInvalid; ErrNotEligible and its reasons ErrUnderAge,
+// ErrAdultGuardianship, ErrResidentGone and ErrKeyReused; ErrConflict and
+// its ErrCardInUse, ErrCardExpiry and ErrProxyAnswerUsed; ErrNotFound;
+// ErrIssuerExpiring, for a certificate that would outlive its issuer
+// generation; ErrUnavailable, for a key store or database that is down
+// (safe to retry); and ErrLint, what a Linter's finding becomes, with
+// ErrWeakKey as well when the finding is a weak subject key (the linter's
+// own error stays in the chain).
 package ca

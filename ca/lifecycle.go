@@ -151,7 +151,8 @@ type LifecycleStore interface {
 
 // LifecycleConfig holds the tunables of the lifecycle rules.
 type LifecycleConfig struct {
-	// RenewalWindowMonths is how long before expiry renewal opens (3).
+	// RenewalWindowMonths is how long before expiry renewal opens, 1 to 12
+	// months; required (DefaultRenewalWindowMonths is JPKI's).
 	RenewalWindowMonths int
 }
 

@@ -2,12 +2,19 @@
 // the configured key store, one self-signed issuer per card certificate type
 // (a new generation on request), a delegated OCSP responder certificate per
 // issuer (RFC 6960 section 4.2.2.2), and the client CA that signs terminal
-// certificates; it loads them back as signers for the daemon; and it renews
-// the delegated responders before they expire (RenewResponders).
+// certificates; it loads them back as signers for the daemon (Load, a
+// Keyring); it renews the delegated responders before they expire
+// (RenewResponders); and it issues terminal client certificates under the
+// client CA (IssueClient).
 //
-// Run refuses to overwrite: an existing key label or issuer generation stops
-// it with an error before anything is written for that key. Every creation is
-// written to the audit log in the same transaction as its record.
+// Run creates what the store lacks, so that an interrupted ceremony
+// completes when run again; a store that lacks nothing is ErrInitialised,
+// unless a new generation is asked for. It never overwrites a key: a label
+// it would create that the key store already holds stops it, with an error
+// wrapping hsm.ErrKeyExists, before anything is created. Every creation is
+// written to the audit log in the same transaction as its record. Several
+// nodes may renew responders at once; the store records one renewal per
+// responder.
 package ceremony
 
 import (
@@ -36,12 +43,14 @@ var ErrInitialised = errors.New("key ceremony already done")
 
 // Config holds the ceremony's choices.
 type Config struct {
-	IssuerValidity    time.Duration // ten years by default
+	// IssuerValidity, ResponderValidity and ClientCAValidity are the
+	// lifetimes of what the ceremony creates; all three are required.
+	IssuerValidity    time.Duration
 	ResponderValidity time.Duration
+	ClientCAValidity  time.Duration
 	// ResponderAlgorithm is the delegated OCSP responder key: RSA-2048 as
 	// JPKI, or ECDSA P-256 (much cheaper to sign).
 	ResponderAlgorithm hsm.Algorithm
-	ClientCAValidity   time.Duration
 	// Actor names who ran the ceremony in the audit log.
 	Actor string
 }

@@ -3,7 +3,10 @@
 // the card, certificates written back to it, PINs set under the card's
 // rules), the fee quote, and the workflows that tie them together.
 //
-// A Client is safe for concurrent use; a Card serialises its calls.
+// A Client is safe for concurrent use; a Card serialises its calls. An
+// error answer of the API is an *APIError (its Code one of wire's); a call
+// whose answer never came wraps ErrNoAnswer, a PIN the card's rules refuse
+// ErrPIN, and a card that cannot do what was asked ErrCard.
 package counter
 
 import (
@@ -84,8 +87,9 @@ type Client struct {
 }
 
 // TerminalExpires is when the terminal's certificate expires, if an
-// answer of the API said it does soon (30 days by default):
-// the terminal needs a new certificate before then.
+// answer of the API said it does soon (api.DefaultTerminalExpiryNotice
+// unless the server is configured otherwise): the terminal needs a new
+// certificate before then.
 func (c *Client) TerminalExpires() (time.Time, bool) {
 	u := c.expires.Load()
 	return time.Unix(u, 0).UTC(), u != 0

@@ -42,7 +42,9 @@
 // # Scope
 //
 // An issuer (each generation of each card type) has one CRL per issuing
-// municipality, at BaseURL/<issuer>/<municipality>.crl, the URL that
+// municipality (Updater.Partitions: the configured municipalities, and any
+// other that a revoked certificate names, since a certificate names its
+// partition for life), at BaseURL/<issuer>/<municipality>.crl, the URL that
 // ca.Profiles writes into the certificates' CRL distribution point, with an
 // issuingDistributionPoint naming that URL; and one full CRL at
 // BaseURL/<issuer>/full.crl without issuingDistributionPoint: a full CRL
@@ -53,6 +55,12 @@
 // changed since the base was read (the store's change sequence); complete
 // CRLs name them in freshestCRL. Entries leave the CRLs once their
 // certificate expires, unless Config.KeepExpired.
+//
+// Updater.Run publishes a complete CRL every Config.Interval, valid for
+// Interval plus Config.Overlap, and, with Config.DeltaInterval set, a delta
+// CRL every DeltaInterval and within Config.DeltaDelay (and one Config.Tick)
+// of a revocation or hold in its scope: revocations, not issuance, make a
+// delta due.
 //
 // # Checks and publication
 //
@@ -67,6 +75,17 @@
 // that name as its check label. Published CRLs are renamed into place after
 // fsync, under a directory lock that repeats the number and scope checks,
 // with a JSON record of what was published beside them.
+//
+// # Interfaces and errors
+//
+// The Updater reads and writes through Store, the small interfaces Lister,
+// ChangeFeed, Numberer, Partitioner and Auditor together (store.Store
+// satisfies it); Encode reads one CRL's entries from a Source. Errors wrap
+// the package's sentinels, matched with errors.Is: ErrInvalid for a Spec,
+// Config or scope that cannot be used, ErrEntryOrder for a Source out of
+// serial order, ErrUnsupportedKey and ErrSigner for the signer, ErrMalformed
+// for a CRL ReadBack refuses, ErrNoBase for a delta without a published
+// complete CRL, and ErrCheck (a *CheckError) for a refused publication.
 //
 // # Concurrency
 //

@@ -16,7 +16,17 @@ import (
 	"github.com/jpkica/jpkica/ca"
 )
 
-// Config holds the updater's choices. Zero fields take the defaults given.
+// The defaults of Config's zero fields. They are the only place these
+// values are written: jpkica's configuration takes them from here.
+const (
+	DefaultInterval     = 24 * time.Hour
+	DefaultOverlap      = 12 * time.Hour
+	DefaultDeltaDelay   = time.Minute
+	DefaultTick         = 30 * time.Second
+	DefaultLintMaxBytes = 8 << 20 // about 160,000 entries
+)
+
+// Config holds the updater's choices. Zero fields take the defaults above.
 type Config struct {
 	// BaseURL is urls.crl_base: a partition's CRL is at
 	// BaseURL/<issuer>/<municipality>.crl, the URL ca.Profiles writes into
@@ -24,17 +34,17 @@ type Config struct {
 	BaseURL string
 	// Dir is the publication directory.
 	Dir string
-	// Interval between complete CRLs (default 24h).
+	// Interval between complete CRLs (DefaultInterval).
 	Interval time.Duration
 	// Overlap is added to Interval for nextUpdate, so a relying party's
-	// copy stays valid while the next one propagates (default 12h).
+	// copy stays valid while the next one propagates (DefaultOverlap).
 	Overlap time.Duration
 	// DeltaInterval between delta CRLs; 0 means no delta CRLs (and no
 	// freshestCRL on complete ones). A delta's nextUpdate is thisUpdate + 2
 	// DeltaInterval.
 	DeltaInterval time.Duration
 	// DeltaDelay is how soon after a revocation the deltas are refreshed
-	// (default 1m).
+	// (DefaultDeltaDelay).
 	DeltaDelay time.Duration
 	// KeepExpired keeps entries of expired certificates on the CRLs, with
 	// expiredCertsOnCRL set to the issuer's notBefore (every certificate it
@@ -45,12 +55,12 @@ type Config struct {
 	Municipalities []string
 	// LintMaxBytes: CRLs up to this size are parsed whole by crypto/x509
 	// and zcrypto and linted; larger ones are read back by the streaming
-	// parser and a sample of their first entries is linted (default 8 MiB,
-	// about 160,000 entries).
+	// parser and a sample of their first entries is linted
+	// (DefaultLintMaxBytes).
 	LintMaxBytes int64
 	// SpoolDir holds the encoder's spool files ("" = the system default).
 	SpoolDir string
-	// Tick is how often Run looks for due work (default 30s).
+	// Tick is how often Run looks for due work (DefaultTick).
 	Tick time.Duration
 	// Actor names the updater in the audit log (default "system:crl").
 	Actor string
@@ -122,15 +132,15 @@ func NewUpdater(cfg Config, deps Deps) (*Updater, error) {
 			*d = v
 		}
 	}
-	def(&cfg.Interval, 24*time.Hour)
-	def(&cfg.Overlap, 12*time.Hour)
-	def(&cfg.DeltaDelay, time.Minute)
-	def(&cfg.Tick, 30*time.Second)
+	def(&cfg.Interval, DefaultInterval)
+	def(&cfg.Overlap, DefaultOverlap)
+	def(&cfg.DeltaDelay, DefaultDeltaDelay)
+	def(&cfg.Tick, DefaultTick)
 	if cfg.Interval < 0 || cfg.Overlap < 0 || cfg.DeltaInterval < 0 || cfg.DeltaDelay < 0 || cfg.Tick < 0 {
 		return nil, fmt.Errorf("%w: negative CRL schedule", ErrInvalid)
 	}
 	if cfg.LintMaxBytes == 0 {
-		cfg.LintMaxBytes = 8 << 20
+		cfg.LintMaxBytes = DefaultLintMaxBytes
 	}
 	if cfg.Actor == "" {
 		cfg.Actor = "system:crl"

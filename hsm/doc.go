@@ -40,29 +40,24 @@
 // returns it when done, so a signer stays valid across re-initialisations
 // of the module and is cheap to keep for the life of the process.
 //
-// The pool opens at most PKCS11Config.MaxSessions sessions (default 4),
-// lazily, and keeps them open. A signature that finds them all busy waits
-// for one: Sign waits at most PKCS11Config.AcquireTimeout (default 2 s);
-// SignContext (on the Signer interface, which every PKCS #11 signer
-// implements) waits no longer than its context allows (AcquireTimeout when
+// The pool opens at most PKCS11Config.MaxSessions sessions
+// (DefaultMaxSessions), lazily, and keeps them open. A signature that finds
+// them all busy waits for one: Sign waits at most
+// PKCS11Config.AcquireTimeout (DefaultAcquireTimeout);
+// SignContext (on the Signer interface, which the signers of both stores
+// implement) waits no longer than its context allows (AcquireTimeout when
 // the context has no deadline). A wait that runs out fails with an error
 // wrapping ErrUnavailable (and the context's error). The PKCS #11 call
 // itself cannot be interrupted once started.
 //
-// A PKCS #11 call made through cgo keeps its goroutine's P (the Go
-// scheduler's right to run Go code) until the runtime's monitor thread
-// hands the P on, 20 µs or more into the call. So while the scheduler is
-// saturated (every P busy, or goroutines waiting for one), C_SignInit and
-// C_Sign run on C threads of the store's own, one per session, and the
-// signing goroutine waits in the network poller holding no P; otherwise
-// they run on the goroutine's own thread, which is quicker on an idle
-// machine (no thread wake-ups). On 2 CPUs, issuance through the API with
-// SoftHSM2 went from 1.74-1.84 CPUs busy to 1.82-1.88 (docs/benchmarks.md,
-// issuance, session 4). With a network HSM, whose
-// signatures are mostly a wait for the appliance, a direct call would hold
-// a P through that wait too. The threads reach the module through its own
-// function list (C_GetFunctionList of the same library). Stats counts the
-// calls made each way.
+// The signing calls (C_SignInit and C_Sign) run on the signing goroutine's
+// own thread while the Go scheduler has a P to spare, and otherwise on C
+// threads of the store's own, one per session, while the goroutine waits
+// holding no P: a cgo call keeps its P until the runtime's monitor thread
+// hands it on. signthreads.go says why both ways exist; docs/benchmarks.md
+// (issuance through the /v1 API, session 4) has what each costs. The
+// threads reach the module through its own function list (C_GetFunctionList
+// of the same library). Stats counts the calls made each way.
 //
 // Login state in PKCS #11 belongs to the application and token, not to the
 // session: the first session logs in (CKR_USER_ALREADY_LOGGED_IN counts as
@@ -94,8 +89,8 @@
 //
 // If the attempt fails (the token is absent, say), the store stays down and
 // tries again with exponential backoff, from 50 ms up to
-// PKCS11Config.MaxReinitBackoff (default 5 s). While it is down, every
-// signature, Ping and lookup fails at once with an error wrapping
+// PKCS11Config.MaxReinitBackoff (DefaultMaxReinitBackoff). While it is
+// down, every signature, Ping and lookup fails at once with an error wrapping
 // ErrUnavailable; nothing hangs waiting for the token. RetryAfter reads
 // from such an error how long until the next attempt (the API's 503 passes
 // it on as Retry-After). When the token returns, the same *PKCS11 and the
@@ -110,6 +105,15 @@
 //
 // Close waits for the signatures in flight, stops recovery, and finalises
 // the module; signers then fail with ErrUnavailable.
+//
+// # Errors
+//
+// Errors wrap the package's sentinels, matched with errors.Is:
+// ErrKeyNotFound and ErrKeyExists for a label, ErrUnavailable for a store
+// that cannot sign now (RetryAfter reads, from one that is down between
+// re-initialisation attempts, how long until the next), ErrLogin for a refused PIN, ErrUnsupported for an
+// algorithm, hash or option this package does not implement, and
+// ErrInvalidRequest for a malformed argument or configuration.
 //
 // # Secrets
 //

@@ -2,6 +2,7 @@ package hsm
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
@@ -34,14 +35,15 @@ type PKCS11Config struct {
 	// an error.
 	PIN string
 	// MaxSessions bounds the sessions open on the token, and so the
-	// signatures in progress at once. Default 4.
+	// signatures in progress at once (DefaultMaxSessions when zero).
 	MaxSessions int
 	// AcquireTimeout is how long Sign (and any call whose context has no
-	// deadline) waits for a session before failing with ErrUnavailable.
-	// Default 2s.
+	// deadline) waits for a session before failing with ErrUnavailable
+	// (DefaultAcquireTimeout when zero).
 	AcquireTimeout time.Duration
 	// MaxReinitBackoff caps the wait between re-initialisation attempts
-	// while the token is down (they start at 50ms and double). Default 5s.
+	// while the token is down (they start at 50ms and double;
+	// DefaultMaxReinitBackoff when zero).
 	MaxReinitBackoff time.Duration
 }
 
@@ -64,12 +66,16 @@ func (c PKCS11Config) LogValue() slog.Value {
 	)
 }
 
+// The defaults of PKCS11Config's zero fields. They are the only place these
+// values are written: jpkica's configuration takes them from here.
 const (
-	defaultMaxSessions    = 4
-	defaultAcquireTimeout = 2 * time.Second
-	defaultMaxBackoff     = 5 * time.Second
-	minReinitBackoff      = 50 * time.Millisecond
+	DefaultMaxSessions      = 4
+	DefaultAcquireTimeout   = 2 * time.Second
+	DefaultMaxReinitBackoff = 5 * time.Second
 )
+
+// minReinitBackoff is the first wait between re-initialisation attempts.
+const minReinitBackoff = 50 * time.Millisecond
 
 // PKCS11 is a KeyStore backed by one token of a PKCS #11 module. See the
 // package documentation for sessions, concurrency and recovery.
@@ -113,15 +119,9 @@ func OpenPKCS11(ctx context.Context, cfg PKCS11Config, logger *slog.Logger) (*PK
 	if cfg.MaxSessions < 0 || cfg.AcquireTimeout < 0 || cfg.MaxReinitBackoff < 0 {
 		return nil, fmt.Errorf("opening PKCS#11 store: %w: negative limit", ErrInvalidRequest)
 	}
-	if cfg.MaxSessions == 0 {
-		cfg.MaxSessions = defaultMaxSessions
-	}
-	if cfg.AcquireTimeout == 0 {
-		cfg.AcquireTimeout = defaultAcquireTimeout
-	}
-	if cfg.MaxReinitBackoff == 0 {
-		cfg.MaxReinitBackoff = defaultMaxBackoff
-	}
+	cfg.MaxSessions = cmp.Or(cfg.MaxSessions, DefaultMaxSessions)
+	cfg.AcquireTimeout = cmp.Or(cfg.AcquireTimeout, DefaultAcquireTimeout)
+	cfg.MaxReinitBackoff = cmp.Or(cfg.MaxReinitBackoff, DefaultMaxReinitBackoff)
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}

@@ -176,8 +176,8 @@ func pssHash(h crypto.Hash) (hashMech, mgf uint, ok bool) {
 // ecdsaDER converts CKM_ECDSA's r||s (PKCS #11 v2.40 section 2.3.1) to the
 // ASN.1 ECDSA-Sig-Value that crypto/ecdsa and crypto/x509 expect:
 // SEQUENCE { r INTEGER, s INTEGER }, in DER. Written out by hand because
-// encoding/asn1 costs about 2µs here, a noticeable share of an ECDSA
-// signature on a fast token.
+// encoding/asn1 cost a noticeable share of an ECDSA signature on a fast
+// token (docs/benchmarks.md, HSM, Reading).
 func ecdsaDER(raw []byte) ([]byte, error) {
 	if len(raw) == 0 || len(raw)%2 != 0 || len(raw) > 2*66 {
 		return nil, fmt.Errorf("converting ECDSA signature: %w: %d bytes", ErrUnsupported, len(raw))

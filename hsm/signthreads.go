@@ -22,18 +22,19 @@ import (
 // may lease.
 //
 // A cgo call keeps its goroutine's P (the right to run Go code) for as long
-// as the call runs, until the runtime's monitor thread notices, 20 µs or
-// more into it, and hands the P on; while the token signs, Go code that is
-// ready to run waits. On a slot's thread the goroutine instead writes the
-// job into the slot's C memory, wakes the thread through a pipe (one
-// write(2)), and parks on a second pipe in the network poller, holding no
-// P, until the thread has signed.
+// as the call runs, until the runtime's monitor thread notices and hands
+// the P on; while the token signs, Go code that is ready to run waits. On
+// a slot's thread the goroutine instead writes the job into the slot's C
+// memory, wakes the thread through a pipe (one write(2)), and parks on a
+// second pipe in the network poller, holding no P, until the thread has
+// signed.
 //
 // That costs two thread wake-ups per signature, which an idle machine
-// pays in full (on the 2-vCPU test VM, 60-100 µs: more than an ECDSA
-// signature), and a busy one hardly at all. So a signature goes to a
-// thread only while the scheduler is saturated (see saturated), and is
-// made by a direct cgo call otherwise.
+// pays in full (more than an ECDSA signature takes in SoftHSM2), and a
+// busy one hardly at all. So a signature goes to a thread only while the
+// scheduler is saturated (see saturated), and is made by a direct cgo call
+// otherwise. docs/benchmarks.md (issuance through the /v1 API, session 4)
+// has the measurements behind both halves of that choice.
 //
 // The threads call the module's own function list, read through a second
 // dlopen(3) of the library the module was loaded from: the same library
@@ -160,9 +161,9 @@ func (s *signSlot) wait() error {
 }
 
 // saturated reports whether every P is running Go code or goroutines are
-// waiting for one (runtime/metrics, about 60 ns): then a PKCS #11 call
-// made from this goroutine would keep a P from work that is ready. A
-// runtime without these metrics counts as saturated.
+// waiting for one (one runtime/metrics read, cheap next to a signature):
+// then a PKCS #11 call made from this goroutine would keep a P from work
+// that is ready. A runtime without these metrics counts as saturated.
 func saturated() bool {
 	s := [...]metrics.Sample{
 		{Name: "/sched/goroutines/runnable:goroutines"},

@@ -1,6 +1,7 @@
 // Package ocsp is jpkica's OCSP responder: request decoding, response
 // encoding, pre-signing, an in-memory response cache built for hundreds of
-// millions of certificates, and the HTTP responder.
+// millions of certificates, and the HTTP responder, as a net/http handler
+// and as a fasthttp server for a listener of its own.
 //
 // # What it implements
 //
@@ -15,7 +16,8 @@
 //     (certificateHold for a held certificate); serials this CA never issued
 //     are answered unknown. Responses are signed by the issuer's delegated
 //     responder (section 4.2.2.2, certificate included in the response) or by
-//     the issuer itself, with sha256WithRSAEncryption or ecdsa-with-SHA256.
+//     the issuer itself, with sha256WithRSAEncryption (RSA keys),
+//     ecdsa-with-SHA256 (P-256) or ecdsa-with-SHA384 (P-384).
 //   - RFC 6960 section 2.3 and appendix A.1, RFC 5019: GET with the base64
 //     request in the path (URL-escaped or not) and POST; HEAD; the
 //     unsuccessful statuses malformedRequest, unauthorized, tryLater and
@@ -68,6 +70,19 @@
 // the hsm package allow it; PKCS #11 signers are given the context through
 // SignContext).
 //
-// Only responder.go imports net/http. The clock and the random source are
-// injected; the package never reads the process clock to sign.
+// # Errors
+//
+// Errors wrap the package's sentinels, matched with errors.Is:
+// ErrMalformed and ErrUnsupportedHash for a request ParseRequest refuses,
+// ErrUnauthorized for an issuer not served here, ErrUnavailable when no
+// valid response can be had now (safe to retry), and ErrInvalid for a
+// configuration NewPresigner refuses. Only the Responder turns them into
+// OCSP response statuses.
+//
+// Only the responder's two files import net/http: responder.go
+// (ServeHTTP, Guard) and responder_fasthttp.go (FastHandler and
+// NewFastServer, which borrow its method names); that file and linger.go
+// (FastServer's closing of a connection) import fasthttp. The clock and
+// the random source are injected; the package never reads the process
+// clock to sign.
 package ocsp

@@ -48,35 +48,53 @@ const (
 	NonceEcho
 )
 
-// Config holds the responder's tunables; zero fields take the defaults.
+// The defaults of Config's zero fields. They are the only place these
+// values are written: jpkica's configuration takes them from here.
+const (
+	DefaultValidity           = 24 * time.Hour
+	DefaultMaxAge             = 5 * time.Minute
+	DefaultMaxInFlight        = 64
+	DefaultQueueSize          = 1 << 16
+	DefaultMaxCertsPerRequest = 8
+	DefaultPollInterval       = time.Second
+	DefaultRefreshInterval    = time.Minute
+	DefaultMaxBody            = 10 << 10
+	DefaultAuditInterval      = 10 * time.Minute
+)
+
+// Config holds the responder's tunables; zero fields take the defaults
+// above (Workers: GOMAXPROCS).
 type Config struct {
-	// Validity is nextUpdate - thisUpdate (24 h). Responses are re-signed
-	// between 1/2 and 3/4 of it, spread by serial.
+	// Validity is nextUpdate - thisUpdate (DefaultValidity). Responses are
+	// re-signed between 1/2 and 3/4 of it, spread by serial.
 	Validity time.Duration
-	// MaxAge caps Cache-Control max-age (5 min; never past nextUpdate).
+	// MaxAge caps Cache-Control max-age (DefaultMaxAge; never past
+	// nextUpdate).
 	MaxAge time.Duration
 	// Workers is how many pre-signings run at once (GOMAXPROCS).
 	Workers int
 	// MaxInFlight bounds on-demand signings (cache misses, nonces, multi-
-	// certificate requests) at once (64); past it a request gets a still
-	// valid cached response, or tryLater.
+	// certificate requests) at once (DefaultMaxInFlight); past it a request
+	// gets a still valid cached response, or tryLater.
 	MaxInFlight int
-	// QueueSize bounds each pre-signing queue (65536).
+	// QueueSize bounds each pre-signing queue (DefaultQueueSize).
 	QueueSize int
-	// MaxCertsPerRequest is the most CertIDs one request may carry (8);
-	// more is malformedRequest.
+	// MaxCertsPerRequest is the most CertIDs one request may carry
+	// (DefaultMaxCertsPerRequest); more is malformedRequest.
 	MaxCertsPerRequest int
 	// Nonce is the nonce mode (NonceIgnore).
 	Nonce NonceMode
-	// PollInterval is how often the store is asked for changes (1 s).
+	// PollInterval is how often the store is asked for changes
+	// (DefaultPollInterval).
 	PollInterval time.Duration
 	// RefreshInterval is how often the cache is scanned for responses due
-	// for re-signing (1 min).
+	// for re-signing (DefaultRefreshInterval).
 	RefreshInterval time.Duration
-	// MaxBody bounds a POST body (10 KiB).
+	// MaxBody bounds a POST body, in bytes (DefaultMaxBody).
 	MaxBody int64
 	// AuditInterval is how often the signatures made are written to the
-	// audit log, one entry per issuer (10 min), with Deps.Audit.
+	// audit log, one entry per issuer (DefaultAuditInterval), with
+	// Deps.Audit.
 	AuditInterval time.Duration
 	// Clients are the networks the Responder answers (the registered
 	// verifiers'); others get unauthorized (RFC 6960 section 2.3). The
@@ -95,17 +113,17 @@ func (c Config) withDefaults() Config {
 			*d = v
 		}
 	}
-	def(&c.Validity, 24*time.Hour)
-	def(&c.MaxAge, 5*time.Minute)
-	def(&c.PollInterval, time.Second)
-	def(&c.RefreshInterval, time.Minute)
-	def(&c.AuditInterval, 10*time.Minute)
+	def(&c.Validity, DefaultValidity)
+	def(&c.MaxAge, DefaultMaxAge)
+	def(&c.PollInterval, DefaultPollInterval)
+	def(&c.RefreshInterval, DefaultRefreshInterval)
+	def(&c.AuditInterval, DefaultAuditInterval)
 	defInt(&c.Workers, runtime.GOMAXPROCS(0))
-	defInt(&c.MaxInFlight, 64)
-	defInt(&c.QueueSize, 1<<16)
-	defInt(&c.MaxCertsPerRequest, 8)
+	defInt(&c.MaxInFlight, DefaultMaxInFlight)
+	defInt(&c.QueueSize, DefaultQueueSize)
+	defInt(&c.MaxCertsPerRequest, DefaultMaxCertsPerRequest)
 	if c.MaxBody <= 0 {
-		c.MaxBody = 10 << 10
+		c.MaxBody = DefaultMaxBody
 	}
 	return c
 }

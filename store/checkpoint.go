@@ -29,8 +29,9 @@ func init() {
 }
 
 // checkpointEvery is how often the WAL is copied back into the database
-// file. At 900 issuances a second the WAL file grows to about 80 MB between
-// checkpoints.
+// file; the WAL file grows between checkpoints with the write rate
+// (docs/benchmarks.md, issuance through the /v1 API, session 3, has its size
+// under load).
 const checkpointEvery = time.Second
 
 // walRestart is the WAL size, in frames (pages of 4 KiB), past which a

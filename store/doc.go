@@ -1,7 +1,10 @@
 // Package store is jpkica's system of record: certificates, issuers, OCSP
 // responders and responses, CRL numbers, idempotency keys and the hash-chained
 // audit log, in SQLite (the embedded default) or PostgreSQL (for more than one
-// node), through sqlx.
+// node), through sqlx. A *Store satisfies the small interfaces its users
+// define for what they read and write: ca.Store and ca.LifecycleStore,
+// crl.Store, ocsp.Source, ocsp.ResponseStore and ocsp.Auditor, api.Store
+// and responderwatch.Lister.
 //
 // # Compatibility with cfssl
 //
@@ -47,6 +50,8 @@
 // five-second busy timeout). Migrations run on Open, each in its own
 // transaction, under an advisory lock on PostgreSQL.
 //
-// The store never reads the process clock: the times it stores come from its
-// caller (only crl_numbers.updated_at is the database's CURRENT_TIMESTAMP).
+// The store never reads the process clock for what it stores: the times
+// come from its caller (only crl_numbers.updated_at and
+// schema_migrations.applied_at are the database's CURRENT_TIMESTAMP). The
+// SQLite WAL checkpoints run on a timer of their own.
 package store

@@ -19,9 +19,9 @@ import (
 // and then none is stored.
 //
 // With SQLite it queues behind this process's other writers. Written past
-// them, it met their lock inside SQLite, whose busy handler slept 1 ms and
-// more in the C call, holding one of Go's Ps: issuance kept 0.07-0.19
-// fewer of 2 CPUs busy (docs/benchmarks.md).
+// them, it met their lock inside SQLite, whose busy handler sleeps in the C
+// call, holding one of Go's Ps, and issuance kept fewer CPUs busy
+// (docs/benchmarks.md, issuance through the /v1 API, session 3).
 func (s *Store) UpsertOCSP(ctx context.Context, rs ...ca.OCSPResponse) error {
 	for _, r := range rs {
 		if r.Serial.IsZero() || len(r.AKI) == 0 || len(r.Body) == 0 {

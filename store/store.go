@@ -118,7 +118,8 @@ func sqliteDSN(dsn string) (file, driverDSN string, err error) {
 		"_txlock":       "immediate",
 		"_cache_size":   "-65536", // KiB: 64 MiB of page cache per connection
 		// Prepared statements kept per connection: an issuance runs a dozen
-		// statements, and preparing each again was 2% of its CPU time.
+		// statements, and preparing each again was a measurable share of its
+		// CPU time (docs/benchmarks.md, issuance through the /v1 API, session 2).
 		"_stmt_cache_size": "128",
 	} {
 		if params.Get(k) == "" {

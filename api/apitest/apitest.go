@@ -1,7 +1,8 @@
-// Package apitest starts a real jpkica API for tests: a fresh SQLite store,
-// the key ceremony in the key store the test gives, an Authority and the
-// API behind httptest's TLS server, and client certificates for every role
-// made by ceremony.IssueClient. The clock is the test's to move.
+// Package apitest starts a real jpkica API for tests: a fresh SQLite store
+// (or the PostgreSQL DSN the test gives), the key ceremony in the key store
+// the test gives (a software one by default), an Authority and the API
+// behind httptest's TLS server. Server.Enrol makes a terminal's client
+// certificate with ceremony.IssueClient. The clock is the test's to move.
 package apitest
 
 import (

@@ -65,8 +65,9 @@ const (
 	// issuance with the same idempotency key produced.
 	HeaderIdempotentReplayed = "Idempotent-Replayed"
 	// HeaderTerminalExpires carries, on every answer to a terminal whose
-	// certificate expires soon (30 days by default), when it expires (RFC
-	// 3339): the terminal needs a new one (`jpkica clients issue`) before
-	// then, or the API refuses it.
+	// certificate expires soon (api.DefaultTerminalExpiryNotice unless the
+	// server is configured otherwise), when it expires (RFC 3339): the
+	// terminal needs a new one (`jpkica clients issue`) before then, or the
+	// API refuses it.
 	HeaderTerminalExpires = "Terminal-Certificate-Expires"
 )

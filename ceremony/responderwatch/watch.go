@@ -16,13 +16,16 @@
 //
 // # Checks and concurrency
 //
-// Run checks at once, then every Config.Every, until its context ends. A
-// check that fails is logged and made again at the next: Run returns only
-// when its context ends, and returns nothing. A Watch is one loop, not safe for
-// concurrent use: call Run once. Its dependencies are called from Run's
-// goroutine only, those that do I/O (Renewer, Lister, Keys) with Run's
-// context; the Presigner's SetResponder, which works in memory, must be
-// safe to call while the pre-signer serves (ocsp.Presigner's is).
+// New refuses a Watch that cannot work (neither a Renewer nor a
+// Presigner, a Presigner without what following needs, no clock) with
+// ErrInvalid. Run checks at once, then every Config.Every (DefaultEvery
+// when zero), until its context ends. A check that fails is logged and
+// made again at the next: Run returns only when its context ends, and
+// returns nothing. A Watch is one loop, not safe for concurrent use: call
+// Run once. Its dependencies are called from Run's goroutine only, those
+// that do I/O (Renewer, Lister, Keys) with Run's context; the Presigner's
+// SetResponder, which works in memory, must be safe to call while the
+// pre-signer serves (ocsp.Presigner's is).
 package responderwatch
 
 import (

@@ -1,7 +1,8 @@
 // Package cmdflags parses a subcommand's flags for jpkica's two commands,
 // jpkica and counter, the same way: -h or --help gives the subcommand's
 // line of usage and its flags as a Help, for standard output and no
-// failure; a flag it does not know, a usage error that lists them.
+// failure; a flag it does not know, an error wrapping ErrUsage that lists
+// them.
 package cmdflags
 
 import (

@@ -1,5 +1,14 @@
 // Package config reads jpkica's YAML configuration and validates it once.
 //
+// A value has one source. Where a package's constructor defaults a value
+// (crl.DefaultInterval, ocsp.DefaultValidity, hsm.DefaultMaxSessions, ...),
+// the configuration starts from that constant, and a key the files leave
+// out keeps it; defaults.yaml holds only what no package defaults (where
+// files and keys live, the listeners, the URLs, the issuance lifetimes,
+// delta CRLs, the municipalities). Either way the Config that Load returns
+// holds every value as it is used, so validation sees what the daemon runs
+// with.
+//
 // The YAML never holds a secret: the HSM PIN is named by a file path or an
 // environment variable (pin_file, pin_env) and read by Load's caller through
 // PIN, so that it never sits in a config file, a log or an error.
@@ -21,7 +30,11 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/jpkica/jpkica/ca"
+	"github.com/jpkica/jpkica/crl"
+	"github.com/jpkica/jpkica/hsm"
 	"github.com/jpkica/jpkica/internal/netacl"
+	"github.com/jpkica/jpkica/ocsp"
 )
 
 // ErrInvalid reports a configuration that cannot be used.
@@ -202,13 +215,27 @@ func Load(path string) (*Config, error) {
 // Embedded reports whether c is the embedded development default.
 func (c *Config) Embedded() bool { return c.embedded }
 
-// parse decodes docs in order, each over the ones before it, and validates
-// the result. A later document that lists municipalities replaces the
-// earlier list rather than adding to it (YAML decoding merges maps): a
-// deployment serves the municipalities its own file names, not those of
-// the embedded defaults too.
+// packageDefaults is the configuration before any YAML: the values whose
+// default belongs to the package that uses them, by that package's name for
+// it. The documents are decoded over it, so a key they leave out keeps the
+// package's default, and a key they give, zero included, is validated as
+// given.
+func packageDefaults() Config {
+	return Config{
+		Keys:     Keys{PKCS11: PKCS11{MaxSessions: hsm.DefaultMaxSessions, AcquireTimeout: hsm.DefaultAcquireTimeout}},
+		Issuance: Issuance{RenewalWindowMonths: ca.DefaultRenewalWindowMonths},
+		CRL:      CRL{Interval: crl.DefaultInterval, Overlap: crl.DefaultOverlap, DeltaDelay: crl.DefaultDeltaDelay},
+		OCSP:     OCSP{Validity: ocsp.DefaultValidity, MaxAge: ocsp.DefaultMaxAge},
+	}
+}
+
+// parse decodes docs in order over packageDefaults, each over the ones
+// before it, and validates the result. A later document that lists
+// municipalities replaces the earlier list rather than adding to it (YAML
+// decoding merges maps): a deployment serves the municipalities its own
+// file names, not those of the embedded defaults too.
 func parse(docs ...[]byte) (*Config, error) {
-	var c Config
+	c := packageDefaults()
 	for _, doc := range docs {
 		var top map[string]yaml.Node
 		if err := yaml.Unmarshal(doc, &top); err == nil {

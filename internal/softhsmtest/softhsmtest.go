@@ -19,6 +19,10 @@
 // Each token gets a unique label anyway, so a module left initialised by a
 // previous test can never hand a test somebody else's keys by mistake.
 //
+// Besides the token, a test can add a second one (InitToken), make a token
+// disappear and come back (Unplug), and sign through miekg/pkcs11 alone
+// (RawSigner), the baseline that benchmarks hold jpkica's signing to.
+//
 // If libsofthsm2.so or softhsm2-util is missing, New skips the test with a
 // loud message; CI installs SoftHSM2, so there the tests run for real.
 package softhsmtest
