@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"io"
 	"math/big"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -45,9 +47,18 @@ type Card struct {
 // OpenCard loads the module and finds both tokens. Close it when done: it
 // finalises the module, so open one card per module and process at a time.
 func OpenCard(cfg CardConfig) (*Card, error) {
+	switch {
+	case cfg.Module == "":
+		return nil, fmt.Errorf("%w: no PKCS#11 module named", ErrCard)
+	case cfg.SignatureToken == "" || cfg.AuthenticationToken == "":
+		return nil, fmt.Errorf("%w: both token labels are needed, signature %q and user authentication %q",
+			ErrCard, cfg.SignatureToken, cfg.AuthenticationToken)
+	case cfg.SignatureToken == cfg.AuthenticationToken:
+		return nil, fmt.Errorf("%w: the signature and user-authentication areas are two tokens, not both %q", ErrCard, cfg.SignatureToken)
+	}
 	mod := pkcs11.New(cfg.Module)
 	if mod == nil {
-		return nil, fmt.Errorf("%w: cannot load PKCS#11 module %s", ErrCard, cfg.Module)
+		return nil, fmt.Errorf("%w: cannot load PKCS#11 module %q", ErrCard, cfg.Module)
 	}
 	if err := mod.Initialize(); err != nil && !isCKR(err, pkcs11.CKR_CRYPTOKI_ALREADY_INITIALIZED) {
 		mod.Destroy()
@@ -60,20 +71,37 @@ func OpenCard(cfg CardConfig) (*Card, error) {
 		return nil, fmt.Errorf("%w: C_GetSlotList: %v", ErrCard, err)
 	}
 	want := map[string]ca.CertType{cfg.SignatureToken: ca.Signature, cfg.AuthenticationToken: ca.Authentication}
+	var present []string
 	for _, s := range slots {
 		ti, err := mod.GetTokenInfo(s)
 		if err != nil {
 			continue
 		}
-		if t, ok := want[strings.TrimRight(ti.Label, " \x00")]; ok {
+		label := strings.TrimRight(ti.Label, " \x00")
+		present = append(present, strconv.Quote(label))
+		if t, ok := want[label]; ok {
 			c.slots[t] = s
 		}
 	}
-	if len(c.slots) != 2 || cfg.SignatureToken == cfg.AuthenticationToken {
+	var missing []string
+	for label, t := range want {
+		if _, ok := c.slots[t]; !ok {
+			missing = append(missing, fmt.Sprintf("no %v token %q", t, label))
+		}
+	}
+	if len(missing) > 0 {
 		c.Close()
-		return nil, fmt.Errorf("%w: tokens %q and %q not both present", ErrCard, cfg.SignatureToken, cfg.AuthenticationToken)
+		slices.Sort(missing)
+		return nil, fmt.Errorf("%w: %s in the reader (tokens present: %s)", ErrCard, strings.Join(missing, ", "), orNone(present))
 	}
 	return c, nil
+}
+
+func orNone(labels []string) string {
+	if len(labels) == 0 {
+		return "none"
+	}
+	return strings.Join(labels, ", ")
 }
 
 func isCKR(err error, code uint) bool {
@@ -146,8 +174,9 @@ func (c *Card) find(sh pkcs11.SessionHandle, tmpl []*pkcs11.Attribute) ([]pkcs11
 }
 
 // GenerateKey makes a new RSA-2048 key pair (e = 65537) on the token of t,
-// sensitive and not extractable. Earlier keys stay until WriteCertificate
-// replaces them, so a failed issuance leaves the card as it was.
+// sensitive and not extractable, under a CKA_ID of its own. Earlier keys
+// stay until WriteCertificate replaces them; a key whose issuance was
+// refused is deleted with DeleteKey.
 func (c *Card) GenerateKey(t ca.CertType) (crypto.Signer, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -190,7 +219,46 @@ func (c *Card) GenerateKey(t ca.CertType) (crypto.Signer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &cardSigner{card: c, t: t, h: privH, pub: pk}, nil
+	return &cardSigner{card: c, t: t, h: privH, id: id, pub: pk}, nil
+}
+
+// DeleteKey destroys a key pair that GenerateKey made, for a visit that
+// was refused: the private and the public key object of the token that
+// carry the key's CKA_ID and label, and nothing else. It refuses a key
+// that a certificate on the token certifies (one that Signer returns, or
+// one WriteCertificate wrote a certificate for).
+func (c *Card) DeleteKey(key crypto.Signer) error {
+	cs, ok := key.(*cardSigner)
+	if !ok || cs.card != c {
+		return fmt.Errorf("%w: not a key of this card", ErrCard)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	sh, err := c.session(cs.t)
+	if err != nil {
+		return err
+	}
+	label := pkcs11.NewAttribute(pkcs11.CKA_LABEL, cs.t.String())
+	id := pkcs11.NewAttribute(pkcs11.CKA_ID, cs.id)
+	certs, err := c.find(sh, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_CERTIFICATE), label, id})
+	if err != nil {
+		return fmt.Errorf("%w: finding certificates: %v", ErrCard, err)
+	}
+	if len(certs) > 0 {
+		return fmt.Errorf("%w: the %v key is certified: it stays with its certificate", ErrCard, cs.t)
+	}
+	for _, class := range []uint{pkcs11.CKO_PRIVATE_KEY, pkcs11.CKO_PUBLIC_KEY} {
+		hs, err := c.find(sh, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_CLASS, class), label, id})
+		if err != nil {
+			return fmt.Errorf("%w: finding the key pair: %v", ErrCard, err)
+		}
+		for _, h := range hs {
+			if err := c.mod.DestroyObject(sh, h); err != nil {
+				return fmt.Errorf("%w: C_DestroyObject: %v", ErrCard, err)
+			}
+		}
+	}
+	return nil
 }
 
 func (c *Card) readPublic(sh pkcs11.SessionHandle, h pkcs11.ObjectHandle) (*rsa.PublicKey, error) {
@@ -367,7 +435,7 @@ func (c *Card) Signer(t ca.CertType) (crypto.Signer, error) {
 	if !ok {
 		return nil, fmt.Errorf("%w: the certificate's key is not RSA", ErrCard)
 	}
-	return &cardSigner{card: c, t: t, h: hs[0], pub: pub}, nil
+	return &cardSigner{card: c, t: t, h: hs[0], id: id, pub: pub}, nil
 }
 
 // SetPIN changes the token's user PIN from old to pin after checking pin
@@ -396,6 +464,7 @@ type cardSigner struct {
 	card *Card
 	t    ca.CertType
 	h    pkcs11.ObjectHandle
+	id   []byte // CKA_ID of the key pair
 	pub  *rsa.PublicKey
 }
 

@@ -24,6 +24,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -57,6 +58,15 @@ func (e *APIError) Temporary() bool {
 		return e.Code != wire.CodeHSMLoginRefused
 	}
 	return false
+}
+
+// Refused reports a definite refusal: a 4xx answer other than 429. The API
+// did not do the call, and the same request will not succeed; an issuance
+// sent again with the same idempotency key after a lost answer gets a
+// refusal only if the first one was refused too (a replay gives back the
+// certificate). 5xx answers and lost answers are not refusals.
+func (e *APIError) Refused() bool {
+	return e.Status >= 400 && e.Status < 500 && !e.Temporary()
 }
 
 // ErrNoAnswer: no answer came back: the connection failed or broke, or the
@@ -283,65 +293,130 @@ type IssueJob struct {
 	At time.Time
 }
 
-// IssueOnto runs the counter's issuance: the resident's eligibility for
-// every type first, then for each type a new key on the card, a CSR signed
-// by it, the API call, and the certificate written back onto the card. The card's tokens must be logged in. A call that fails
-// for a temporary reason (429, 503) or whose answer was lost (ErrNoAnswer)
-// is sent again with the same key and CSR, up to three times in all: the
-// API then gives back the certificate it issued, never a second one.
-func IssueOnto(ctx context.Context, c *Client, card *Card, job IssueJob) ([]wire.Issued, error) {
+// types are the job's types, both when it names none.
+func (job IssueJob) types() []ca.CertType {
+	if len(job.Types) == 0 {
+		return []ca.CertType{ca.Authentication, ca.Signature}
+	}
+	return job.Types
+}
+
+// Check is what a counter can check of a visit before it touches the
+// card: an idempotency key and a time, each type once, a card ID and
+// expiry date, a proxy's application ID and answer code together, and the
+// resident's eligibility for every type on the visit's day. A job it
+// refuses is ErrInvalid, or ca.ErrNotEligible for the eligibility.
+// IssueOnto checks it again.
+func (job IssueJob) Check() error {
 	if job.IdempotencyKey == "" || job.At.IsZero() {
-		return nil, fmt.Errorf("%w: an issuance needs an idempotency key and the visit's time", ca.ErrInvalid)
+		return fmt.Errorf("%w: an issuance needs an idempotency key and the visit's time", ca.ErrInvalid)
 	}
-	types := job.Types
-	if len(types) == 0 {
-		types = []ca.CertType{ca.Authentication, ca.Signature}
+	ts := job.types()
+	for i, t := range ts {
+		if t != ca.Signature && t != ca.Authentication {
+			return fmt.Errorf("%w: no %v certificate goes on a card", ca.ErrInvalid, t)
+		}
+		if slices.Contains(ts[:i], t) {
+			return fmt.Errorf("%w: the %v certificate is asked twice", ca.ErrInvalid, t)
+		}
 	}
-	if err := eligible(job.Resident, types, job.At); err != nil {
+	if job.Card.ID == "" {
+		return fmt.Errorf("%w: no card ID", ca.ErrInvalid)
+	}
+	if _, err := ca.ParseDate(job.Card.Expires); err != nil {
+		return fmt.Errorf("card expiry: %w", err)
+	}
+	if p := job.Proxy; p != nil && (p.ApplicationID == "" || p.AnswerCode == "") {
+		return fmt.Errorf("%w: a proxy application needs its ID and the answer code", ca.ErrInvalid)
+	}
+	return eligible(job.Resident, ts, job.At)
+}
+
+// IssueOnto runs the counter's issuance: the job's Check first, then for
+// each type a new key on the card, a CSR signed by it, the API call, and
+// the certificate written back onto the card. The card's tokens must be
+// logged in. A call that fails for a temporary reason (429, 503) or whose
+// answer was lost (ErrNoAnswer) is sent again with the same key and CSR,
+// up to three times in all: the API then gives back the certificate it
+// issued, never a second one.
+//
+// A certificate the API refused (APIError.Refused), or one whose CSR
+// could not be made, leaves no key behind: the key pair made for it is
+// deleted from the card. A key whose certificate may have been issued
+// (no answer, a 5xx, a cancelled call) stays on the card, and so does
+// every key that got its certificate. The certificates issued before a
+// failure are returned with it.
+func IssueOnto(ctx context.Context, c *Client, card *Card, job IssueJob) ([]wire.Issued, error) {
+	if err := job.Check(); err != nil {
 		return nil, err
 	}
 	var out []wire.Issued
-	for _, t := range types {
-		key, err := card.GenerateKey(t)
-		if err != nil {
-			return out, err
-		}
-		csr, err := CSR(key)
-		if err != nil {
-			return out, err
-		}
-		req := wire.IssueRequest{Type: t.String(), CSR: csr, Card: job.Card, Resident: job.Resident, Proxy: job.Proxy}
-		var got wire.Issued
-		for attempt := 0; ; attempt++ {
-			got, err = c.Issue(ctx, job.IdempotencyKey+"-"+t.String(), req)
-			var ae *APIError
-			temporary := errors.As(err, &ae) && ae.Temporary()
-			if err == nil || !(temporary || errors.Is(err, ErrNoAnswer)) || attempt == 2 {
-				break
-			}
-			wait := 200 * time.Millisecond
-			if temporary {
-				wait = max(ae.RetryAfter, wait)
-			}
-			select {
-			case <-ctx.Done():
-				return out, ctx.Err()
-			case <-time.After(wait):
-			}
-		}
+	for _, t := range job.types() {
+		got, err := issueOne(ctx, c, card, job, t)
 		if err != nil {
 			return out, fmt.Errorf("issuing the %v certificate: %w", t, err)
-		}
-		block, _ := pem.Decode([]byte(got.Certificate))
-		if block == nil {
-			return out, fmt.Errorf("issuing the %v certificate: the answer holds no certificate", t)
-		}
-		if err := card.WriteCertificate(t, block.Bytes); err != nil {
-			return out, fmt.Errorf("writing the %v certificate onto the card: %w", t, err)
 		}
 		out = append(out, got)
 	}
 	return out, nil
+}
+
+// issueOne issues the certificate of type t onto the card, and deletes the
+// key it made if the certificate was refused (see IssueOnto).
+func issueOne(ctx context.Context, c *Client, card *Card, job IssueJob, t ca.CertType) (wire.Issued, error) {
+	key, err := card.GenerateKey(t)
+	if err != nil {
+		return wire.Issued{}, err
+	}
+	got, err := requestCertificate(ctx, c, job, t, key)
+	var ae *APIError
+	if err != nil && (errors.Is(err, errNotSent) || errors.As(err, &ae) && ae.Refused()) {
+		if derr := card.DeleteKey(key); derr != nil {
+			return got, errors.Join(err, fmt.Errorf("deleting the key pair made for it: %w", derr))
+		}
+		return got, fmt.Errorf("%w; the key pair made for it was deleted from the card", err)
+	}
+	if err != nil {
+		return got, fmt.Errorf("%w; the key pair made for it stays on the card, since the CA may have issued its certificate", err)
+	}
+	block, _ := pem.Decode([]byte(got.Certificate))
+	if block == nil {
+		return got, fmt.Errorf("the answer holds no certificate")
+	}
+	if err := card.WriteCertificate(t, block.Bytes); err != nil {
+		return got, fmt.Errorf("writing it onto the card: %w", err)
+	}
+	return got, nil
+}
+
+// errNotSent marks a request that never left the counter.
+var errNotSent = errors.New("not sent")
+
+// requestCertificate asks the API for the certificate of key, sending the
+// same request again after a temporary failure or a lost answer.
+func requestCertificate(ctx context.Context, c *Client, job IssueJob, t ca.CertType, key crypto.Signer) (wire.Issued, error) {
+	csr, err := CSR(key)
+	if err != nil {
+		return wire.Issued{}, fmt.Errorf("%w: %w", errNotSent, err)
+	}
+	req := wire.IssueRequest{Type: t.String(), CSR: csr, Card: job.Card, Resident: job.Resident, Proxy: job.Proxy}
+	for attempt := 0; ; attempt++ {
+		got, err := c.Issue(ctx, job.IdempotencyKey+"-"+t.String(), req)
+		var ae *APIError
+		temporary := errors.As(err, &ae) && ae.Temporary()
+		if err == nil || !(temporary || errors.Is(err, ErrNoAnswer)) || attempt == 2 {
+			return got, err
+		}
+		wait := 200 * time.Millisecond
+		if temporary {
+			wait = max(ae.RetryAfter, wait)
+		}
+		select {
+		case <-ctx.Done():
+			return got, ctx.Err()
+		case <-time.After(wait):
+		}
+	}
 }
 
 // eligible checks that the resident may hold every certificate type of a

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -65,24 +66,51 @@ func newCounterDesk(t *testing.T, opts apitest.Options) *counterDesk {
 }
 
 // run runs a card command (issue or renew) for card CARD-77 with env as
-// the environment and extra flags, and returns what it printed, which a
-// visit that failed half-way prints too.
+// the environment and extra flags, with --json, and returns the
+// certificates it printed, which a visit that failed half-way prints too.
 func (d *counterDesk) run(cmd string, env map[string]string, extra ...string) ([]wire.Issued, error) {
-	var out bytes.Buffer
-	d.stderr.Reset()
-	err := run(context.Background(), append([]string{cmd,
-		"--api", d.s.URL, "--cert", filepath.Join(d.dir, "terminal.crt"), "--key", filepath.Join(d.dir, "terminal.key"),
-		"--ca", filepath.Join(d.dir, "server-ca.crt"),
-		"--module", d.tk.Module, "--sig-token", d.tk.Label, "--auth-token", d.authTk,
-		"--resident", d.resident, "--card-id", "CARD-77", "--card-expires", "2036-05-02",
-	}, extra...), &out, &d.stderr, func(k string) string { return env[k] })
+	out, err := d.runRaw(cmd, env, append([]string{"--json"}, extra...)...)
 	var got []wire.Issued
-	if out.Len() > 0 {
-		if jerr := json.Unmarshal(out.Bytes(), &got); jerr != nil {
+	if len(out) > 0 {
+		if jerr := json.Unmarshal(out, &got); jerr != nil {
 			return nil, errors.Join(err, jerr)
 		}
 	}
 	return got, err
+}
+
+// runRaw runs a card command as run does, and returns what it printed.
+func (d *counterDesk) runRaw(cmd string, env map[string]string, extra ...string) ([]byte, error) {
+	return d.command(env, append(append([]string{cmd}, args(d.flags())...), extra...)...)
+}
+
+// flags are the connection, card and visit flags of the desk, by name.
+func (d *counterDesk) flags() map[string]string {
+	return map[string]string{
+		"api": d.s.URL, "cert": filepath.Join(d.dir, "terminal.crt"), "key": filepath.Join(d.dir, "terminal.key"),
+		"ca":     filepath.Join(d.dir, "server-ca.crt"),
+		"module": d.tk.Module, "sig-token": d.tk.Label, "auth-token": d.authTk,
+		"resident": d.resident, "card-id": "CARD-77", "card-expires": "2036-05-02",
+	}
+}
+
+// args is flags as a command line, in the order of their names.
+func args(flags map[string]string) []string {
+	var out []string
+	for _, k := range slices.Sorted(maps.Keys(flags)) {
+		out = append(out, "--"+k, flags[k])
+	}
+	return out
+}
+
+// command runs the command line args on the desk, at the API's time, with
+// env as the environment, and returns what it printed.
+func (d *counterDesk) command(env map[string]string, args ...string) ([]byte, error) {
+	var out bytes.Buffer
+	d.stderr.Reset()
+	err := run(context.Background(), args, system{stdout: &out, stderr: &d.stderr,
+		getenv: func(k string) string { return env[k] }, now: d.s.Clock.Now})
+	return out.Bytes(), err
 }
 
 // certificates counts the card's certificates in the store.

@@ -2,21 +2,22 @@
 // counter: issue both certificates onto a card, renew, revoke, open a proxy
 // application, list renewal notices, quote the fee.
 //
-//	counter issue   [connection flags] --resident FILE.json --card-id ID --card-expires DATE [card flags] [--proxy-app ID --answer CODE]
-//	counter renew   (as issue, onto a card in use: the new certificates supersede the old ones)
-//	counter revoke  [connection flags] --serial HEX --reason REASON
-//	counter proxy   [connection flags] --resident FILE.json --card-id ID --card-expires DATE [--types signature,authentication]
-//	counter notices [connection flags] --municipality CODE --on DATE [--csv]
-//	counter fee     [--signature] [--authentication] [--my-number-card] [--own-loss]
+// counter help prints the usage below (usage), counter COMMAND -h a
+// command's flags; each command takes only the flags it uses. Every
+// command but fee takes the connection flags (--api, --cert, --key, --ca),
+// issue and renew the card flags too (--module, --sig-token,
+// --auth-token). A terminal is set up once in a config file, JSON with
+// those flags' names as keys, read from the file that COUNTER_CONFIG
+// names or else ~/.config/jpkica-counter.json; a flag overrides it.
 //
-// counter help lists the commands, counter COMMAND -h a command's flags.
-// Connection flags: --api https://127.0.0.1:8443 --cert PREFIX.crt --key
-// PREFIX.key --ca PREFIX-ca.crt. Card flags: --module, --sig-token,
-// --auth-token.
+// Every flag, every combination of flags, the config file and the PINs
+// are checked before the card is touched, and each error names the flag
+// or variable at fault. A visit that the API refuses leaves no key on the
+// card (counter.IssueOnto).
 //
-// The PINs come from the environment, never from flags, so they stay out
-// of shell history and process lists. issue is for a new card: it logs in
-// with the card's transport PINs (COUNTER_SIG_TRANSPORT_PIN,
+// The PINs come from the environment, never from flags or files, so they
+// stay out of shell history and process lists. issue is for a new card:
+// it logs in with the card's transport PINs (COUNTER_SIG_TRANSPORT_PIN,
 // COUNTER_AUTH_TRANSPORT_PIN) and sets the resident's PINs
 // (COUNTER_SIG_PIN, COUNTER_AUTH_PIN). renew is for a card in use: it logs
 // in with the resident's PINs and keeps them. A resident's PIN is checked
@@ -26,11 +27,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/tls"
-	"crypto/x509"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -40,7 +36,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jpkica/jpkica/api/wire"
 	"github.com/jpkica/jpkica/ca"
 	"github.com/jpkica/jpkica/counter"
 	"github.com/jpkica/jpkica/internal/cmdflags"
@@ -50,11 +45,11 @@ var errUsage = cmdflags.ErrUsage
 
 // synopses are the commands' lines of usage.
 var synopses = []string{
-	"issue   --resident FILE.json --card-id ID --card-expires DATE [card flags] [--proxy-app ID --answer CODE]",
+	"issue   --resident FILE.json --card-id ID --card-expires DATE [--types T,T] [--proxy-app ID --answer CODE] [--json]",
 	"renew   (as issue, onto a card in use: the new certificates supersede the old ones)",
-	"revoke  --serial HEX --reason REASON",
-	"proxy   --resident FILE.json --card-id ID --card-expires DATE [--types signature,authentication]",
-	"notices --municipality CODE --on DATE [--csv]",
+	"revoke  --serial HEX --reason REASON [--json]",
+	"proxy   --resident FILE.json --card-id ID --card-expires DATE [--types T,T] [--json]",
+	"notices [--municipality CODE] [--on DATE] [--csv | --json]",
 	"fee     [--signature] [--authentication] [--my-number-card] [--own-loss] [--per-certificate YEN]",
 }
 
@@ -65,27 +60,75 @@ func usage() string {
 	for _, l := range synopses {
 		b.WriteString("  " + l + "\n")
 	}
-	b.WriteString("\nEvery command but fee takes the connection flags (--api, --cert, --key, --ca);\n" +
-		"issue and renew the card flags (--module, --sig-token, --auth-token) too.\n" +
-		"counter <command> -h lists a command's flags. The card PINs come from the environment:\n" +
-		"issue logs in with the card's transport PINs (COUNTER_SIG_TRANSPORT_PIN,\n" +
-		"COUNTER_AUTH_TRANSPORT_PIN) and sets the resident's PINs (COUNTER_SIG_PIN,\n" +
-		"COUNTER_AUTH_PIN); renew logs in with the resident's PINs and keeps them.\n")
+	b.WriteString(`
+Every command but fee reaches the API with the connection flags:
+  --api URL           the API (default ` + defaultAPI + `)
+  --cert FILE         this terminal's certificate (PEM)
+  --key FILE          its private key (PEM)
+  --ca FILE           the CA that certifies the API's server certificate (PEM)
+issue and renew reach the card with the card flags too:
+  --module FILE       the card reader's PKCS#11 module
+  --sig-token LABEL   the token of the card's signature area
+  --auth-token LABEL  the token of the card's user-authentication area
+
+Config file: set a terminal up once in a JSON file whose keys are these
+flags' names, read from the file that ` + configEnv + ` names, else from
+$XDG_CONFIG_HOME/` + configName + ` or ~/.config/` + configName + `.
+A flag on the command line overrides the file; relative paths in it are taken
+from its folder. For example:
+  {"api": "https://ca.example.jp:8443", "cert": "wakayama-01.crt",
+   "key": "wakayama-01.key", "ca": "wakayama-01-ca.crt",
+   "module": "/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so",
+   "sig-token": "JPKI SIG", "auth-token": "JPKI AUTH"}
+
+PINs come from the environment, never from a flag or a file: issue logs in with
+the card's transport PINs (COUNTER_SIG_TRANSPORT_PIN, COUNTER_AUTH_TRANSPORT_PIN)
+and sets the resident's PINs (COUNTER_SIG_PIN, COUNTER_AUTH_PIN); renew logs in
+with the resident's PINs and keeps them.
+
+Everything is checked before the card is touched; a certificate the API refuses
+leaves no key on the card. issue and renew print one line per certificate (type,
+serial, last day of validity in Japan); --json prints the API's full answer.
+counter <command> -h lists a command's flags.
+`)
 	return b.String()
 }
 
 // helpText is what -h asked for, for standard output, and no failure.
 type helpText = cmdflags.Help
 
-// parseFlags parses a command's flags (see cmdflags.Parse).
+// parseFlags parses a command's flags (see cmdflags.Parse), and refuses
+// arguments that belong to no flag.
 func parseFlags(fs *flag.FlagSet, args []string) error {
-	return cmdflags.Parse(fs, args, "counter", synopses)
+	if err := cmdflags.Parse(fs, args, "counter", synopses); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%w: %s: unexpected argument %q: every value goes after its flag (counter %s -h lists them)",
+			errUsage, fs.Name(), fs.Arg(0), fs.Name())
+	}
+	return nil
+}
+
+// newFlagSet is a command's flag set, which prints nothing itself.
+func newFlagSet(cmd string) *flag.FlagSet {
+	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	return fs
+}
+
+// system is what a run of the command sees of the world: where it
+// prints, its environment, its clock.
+type system struct {
+	stdout, stderr io.Writer
+	getenv         func(string) string
+	now            func() time.Time
 }
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv)
+	err := run(ctx, os.Args[1:], system{stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv, now: time.Now})
 	var help helpText
 	if errors.As(err, &help) {
 		fmt.Fprint(os.Stdout, help)
@@ -100,293 +143,137 @@ func main() {
 	}
 }
 
-type flags struct {
-	fs                          *flag.FlagSet
-	apiURL, cert, key, caFile   *string
-	module, sigToken, authToken *string
-	// made is the API client the command made, if any.
-	made *counter.Client
-}
-
-func newFlags(name string) flags {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	return flags{fs: fs,
-		apiURL: fs.String("api", "https://127.0.0.1:8443", "API base URL"),
-		cert:   fs.String("cert", "", "terminal certificate (PEM)"), key: fs.String("key", "", "terminal key (PEM)"),
-		caFile:    fs.String("ca", "", "CA that certifies the API server (PEM)"),
-		module:    fs.String("module", "", "PKCS#11 module of the card reader"),
-		sigToken:  fs.String("sig-token", "", "token label of the card's signature area"),
-		authToken: fs.String("auth-token", "", "token label of the card's user-authentication area"),
-	}
-}
-
-func (f *flags) client() (*counter.Client, error) {
-	pair, err := tls.LoadX509KeyPair(*f.cert, *f.key)
-	if err != nil {
-		return nil, fmt.Errorf("terminal certificate: %w", err)
-	}
-	pem, err := os.ReadFile(*f.caFile)
-	if err != nil {
-		return nil, fmt.Errorf("server CA: %w", err)
-	}
-	roots := x509.NewCertPool()
-	if !roots.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("server CA %s: no certificate", *f.caFile)
-	}
-	c, err := counter.NewClient(counter.ClientConfig{BaseURL: *f.apiURL, Certificate: pair, ServerCAs: roots})
-	f.made = c
-	return c, err
-}
-
-// warnExpiry tells the clerk, on stderr, that the terminal's certificate
-// expires soon, if the API said so in this command's calls.
-func (f *flags) warnExpiry(stderr io.Writer) {
-	if f.made == nil {
-		return
-	}
-	if t, soon := f.made.TerminalExpires(); soon {
-		fmt.Fprintf(stderr, "counter: this terminal's certificate expires on %s: ask the PKI administrators for a new one before then\n",
-			t.Format(time.RFC3339))
-	}
-}
-
-func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+func run(ctx context.Context, args []string, sys system) error {
 	if len(args) == 0 {
 		return fmt.Errorf("%w: no command\n\n%s", errUsage, usage())
 	}
-	switch args[0] {
+	cmd, rest := args[0], args[1:]
+	switch cmd {
 	case "help", "-h", "--help":
 		return helpText(usage())
-	}
-	cmd, rest := args[0], args[1:]
-	f := newFlags(cmd)
-	defer f.warnExpiry(stderr)
-	out := json.NewEncoder(stdout)
-	out.SetIndent("", "  ")
-	switch cmd {
 	case "issue", "renew":
-		residentFile := f.fs.String("resident", "", "resident record (JSON, as in the API)")
-		cardID := f.fs.String("card-id", "", "card serial")
-		cardExpires := f.fs.String("card-expires", "", "card expiry YYYY-MM-DD")
-		types := f.fs.String("types", "authentication,signature", "certificates to issue")
-		proxyApp := f.fs.String("proxy-app", "", "proxy application ID")
-		answer := f.fs.String("answer", "", "answer code from the proxy's answer sheet")
-		if err := parseFlags(f.fs, rest); err != nil {
-			return err
-		}
-		res, err := readResident(*residentFile)
-		if err != nil {
-			return err
-		}
-		var ts []ca.CertType
-		for _, s := range strings.Split(*types, ",") {
-			t, err := ca.ParseCertType(strings.TrimSpace(s))
-			if err != nil {
-				return err
-			}
-			ts = append(ts, t)
-		}
-		job := counter.IssueJob{Types: ts, Card: wire.Card{ID: *cardID, Expires: *cardExpires}, Resident: res,
-			IdempotencyKey: visitKey(), At: time.Now()}
-		if *proxyApp != "" {
-			job.Proxy = &wire.ProxyAnswer{ApplicationID: *proxyApp, AnswerCode: *answer}
-		}
-		pins, err := cardPINs(cmd, ts, getenv)
-		if err != nil {
-			return err
-		}
-		c, err := f.client()
-		if err != nil {
-			return err
-		}
-		card, err := counter.OpenCard(counter.CardConfig{Module: *f.module, SignatureToken: *f.sigToken, AuthenticationToken: *f.authToken})
-		if err != nil {
-			return err
-		}
-		defer card.Close()
-		for _, t := range ts {
-			if err := card.Login(t, pins[t].login); err != nil {
-				return fmt.Errorf("%s: %w", pins[t].loginName, err)
-			}
-		}
-		// A visit that stops half-way still sets the PINs of the
-		// certificates it wrote and shows them, before the error.
-		got, issueErr := counter.IssueOnto(ctx, c, card, job)
-		for _, g := range got {
-			t, err := ca.ParseCertType(g.Type)
-			if err != nil {
-				return err
-			}
-			if pins[t].set != "" {
-				if err := card.SetPIN(t, pins[t].login, pins[t].set); err != nil {
-					return errors.Join(issueErr, err)
-				}
-			}
-		}
-		if len(got) > 0 {
-			if err := out.Encode(got); err != nil {
-				return errors.Join(issueErr, err)
-			}
-		}
-		return issueErr
+		return runVisit(ctx, sys, cmd, rest)
 	case "revoke":
-		serial := f.fs.String("serial", "", "certificate serial (hex)")
-		reason := f.fs.String("reason", "", "RFC 5280 reason, e.g. keyCompromise")
-		if err := parseFlags(f.fs, rest); err != nil {
-			return err
-		}
-		if *serial == "" || *reason == "" {
-			return fmt.Errorf("%w: revoke --serial HEX --reason REASON", errUsage)
-		}
-		c, err := f.client()
-		if err != nil {
-			return err
-		}
-		got, err := c.Revoke(ctx, *serial, *reason)
-		if err != nil {
-			return err
-		}
-		return out.Encode(got)
+		return runRevoke(ctx, sys, rest)
 	case "proxy":
-		residentFile := f.fs.String("resident", "", "resident record (JSON)")
-		cardID := f.fs.String("card-id", "", "card serial")
-		cardExpires := f.fs.String("card-expires", "", "card expiry YYYY-MM-DD")
-		types := f.fs.String("types", "authentication,signature", "certificates applied for")
-		if err := parseFlags(f.fs, rest); err != nil {
-			return err
-		}
-		res, err := readResident(*residentFile)
-		if err != nil {
-			return err
-		}
-		c, err := f.client()
-		if err != nil {
-			return err
-		}
-		got, err := c.OpenProxyApplication(ctx, wire.ProxyApplicationRequest{Resident: res,
-			Card: wire.Card{ID: *cardID, Expires: *cardExpires}, Types: strings.Split(*types, ",")})
-		if err != nil {
-			return err
-		}
-		return out.Encode(got)
+		return runProxy(ctx, sys, rest)
 	case "notices":
-		m := f.fs.String("municipality", "", "six-digit code")
-		on := f.fs.String("on", "", "date YYYY-MM-DD")
-		asCSV := f.fs.Bool("csv", false, "CSV for the mail house")
-		if err := parseFlags(f.fs, rest); err != nil {
-			return err
-		}
-		day, err := ca.ParseDate(*on)
-		if err != nil {
-			return err
-		}
-		c, err := f.client()
-		if err != nil {
-			return err
-		}
-		if *asCSV {
-			b, err := c.RenewalNoticesCSV(ctx, *m, day)
-			if err != nil {
-				return err
-			}
-			_, err = stdout.Write(b)
-			return err
-		}
-		got, err := c.RenewalNotices(ctx, *m, day)
-		if err != nil {
-			return err
-		}
-		return out.Encode(got)
+		return runNotices(ctx, sys, rest)
 	case "fee":
-		fs := flag.NewFlagSet("fee", flag.ContinueOnError)
-		fs.SetOutput(io.Discard)
-		var req counter.FeeRequest
-		fs.BoolVar(&req.Signature, "signature", false, "a signature certificate")
-		fs.BoolVar(&req.Authentication, "authentication", false, "a user-authentication certificate")
-		fs.BoolVar(&req.MyNumberCard, "my-number-card", false, "onto a My Number Card")
-		fs.BoolVar(&req.ReissueAfterOwnLoss, "own-loss", false, "re-issue after the holder's own loss")
-		per := fs.Int("per-certificate", counter.DefaultFees.PerCertificate, "the municipality's fee per certificate (yen)")
-		if err := parseFlags(fs, rest); err != nil {
-			return err
-		}
-		if !req.Signature && !req.Authentication {
-			return fmt.Errorf("%w: fee: name the certificates to quote, --signature and/or --authentication", errUsage)
-		}
-		if *per < 0 {
-			return fmt.Errorf("%w: fee: --per-certificate %d is negative", errUsage, *per)
-		}
-		q := counter.FeeSchedule{PerCertificate: *per}.Quote(req)
-		for _, l := range q.Lines {
-			fmt.Fprintf(stdout, "%-15s %5d yen  %s\n", l.Type, l.Yen, l.Why)
-		}
-		fmt.Fprintf(stdout, "%-15s %5d yen\n", "total", q.Total)
-		return nil
+		return runFee(sys, rest)
 	}
 	return fmt.Errorf("%w: unknown command %q\n\n%s", errUsage, cmd, usage())
 }
 
-// pinEnv names the environment variables of a token's PINs: the card's
-// transport PIN, and the resident's PIN.
-var pinEnv = map[ca.CertType][2]string{
-	ca.Signature:      {"COUNTER_SIG_TRANSPORT_PIN", "COUNTER_SIG_PIN"},
-	ca.Authentication: {"COUNTER_AUTH_TRANSPORT_PIN", "COUNTER_AUTH_PIN"},
-}
-
-// cardPIN is how a command uses a token's PINs: it logs in with login
-// (loginName says which PIN that is) and, if set is not empty, sets the
-// resident's PIN after the issuance.
-type cardPIN struct {
-	loginName, login, set string
-}
-
-// cardPINs reads the PINs of the tokens of ts from the environment, for
-// issue (a new card: log in with the transport PIN, set the resident's)
-// or renew (a card in use: log in with the resident's PIN and keep it).
-// The resident's PIN is checked against its rule and folded (counter.
-// ResidentPIN) before it goes near the card, whose tries are few (5 for
-// the signature PIN, 3 for the user-authentication PIN). The PINs never
-// appear in an error.
-func cardPINs(cmd string, ts []ca.CertType, getenv func(string) string) (map[ca.CertType]cardPIN, error) {
-	pins := map[ca.CertType]cardPIN{}
-	for _, t := range ts {
-		transportVar, residentVar := pinEnv[t][0], pinEnv[t][1]
-		resident := getenv(residentVar)
-		if resident == "" {
-			return nil, fmt.Errorf("%w: %s: set %s to the resident's %v PIN", errUsage, cmd, residentVar, t)
-		}
-		resident, err := counter.ResidentPIN(t, resident)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", residentVar, err)
-		}
-		if cmd == "renew" {
-			pins[t] = cardPIN{loginName: "the resident's " + t.String() + " PIN (" + residentVar + ")", login: resident}
-			continue
-		}
-		transport := getenv(transportVar)
-		if transport == "" {
-			return nil, fmt.Errorf("%w: %s: set %s to the card's %v transport PIN", errUsage, cmd, transportVar, t)
-		}
-		pins[t] = cardPIN{loginName: "the card's " + t.String() + " transport PIN (" + transportVar + ")", login: transport, set: resident}
-	}
-	return pins, nil
-}
-
-func readResident(path string) (wire.Resident, error) {
-	var r wire.Resident
-	b, err := os.ReadFile(path)
+// runRevoke revokes one certificate.
+func runRevoke(ctx context.Context, sys system, args []string) error {
+	fs, asJSON := apiFlagSet("revoke")
+	fs.String("serial", "", "certificate serial (hex)")
+	fs.String("reason", "", "RFC 5280 reason, e.g. keyCompromise")
+	s, err := parseSettings(fs, args, sys.getenv)
 	if err != nil {
-		return r, fmt.Errorf("resident record: %w", err)
+		return err
 	}
-	if err := wire.Decode(b, &r); err != nil {
-		return r, fmt.Errorf("resident record %s: %w", path, err)
+	term, errs := s.terminal(sys.now())
+	serial, reason := s.get("serial"), s.get("reason")
+	if serial == "" {
+		errs = append(errs, s.unset("serial", "the serial (hex) of the certificate to revoke"))
+	} else if _, err := ca.ParseSerial(serial); err != nil {
+		errs = append(errs, s.wrong("serial", "%q is not a serial: write it in hex, as issue printed it", serial))
 	}
-	return r, nil
+	if reason == "" {
+		errs = append(errs, s.unset("reason", "the RFC 5280 reason, e.g. keyCompromise or cessationOfOperation"))
+	} else if r, err := ca.ParseReason(reason); err != nil {
+		errs = append(errs, s.wrong("reason", "%q is no RFC 5280 reason: write e.g. keyCompromise or cessationOfOperation", reason))
+	} else {
+		reason = r.String()
+	}
+	if len(errs) > 0 {
+		return errs
+	}
+	defer term.warnExpiry(sys.stderr)
+	got, err := term.client.Revoke(ctx, serial, reason)
+	if err != nil {
+		return s.reach(err)
+	}
+	return printRecord(sys.stdout, got, *asJSON)
 }
 
-// visitKey is a fresh idempotency key for one visit.
-func visitKey() string {
-	b := make([]byte, 16)
-	rand.Read(b)
-	return "visit-" + hex.EncodeToString(b)
+// runNotices lists the certificates due for an expiry notice, for the
+// terminal's municipality and today unless told otherwise.
+func runNotices(ctx context.Context, sys system, args []string) error {
+	fs, asJSON := apiFlagSet("notices")
+	fs.String("municipality", "", "six-digit code (default: this terminal's municipality)")
+	fs.String("on", "", "date YYYY-MM-DD (default: today in Japan)")
+	asCSV := fs.Bool("csv", false, "CSV for the mail house")
+	s, err := parseSettings(fs, args, sys.getenv)
+	if err != nil {
+		return err
+	}
+	term, errs := s.terminal(sys.now())
+	m := s.get("municipality")
+	switch {
+	case m == "" && term.cert != nil && term.municipality() == "":
+		errs = append(errs, s.unset("municipality", "the six-digit code of the municipality"))
+	case m == "" && term.cert != nil:
+		m = term.municipality()
+	case m != "" && !ca.ValidMunicipalityCode(m):
+		errs = append(errs, s.wrong("municipality", "%q is not a six-digit local government code", m))
+	case m != "" && term.cert != nil:
+		if err := s.checkMunicipality(term, "municipality", m); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	day := ca.DateOf(sys.now())
+	if on := s.get("on"); on != "" {
+		if day, err = ca.ParseDate(on); err != nil {
+			errs = append(errs, s.wrong("on", "%q is not a date: write YYYY-MM-DD", on))
+		}
+	}
+	if *asCSV && *asJSON {
+		errs = append(errs, s.wrong("json", "--csv and --json both asked: choose one"))
+	}
+	if len(errs) > 0 {
+		return errs
+	}
+	defer term.warnExpiry(sys.stderr)
+	if *asCSV {
+		b, err := term.client.RenewalNoticesCSV(ctx, m, day)
+		if err != nil {
+			return s.reach(err)
+		}
+		_, err = sys.stdout.Write(b)
+		return err
+	}
+	got, err := term.client.RenewalNotices(ctx, m, day)
+	if err != nil {
+		return s.reach(err)
+	}
+	return printNotices(sys.stdout, got, m, day, *asJSON)
+}
+
+// runFee quotes the fee of a visit.
+func runFee(sys system, args []string) error {
+	fs := newFlagSet("fee")
+	var req counter.FeeRequest
+	fs.BoolVar(&req.Signature, "signature", false, "a signature certificate")
+	fs.BoolVar(&req.Authentication, "authentication", false, "a user-authentication certificate")
+	fs.BoolVar(&req.MyNumberCard, "my-number-card", false, "onto a My Number Card")
+	fs.BoolVar(&req.ReissueAfterOwnLoss, "own-loss", false, "re-issue after the holder's own loss")
+	per := fs.Int("per-certificate", counter.DefaultFees.PerCertificate, "the municipality's fee per certificate (yen)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if !req.Signature && !req.Authentication {
+		return &settingError{"--signature, --authentication", errors.New("neither set: name the certificates to quote, one or both")}
+	}
+	if *per < 0 {
+		return &settingError{"--per-certificate", fmt.Errorf("%d is negative: give the fee in yen", *per)}
+	}
+	q := counter.FeeSchedule{PerCertificate: *per}.Quote(req)
+	for _, l := range q.Lines {
+		fmt.Fprintf(sys.stdout, "%-15s %5d yen  %s\n", l.Type, l.Yen, l.Why)
+	}
+	fmt.Fprintf(sys.stdout, "%-15s %5d yen\n", "total", q.Total)
+	return nil
 }

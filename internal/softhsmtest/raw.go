@@ -110,18 +110,7 @@ func (r *RawSigner) SignSHA256(digest []byte) ([]byte, error) {
 }
 
 // slot finds the token's slot by its label.
-func (tk *Token) slot(mod *pkcs11.Ctx) (uint, error) {
-	slots, err := mod.GetSlotList(true)
-	if err != nil {
-		return 0, fmt.Errorf("C_GetSlotList: %w", err)
-	}
-	for _, s := range slots {
-		if ti, err := mod.GetTokenInfo(s); err == nil && ti.Label == tk.Label {
-			return s, nil
-		}
-	}
-	return 0, fmt.Errorf("token %q not found", tk.Label)
-}
+func (tk *Token) slot(mod *pkcs11.Ctx) (uint, error) { return labelledSlot(mod, tk.Label) }
 
 func isCode(err error, code uint) bool {
 	var e pkcs11.Error
