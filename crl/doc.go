@@ -60,7 +60,10 @@
 // Interval plus Config.Overlap, and, with Config.DeltaInterval set, a delta
 // CRL every DeltaInterval and within Config.DeltaDelay (and one Config.Tick)
 // of a revocation or hold in its scope: revocations, not issuance, make a
-// delta due.
+// delta due. Each published CRL records its change mark (the last
+// revocation it includes, by sequence number and certificate); when the
+// store no longer holds that certificate at that number (a failover that
+// lost transactions), RunDue makes every CRL again, complete ones first.
 //
 // # Checks and publication
 //
