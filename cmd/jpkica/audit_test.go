@@ -112,11 +112,20 @@ func TestAdminCommands(t *testing.T) {
 		t.Fatalf("revoke without a serial: %v", err)
 	}
 	out.Reset()
+	// JSON by default, as GET /v1/renewal-notices answers; CSV when asked.
 	if err := cmdRenewals(ctx, []string{"--config", cfg, "--municipality", "302015", "--on", "2031-03-01"}, &out, quiet()); err != nil {
 		t.Fatal(err)
 	}
+	var notices wire.RenewalNotices
+	if err := json.Unmarshal(out.Bytes(), &notices); err != nil || notices.Notices == nil {
+		t.Fatalf("renewals (default, JSON): %q, %v", out.String(), err)
+	}
+	out.Reset()
+	if err := cmdRenewals(ctx, []string{"--config", cfg, "--municipality", "302015", "--on", "2031-03-01", "--format", "csv"}, &out, quiet()); err != nil {
+		t.Fatal(err)
+	}
 	if strings.TrimSpace(out.String()) != "serial,type,resident_id,card_id,municipality,not_after,window_opens" {
-		t.Fatalf("renewals: %q", out.String())
+		t.Fatalf("renewals --format csv: %q", out.String())
 	}
 	if err := run(ctx, []string{"audit", "verify", "--config", cfg}, io.Discard, quiet()); err != nil {
 		t.Fatal(err)

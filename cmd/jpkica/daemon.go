@@ -77,7 +77,11 @@ func build(d *deployment, rs roles, clock func() time.Time) (*daemon, error) {
 			return nil, fmt.Errorf("responder watch: %w", err)
 		}
 	}
-	dm.status = newStatusServer(dm.ocsp, dm.crl, map[string]pinger{"database": d.store, "keys": d.keys}, reg)
+	cps, err := newCPSPage(d.cfg)
+	if err != nil {
+		return nil, err
+	}
+	dm.status = newStatusServer(dm.ocsp, dm.crl, cps, map[string]pinger{"database": d.store, "keys": d.keys}, reg)
 	return dm, nil
 }
 
@@ -97,9 +101,9 @@ func newResponderWatch(d *deployment, o *ocspRole, renew bool, clock func() time
 }
 
 // newStatusServer is the status listener's server: the handlers of the
-// ocsp and crl roles (nil when not run), /healthz, /readyz on ready and
-// /metrics on reg.
-func newStatusServer(o *ocspRole, c *crlRole, ready map[string]pinger, reg *prometheus.Registry) *http.Server {
+// ocsp and crl roles (nil when not run), the CPS page, /healthz, /readyz on
+// ready and /metrics on reg.
+func newStatusServer(o *ocspRole, c *crlRole, cps *cpsPage, ready map[string]pinger, reg *prometheus.Registry) *http.Server {
 	mux := http.NewServeMux()
 	var handler http.Handler = mux
 	if o != nil {
@@ -111,6 +115,9 @@ func newStatusServer(o *ocspRole, c *crlRole, ready map[string]pinger, reg *prom
 	}
 	if c != nil {
 		mux.Handle("GET "+c.prefix+"/", c.handler)
+	}
+	for _, p := range cps.paths {
+		mux.Handle("GET "+p, cps)
 	}
 	mux.HandleFunc("GET /healthz", healthz)
 	mux.Handle("GET /readyz", readyHandler(ready))

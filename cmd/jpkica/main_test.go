@@ -194,6 +194,22 @@ func TestServeHealthAndShutdown(t *testing.T) {
 			t.Errorf("GET %s = %d, want %d", path, resp.StatusCode, want)
 		}
 	}
+	// The CPS page the certificates' policy qualifiers name is served at
+	// the path of its URL (urls.cps_*: /cps.html by default).
+	resp, err = http.Get(base + "/cps.html")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
+		t.Fatalf("GET /cps.html = %d %q", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	for _, want := range []string{ca.OIDPolicySignature.String(), ca.OIDPolicyAuthentication.String(), "cACompromise", "6th birthday"} {
+		if !strings.Contains(string(page), want) {
+			t.Errorf("the CPS page lacks %q", want)
+		}
+	}
 	// The expiries worth an alert are on /metrics: the issuers' and the
 	// OCSP responders'.
 	resp, err = http.Get(base + "/metrics")
