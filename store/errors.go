@@ -81,6 +81,8 @@ func sentinelFor(err error) error {
 			return ca.ErrNotFound
 		case pe.Code == "40001", pe.Code == "40P01": // serialization_failure, deadlock_detected
 			return ca.ErrUnavailable
+		case pe.Code == "25006": // read_only_sql_transaction: a standby, or a primary being demoted
+			return ca.ErrUnavailable
 		case strings.HasPrefix(pe.Code, "08"), // connection exception
 			strings.HasPrefix(pe.Code, "53"),                           // insufficient resources
 			pe.Code == "57P01", pe.Code == "57P02", pe.Code == "57P03", // shutdown, cannot connect now

@@ -11,6 +11,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/jpkica/jpkica/ca"
 )
 
 //go:embed migrations
@@ -60,7 +62,8 @@ func loadMigrations(dialect Dialect) ([]migration, error) {
 }
 
 // migrate applies the migrations not yet recorded in schema_migrations, each
-// in its own transaction. On PostgreSQL it holds an advisory lock on one
+// in its own transaction; on a database that takes no writes it only
+// checks that they are all there (checkMigrated). On PostgreSQL it holds an advisory lock on one
 // connection meanwhile; on SQLite each transaction begins IMMEDIATE and checks
 // the version again inside it.
 func (s *Store) migrate(ctx context.Context) error {
@@ -74,6 +77,13 @@ func (s *Store) migrate(ctx context.Context) error {
 	}
 	defer conn.Close()
 	if s.dialect == PostgreSQL {
+		var readOnly bool
+		if err := conn.QueryRowContext(ctx, "SELECT pg_is_in_recovery() OR current_setting('transaction_read_only') = 'on'").Scan(&readOnly); err != nil {
+			return s.fail("checking whether the database takes writes", err)
+		}
+		if readOnly {
+			return s.checkMigrated(ctx, conn, ms)
+		}
 		if _, err := conn.ExecContext(ctx, "SELECT pg_advisory_lock($1)", int64(migrationLockKey)); err != nil {
 			return s.fail("taking migration lock", err)
 		}
@@ -97,6 +107,42 @@ func (s *Store) migrate(ctx context.Context) error {
 		if err := s.apply(ctx, conn, m); err != nil {
 			return fmt.Errorf("migration %s: %w", m.name, err)
 		}
+	}
+	return nil
+}
+
+// checkMigrated is migrate on a database that takes no writes (a hot
+// standby, or one set read-only): every migration must be there already,
+// applied on the primary. A standby whose schema is behind is
+// ca.ErrUnavailable: it catches up once a node on the primary has migrated
+// it and the change has replicated.
+func (s *Store) checkMigrated(ctx context.Context, conn *sql.Conn, ms []migration) error {
+	rows, err := conn.QueryContext(ctx, "SELECT version FROM schema_migrations")
+	if err != nil {
+		return fmt.Errorf("%w: the database is read-only (a standby?) and has no schema yet: start a node on the primary first: %w",
+			ca.ErrUnavailable, err)
+	}
+	defer rows.Close()
+	have := map[int]bool{}
+	for rows.Next() {
+		var v int
+		if err := rows.Scan(&v); err != nil {
+			return s.fail("reading schema_migrations", err)
+		}
+		have[v] = true
+	}
+	if err := rows.Err(); err != nil {
+		return s.fail("reading schema_migrations", err)
+	}
+	var missing []string
+	for _, m := range ms {
+		if !have[m.version] {
+			missing = append(missing, m.name)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("%w: the database is read-only (a standby?) and lacks migrations %s: start a node on the primary to apply them",
+			ca.ErrUnavailable, strings.Join(missing, ", "))
 	}
 	return nil
 }
