@@ -105,3 +105,53 @@ hash = (SELECT prev FROM audit_log WHERE audit_log.chain = audit_heads.chain AND
 		}
 	}
 }
+
+// TestCrossAnchors: after anchorEvery entries a Store anchors the heads of
+// the other chains that moved (PostgreSQL; SQLite has one chain), and the
+// anchor is checked: cutting the entry it names off the other chain fails
+// VerifyAudit even with that chain's head rewritten.
+func TestCrossAnchors(t *testing.T) {
+	d := postgresDSNs(t)
+	ctx := context.Background()
+	s1, s2 := mustOpen(t, d), mustOpen(t, d)
+	add := func(s *Store, n int) {
+		for range n {
+			if err := s.AppendAudit(ctx, audit.Entry{Time: t0, Actor: "system", Action: audit.ActionCRLPublish}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	add(s2, 1) // s2's chain opens before s1 has one: its open entry names nothing
+	add(s1, 2)
+	add(s2, anchorEvery)
+	var anchors []audit.Entry
+	if err := s1.AuditAnchors(ctx, func(e audit.Entry) error {
+		if e.Action == audit.ActionAuditAnchor {
+			anchors = append(anchors, e)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(anchors) != 1 {
+		t.Fatalf("%d anchor entries, want 1", len(anchors))
+	}
+	as, err := audit.Anchors(anchors[0])
+	if err != nil || len(as) != 1 || as[0].Seq != 3 {
+		t.Fatalf("the anchor names %+v (%v), want the other chain's entry 3", as, err)
+	}
+	if _, err := s1.VerifyAudit(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		"DELETE FROM audit_log WHERE chain = $1 AND seq = 3",
+		"UPDATE audit_heads SET seq = 2, hash = (SELECT hash FROM audit_log WHERE chain = $1 AND seq = 2) WHERE chain = $1",
+	} {
+		if _, err := s1.db.ExecContext(ctx, q, as[0].Chain); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s1.VerifyAudit(ctx, nil); !errors.Is(err, audit.ErrBroken) {
+		t.Fatalf("VerifyAudit after the anchored entry was cut = %v, want ErrBroken", err)
+	}
+}

@@ -115,29 +115,14 @@ func benchInsertCertificate(b *testing.B, dsn newDSN) {
 //
 //	go test ./store -run '^$' -bench InsertCertificateParallel -benchtime=20000x
 func BenchmarkInsertCertificateParallel(b *testing.B) {
-	b.Run("SQLite", func(b *testing.B) { benchInsertCertificateParallel(b, sqliteDSNs) })
-	b.Run("PostgreSQL", func(b *testing.B) { benchInsertCertificateParallel(b, postgresDSNs) })
-}
-
-func benchInsertCertificateParallel(b *testing.B, dsn newDSN) {
-	s := mustOpen(b, dsn(b))
-	ctx := context.Background()
-	var n atomic.Int64
-	start := time.Now()
-	b.SetParallelism(8)
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			i := n.Add(1)
-			in := issuance(record(b, big.NewInt(i), fmt.Sprintf("card-%d", i)))
-			in.IdempotencyKey, in.ClientID, in.RequestHash = fmt.Sprintf("key-%d", i), "counter:302015:bench", []byte("hash")
-			if _, err := s.InsertCertificate(ctx, in); err != nil {
-				b.Error(err)
-				return
-			}
-		}
-	})
-	b.ReportMetric(float64(n.Load())/time.Since(start).Seconds(), "issuances/s")
+	issue := func(ctx context.Context, s *Store, i int64) error {
+		in := issuance(record(b, big.NewInt(i), fmt.Sprintf("card-%d", i)))
+		in.IdempotencyKey, in.ClientID, in.RequestHash = fmt.Sprintf("key-%d", i), "counter:302015:bench", []byte("hash")
+		_, err := s.InsertCertificate(ctx, in)
+		return err
+	}
+	b.Run("SQLite", func(b *testing.B) { benchParallel(b, sqliteDSNs, "issuances/s", issue) })
+	b.Run("PostgreSQL", func(b *testing.B) { benchParallel(b, postgresDSNs, "issuances/s", issue) })
 }
 
 // BenchmarkAppendAuditParallel measures standalone audit entries (CRL and
@@ -146,11 +131,16 @@ func benchInsertCertificateParallel(b *testing.B, dsn newDSN) {
 //
 //	go test ./store -run '^$' -bench AppendAuditParallel -benchtime=20000x
 func BenchmarkAppendAuditParallel(b *testing.B) {
-	b.Run("SQLite", func(b *testing.B) { benchAppendAuditParallel(b, sqliteDSNs) })
-	b.Run("PostgreSQL", func(b *testing.B) { benchAppendAuditParallel(b, postgresDSNs) })
+	appendEntry := func(ctx context.Context, s *Store, i int64) error {
+		return s.AppendAudit(ctx, audit.Entry{Time: t0, Actor: "system:ocsp", Action: audit.ActionOCSPSign, Subject: fmt.Sprintf("responder-%d", i%4)})
+	}
+	b.Run("SQLite", func(b *testing.B) { benchParallel(b, sqliteDSNs, "entries/s", appendEntry) })
+	b.Run("PostgreSQL", func(b *testing.B) { benchParallel(b, postgresDSNs, "entries/s", appendEntry) })
 }
 
-func benchAppendAuditParallel(b *testing.B, dsn newDSN) {
+// benchParallel runs op from 8 goroutines per CPU through one Store, with
+// i counting from 1 across them, and reports ops a second as unit.
+func benchParallel(b *testing.B, dsn newDSN, unit string, op func(ctx context.Context, s *Store, i int64) error) {
 	s := mustOpen(b, dsn(b))
 	ctx := context.Background()
 	var n atomic.Int64
@@ -159,13 +149,11 @@ func benchAppendAuditParallel(b *testing.B, dsn newDSN) {
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			i := n.Add(1)
-			e := audit.Entry{Time: t0, Actor: "system:ocsp", Action: audit.ActionOCSPSign, Subject: fmt.Sprintf("responder-%d", i%4)}
-			if err := s.AppendAudit(ctx, e); err != nil {
+			if err := op(ctx, s, n.Add(1)); err != nil {
 				b.Error(err)
 				return
 			}
 		}
 	})
-	b.ReportMetric(float64(n.Load())/time.Since(start).Seconds(), "entries/s")
+	b.ReportMetric(float64(n.Load())/time.Since(start).Seconds(), unit)
 }
