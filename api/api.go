@@ -646,7 +646,7 @@ func (a *API) auditLog(w http.ResponseWriter, r *http.Request, _ Identity) error
 	if s := q.Get("after"); s != "" {
 		n, err := strconv.ParseInt(s, 10, 64)
 		if err != nil || n < 0 {
-			return fail(http.StatusBadRequest, wire.CodeInvalidQuery, "after: want a sequence number")
+			return fail(http.StatusBadRequest, wire.CodeInvalidQuery, "after: want an entry ID")
 		}
 		after = n
 	}
@@ -664,8 +664,8 @@ func (a *API) auditLog(w http.ResponseWriter, r *http.Request, _ Identity) error
 	out := wire.AuditPage{Entries: make([]wire.AuditEntry, 0, len(es)), Next: after}
 	for _, e := range es {
 		out.Entries = append(out.Entries, wire.AuditEntry{Seq: e.Seq, Time: e.Time.UTC().Format(time.RFC3339Nano), Actor: e.Actor,
-			Action: string(e.Action), Subject: e.Subject, Detail: e.Detail, Prev: hex.EncodeToString(e.Prev), Hash: hex.EncodeToString(e.Hash)})
-		out.Next = e.Seq
+			Action: string(e.Action), Subject: e.Subject, Detail: e.Detail, ID: e.ID, Chain: e.Chain, Prev: hex.EncodeToString(e.Prev), Hash: hex.EncodeToString(e.Hash)})
+		out.Next = e.ID
 	}
 	return writeJSON(w, http.StatusOK, out)
 }

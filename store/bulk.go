@@ -57,7 +57,8 @@ func (s *Store) BulkInsert(ctx context.Context, recs []ca.Record) error {
 }
 
 // copyRecords COPYs rows into certificates on one pgx connection, in a
-// transaction that holds the audit head so change_seq keeps commit order.
+// transaction that takes the change_seq lock first (see the package
+// documentation), so change_seq keeps commit order.
 func (s *Store) copyRecords(ctx context.Context, step string, rows [][]any) error {
 	conn, err := s.db.Conn(ctx)
 	if err != nil {
@@ -71,8 +72,8 @@ func (s *Store) copyRecords(ctx context.Context, step string, rows [][]any) erro
 			return fmt.Errorf("driver connection is %T, not pgx", dc)
 		}
 		return pgx.BeginFunc(ctx, sc.Conn(), func(tx pgx.Tx) error {
-			if _, err := tx.Exec(ctx, "SELECT seq FROM audit_head WHERE id = 1 FOR UPDATE"); err != nil {
-				return fmt.Errorf("locking audit head: %w", err)
+			if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", int64(changeSeqLockKey)); err != nil {
+				return fmt.Errorf("taking the change_seq lock: %w", err)
 			}
 			if _, err := tx.CopyFrom(ctx, pgx.Identifier{"certificates"}, cols, pgx.CopyFromRows(rows)); err != nil {
 				return fmt.Errorf("copying: %w", err)

@@ -380,6 +380,9 @@ func (s *Store) InsertCertificate(ctx context.Context, in ca.Issuance) ([]ca.Ser
 			if superseded, err = in.Plan(st); err != nil {
 				return err
 			}
+			if err := c.orderChanges(); err != nil {
+				return err
+			}
 			for _, sn := range superseded {
 				if _, err := tx.ExecContext(ctx, s.q(`UPDATE certificates
 SET status = 'revoked', reason = ?, revoked_at = ?, change_seq = `+s.changeSeq()+`
@@ -387,6 +390,9 @@ WHERE serial_hex = ?`), int(ca.Superseded), dbTime(r.IssuedAt), serialKey(sn)); 
 					return fmt.Errorf("superseding %s: %w", sn, s.classify(err))
 				}
 			}
+		}
+		if err := c.orderChanges(); err != nil {
+			return err
 		}
 		if _, err := tx.ExecContext(ctx, s.insertSQL(), args...); err != nil {
 			return fmt.Errorf("inserting record: %w", s.classify(err))
@@ -516,6 +522,9 @@ func (s *Store) ChangeStatus(ctx context.Context, ch ca.StatusChange) ([]ca.Seri
 	var changed []ca.Serial
 	err = s.writeAudited(ctx, "changing status", func(tx *sqlx.Tx, c *chain) error {
 		changed = nil
+		if err := c.orderChanges(); err != nil {
+			return err
+		}
 		for _, k := range keys {
 			res, err := tx.ExecContext(ctx, update, status, reason, dbTime(ch.At), k)
 			if err != nil {

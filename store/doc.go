@@ -19,16 +19,41 @@
 // cert_type, card_id, resident_id, municipality, facts_hash, der, synthetic and
 // change_seq.
 //
-// # Transactions, the audit chain and change_seq
+// # Transactions, the audit chains and change_seq
 //
-// Every write that changes certificate state (issuance, superseding, status
-// changes, issuers, responders, standalone audit events) is one transaction
-// that first takes the head of the audit chain (a one-row table, locked FOR
-// UPDATE on PostgreSQL; SQLite write transactions begin IMMEDIATE), appends its
-// audit entries with audit.Seal and commits them with the change. Writers on
-// several nodes therefore produce one unbroken chain, and change_seq (a
-// sequence on PostgreSQL, max+1 on SQLite) increases in commit order, so a
-// follower that polls "change_seq > last seen" misses nothing.
+// Every write that changes state (issuance, superseding, status changes,
+// issuers, responders, standalone audit events) is one transaction that
+// appends its audit entries with audit.Seal and commits them with the
+// change. The entries go to a chain of the transaction's own (auditlog.go):
+// on PostgreSQL each Store keeps a pool of chains, one per concurrent write
+// transaction, each with its head row in audit_heads, locked FOR UPDATE by
+// the one transaction using it, so writers on one node or many never wait
+// on a shared audit head. Chains name one another's heads in open and
+// anchor entries, which VerifyAudit checks. On SQLite every write appends
+// to the one chain audit.MainChain, under SQLite's write lock.
+//
+// What orders what:
+//
+//   - Within a chain, appends are in seq order: the chain's head row is
+//     held from the read of the head to commit.
+//   - change_seq (a sequence on PostgreSQL, max+1 on SQLite) increases in
+//     commit order, so a follower that polls "change_seq > last seen"
+//     misses nothing. On SQLite the write lock orders everything. On
+//     PostgreSQL the transactions that move change_seq (certificate
+//     inserts, superseding, status changes, register events, bulk inserts)
+//     take one transaction-scoped advisory lock, the change_seq lock,
+//     before they draw a number and hold it to commit; a trigger on
+//     certificates takes it before each row's change_seq is drawn and
+//     draws the number again after it, so even a path that forgot the lock
+//     cannot commit a smaller change_seq after a greater one. Those
+//     transactions take it after their resident and card locks and before
+//     their first certificate write (chain.orderChanges), so they never
+//     hold a certificate row while they wait for it. Writes that move no
+//     change_seq (standalone audit entries such as CRL and OCSP signing,
+//     CRL numbers, issuers and responders, proxy applications) take no
+//     shared lock.
+//   - The audit log's ID, the order of GET /v1/audit, is drawn at insert
+//     and follows seq within a chain, but not commit order across chains.
 //
 // # Errors
 //

@@ -169,21 +169,25 @@ func mustInsert(t testing.TB, s *Store, in ca.Issuance) []ca.Serial {
 	return sup
 }
 
-// verifyChain walks the audit log with audit.Verifier and returns its length.
+// verifyChain checks the audit log with VerifyAudit and returns how many
+// entries the store's callers added.
 func verifyChain(t testing.TB, s *Store) int64 {
 	t.Helper()
-	var v audit.Verifier
-	if err := s.AuditEntries(context.Background(), v.Next); err != nil {
+	if _, err := s.VerifyAudit(context.Background(), nil); err != nil {
 		t.Fatalf("audit chain: %v", err)
 	}
-	return v.Count()
+	return int64(len(auditEntries(t, s)))
 }
 
+// auditEntries returns the entries the store's callers added, in ID order:
+// the chains' own open and anchor entries are left out.
 func auditEntries(t testing.TB, s *Store) []audit.Entry {
 	t.Helper()
 	var es []audit.Entry
 	if err := s.AuditEntries(context.Background(), func(e audit.Entry) error {
-		es = append(es, e)
+		if e.Action != audit.ActionAuditOpen && e.Action != audit.ActionAuditAnchor {
+			es = append(es, e)
+		}
 		return nil
 	}); err != nil {
 		t.Fatal(err)

@@ -162,40 +162,6 @@ func (s *Store) GoodCertificatesExpiring(ctx context.Context, municipality strin
 ORDER BY expiry, serial_hex`, municipality, dbTime(from), dbTime(to))
 }
 
-// AuditPage returns up to limit audit entries with seq > after, in seq
-// order: the API's paged read of the log.
-func (s *Store) AuditPage(ctx context.Context, after int64, limit int) ([]audit.Entry, error) {
-	if limit <= 0 || limit > 1000 {
-		return nil, fmt.Errorf("reading audit log: %w: limit %d out of 1..1000", ca.ErrInvalid, limit)
-	}
-	rows, err := s.db.QueryContext(ctx, s.q(`SELECT seq, time, actor, action, subject, detail, prev, hash FROM audit_log
-WHERE seq > ? ORDER BY seq LIMIT ?`), after, limit)
-	if err != nil {
-		return nil, s.fail("reading audit log", err)
-	}
-	defer rows.Close()
-	out := []audit.Entry{}
-	for rows.Next() {
-		var (
-			e      audit.Entry
-			t      time.Time
-			detail []byte
-		)
-		if err := rows.Scan(&e.Seq, &t, &e.Actor, &e.Action, &e.Subject, &detail, &e.Prev, &e.Hash); err != nil {
-			return nil, s.fail("reading audit entry", err)
-		}
-		e.Time = t.UTC()
-		if len(detail) > 0 {
-			e.Detail = detail
-		}
-		out = append(out, e)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, s.fail("reading audit log", err)
-	}
-	return out, nil
-}
-
 // ApplyResidentEvent applies a register event in one transaction: the
 // resident's good or held certificates of ch.Types, found inside the
 // transaction, are revoked with ch.Reason at ch.At (one audit entry each);
@@ -223,6 +189,9 @@ func (s *Store) ApplyResidentEvent(ctx context.Context, ch ca.ResidentChange) ([
 	err = s.writeAudited(ctx, step, func(tx *sqlx.Tx, c *chain) error {
 		changed = nil
 		if err := s.lockResident(ctx, tx, ch.ResidentID); err != nil {
+			return err
+		}
+		if err := c.orderChanges(); err != nil {
 			return err
 		}
 		if len(types) > 0 {

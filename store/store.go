@@ -41,6 +41,7 @@ type Store struct {
 	ckptDone chan struct{}
 	ckptErr  atomic.Pointer[error] // the last checkpoint's
 	closing  sync.Once
+	aw       auditWriters // this Store's audit chains (auditlog.go)
 }
 
 var _ ca.Store = (*Store)(nil)

@@ -123,6 +123,8 @@ type AuditEntry struct {
 	Action  string          `json:"action"`
 	Subject string          `json:"subject"`
 	Detail  json.RawMessage `json:"detail,omitempty"`
+	ID      int64           `json:"id"`    // position in the whole log: the paging cursor
+	Chain   string          `json:"chain"` // the writer's hash chain; Seq and Prev are within it
 	Prev    string          `json:"prev"`
 	Hash    string          `json:"hash"`
 }

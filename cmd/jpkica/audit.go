@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/hex"
 	"fmt"
@@ -13,18 +12,18 @@ import (
 	"github.com/jpkica/jpkica/audit"
 )
 
-// cmdAuditVerify walks the audit chain from the first entry and names the
-// first one that was changed, removed or reordered; checks that the chain
-// ends at the head the store recorded; and, with --anchor SEQ:HASH (a head
-// printed by an earlier run and kept outside the database), that the chain
-// still holds that entry unchanged.
+// cmdAuditVerify checks every chain of the audit log (store.VerifyAudit):
+// it names the first entry that was changed, removed or reordered, and the
+// first entry missing from a chain's end that its recorded head, a
+// cross-anchor in another chain, or --anchor (heads printed by an earlier
+// run and kept outside the database) names.
 func cmdAuditVerify(ctx context.Context, args []string, stdout io.Writer) error {
 	fs, configPath := newFlags("audit verify")
-	anchorFlag := fs.String("anchor", "", "SEQ:HASH of a head recorded earlier, outside the database")
+	anchorFlag := fs.String("anchor", "", "heads recorded earlier, outside the database: CHAIN:SEQ:HASH,... as audit verify prints them (SEQ:HASH for the main chain)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	anchorSeq, anchorHash, err := parseAnchor(*anchorFlag)
+	anchors, err := parseAnchors(*anchorFlag)
 	if err != nil {
 		return err
 	}
@@ -33,47 +32,41 @@ func cmdAuditVerify(ctx context.Context, args []string, stdout io.Writer) error 
 		return err
 	}
 	defer d.Close()
-	st := d.store
-	var v audit.Verifier
-	anchored := false
-	err = st.AuditEntries(ctx, func(e audit.Entry) error {
-		if err := v.Next(e); err != nil {
-			return err
-		}
-		if e.Seq == anchorSeq {
-			if !bytes.Equal(e.Hash, anchorHash) {
-				return fmt.Errorf("%w: entry %d differs from the anchor", audit.ErrBroken, e.Seq)
-			}
-			anchored = true
-		}
-		return nil
-	})
+	r, err := d.store.VerifyAudit(ctx, anchors)
 	if err != nil {
 		return fmt.Errorf("audit log: %w", err)
 	}
-	if anchorSeq > 0 && !anchored {
-		return fmt.Errorf("audit log: %w: anchored entry %d is missing", audit.ErrBroken, anchorSeq)
+	names := make([]string, len(r.Heads))
+	for i, h := range r.Heads {
+		names[i] = h.String()
 	}
-	seq, hash, err := st.AuditHead(ctx)
-	if err != nil {
-		return err
-	}
-	if err := v.CheckHead(seq, hash); err != nil {
-		return fmt.Errorf("audit log: %w", err)
-	}
-	fmt.Fprintf(stdout, "audit log intact: %d entries, head %d:%x\n", v.Count(), seq, hash)
+	fmt.Fprintf(stdout, "audit log intact: %d entries in %d chains, heads %s\n", r.Entries, r.Chains, strings.Join(names, ","))
 	return nil
 }
 
-func parseAnchor(s string) (int64, []byte, error) {
+// parseAnchors reads --anchor: CHAIN:SEQ:HASH entries separated by commas;
+// SEQ:HASH alone is an entry of the main chain.
+func parseAnchors(s string) ([]audit.Anchor, error) {
 	if s == "" {
-		return 0, nil, nil
+		return nil, nil
 	}
-	seqText, hashText, ok := strings.Cut(s, ":")
-	seq, err := strconv.ParseInt(seqText, 10, 64)
-	hash, herr := hex.DecodeString(hashText)
-	if !ok || err != nil || herr != nil || seq < 1 || len(hash) != 32 {
-		return 0, nil, fmt.Errorf("%w: --anchor wants SEQ:HASH as audit verify prints it", errUsage)
+	var out []audit.Anchor
+	for _, one := range strings.Split(s, ",") {
+		a := audit.Anchor{Chain: audit.MainChain}
+		parts := strings.Split(one, ":")
+		if len(parts) == 3 {
+			a.Chain, parts = parts[0], parts[1:]
+		}
+		if len(parts) != 2 || a.Chain == "" {
+			return nil, fmt.Errorf("%w: --anchor wants CHAIN:SEQ:HASH as audit verify prints it", errUsage)
+		}
+		seq, err := strconv.ParseInt(parts[0], 10, 64)
+		hash, herr := hex.DecodeString(parts[1])
+		if err != nil || herr != nil || seq < 1 || len(hash) != 32 {
+			return nil, fmt.Errorf("%w: --anchor wants CHAIN:SEQ:HASH as audit verify prints it", errUsage)
+		}
+		a.Seq, a.Hash = seq, hash
+		out = append(out, a)
 	}
-	return seq, hash, nil
+	return out, nil
 }

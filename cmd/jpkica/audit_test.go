@@ -233,7 +233,7 @@ func TestAuditVerifyAnchor(t *testing.T) {
 	if err := run(ctx, []string{"audit", "verify", "--config", tc.path}, &out, quiet()); err != nil {
 		t.Fatal(err)
 	}
-	_, head, ok := strings.Cut(strings.TrimSpace(out.String()), "head ")
+	_, head, ok := strings.Cut(strings.TrimSpace(out.String()), "heads ")
 	if !ok {
 		t.Fatalf("no head in %q", out.String())
 	}
@@ -243,7 +243,7 @@ func TestAuditVerifyAnchor(t *testing.T) {
 	db := openSQLite(t, tc.dataDir)
 	for _, q := range []string{
 		"DELETE FROM audit_log WHERE seq = (SELECT max(seq) FROM audit_log)",
-		"UPDATE audit_head SET seq = (SELECT max(seq) FROM audit_log), hash = (SELECT hash FROM audit_log ORDER BY seq DESC LIMIT 1)",
+		"UPDATE audit_heads SET seq = (SELECT max(seq) FROM audit_log), hash = (SELECT hash FROM audit_log ORDER BY seq DESC LIMIT 1)",
 	} {
 		if _, err := db.ExecContext(ctx, q); err != nil {
 			t.Fatal(err)

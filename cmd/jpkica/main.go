@@ -40,7 +40,7 @@ commands:
   ocsp presign [--config FILE]                     sign and store every live certificate's response
   renewals  --municipality CODE --on DATE [--format csv|json]
   dev seed  --certificates N [--revoked F] [--municipalities M]
-  audit verify [--config FILE]                     check the audit chain
+  audit verify [--config FILE] [--anchor HEADS]    check every audit chain
 `
 
 // errUsage marks a command line that could not be understood.
