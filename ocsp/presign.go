@@ -174,6 +174,7 @@ type Presigner struct {
 	// generation its job was queued in is current, under genMu's read lock.
 	gen   atomic.Uint64
 	genMu sync.RWMutex
+	bg    sync.WaitGroup // loads started by resync
 	// pending counts signing jobs queued or running and responses waiting
 	// to be stored: Drain waits for it to reach zero.
 	pending atomic.Int64
@@ -306,6 +307,7 @@ func (p *Presigner) Run(ctx context.Context) error {
 		wg.Go(func() { p.auditLoop(ctx) })
 	}
 	wg.Wait()
+	p.bg.Wait()
 	return ctx.Err()
 }
 
@@ -748,7 +750,7 @@ func (p *Presigner) followed(ctx context.Context) (bool, error) {
 // holds must not be served, and change_seq values of the lost transactions
 // are no longer comparable with the new ones), jobs queued before are
 // dropped, the stored responses still valid are taken back, and every
-// certificate's status is loaded and signed again.
+// certificate's status is loaded and signed again, in the background.
 func (p *Presigner) resync(ctx context.Context) error {
 	p.log.Error("ocsp: the store's change feed went back (a failover lost transactions): resynchronising every status",
 		"had", p.mark.Load().seq)
@@ -766,7 +768,9 @@ func (p *Presigner) resync(ctx context.Context) error {
 			p.log.Warn("ocsp: reading stored responses after the resync; signing afresh", "err", err)
 		}
 	}
-	p.load(ctx, upto)
+	// The load runs beside the follower, which goes on from the new mark
+	// at once: status changes go before the bulk of the load.
+	p.bg.Go(func() { p.load(ctx, upto) })
 	return nil
 }
 
