@@ -284,7 +284,13 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	ae := classify(err, wire.CodeConflict)
 	switch {
 	case ae.status >= 500:
-		a.logger.ErrorContext(r.Context(), "api call failed", "method", r.Method, "path", r.URL.Path, "status", ae.status, "err", err)
+		// The cause, not the client's message: the driver's or the
+		// token's words are what an operator needs.
+		cause := err
+		if ae.cause != nil {
+			cause = ae.cause
+		}
+		a.logger.ErrorContext(r.Context(), "api call failed", "method", r.Method, "path", r.URL.Path, "status", ae.status, "err", cause)
 	case errors.Is(err, ca.ErrWeakKey):
 		// A card whose chip makes factorable keys: worth an operator's eye.
 		a.weakKeys.Inc()

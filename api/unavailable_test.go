@@ -1,9 +1,11 @@
 package api_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/url"
 	"strconv"
@@ -15,6 +17,7 @@ import (
 	"github.com/jpkica/jpkica/api/apitest"
 	"github.com/jpkica/jpkica/api/wire"
 	"github.com/jpkica/jpkica/audit"
+	"github.com/jpkica/jpkica/internal/pgcluster"
 	"github.com/jpkica/jpkica/internal/pgtest"
 )
 
@@ -178,6 +181,44 @@ func TestIssueDatabaseGone(t *testing.T) {
 	u.Host = p.addr
 	e := newEnv(t, apitest.Options{DSN: u.String()})
 	outageCheck(t, e, p.cut, p.restore, "the database is unavailable; safe to retry")
+}
+
+// TestIssueDatabaseReadOnly: the database turns read-only under a running
+// API (SQLSTATE 25006, as a demoted primary or a standby answers): the
+// issuance is a 503 with Retry-After that writes nothing, and the log line
+// carries the driver's error, not the client's message.
+func TestIssueDatabaseReadOnly(t *testing.T) {
+	c := pgcluster.Start(t, pgcluster.Options{})
+	var log syncBuffer
+	e := newEnv(t, apitest.Options{DSN: c.Primary.DSN(), Logger: slog.New(slog.NewTextHandler(&log, nil))})
+	setReadOnly := func(on string) func() {
+		return func() {
+			c.Primary.Exec("ALTER SYSTEM SET default_transaction_read_only = " + on)
+			c.Primary.Exec("SELECT pg_reload_conf()")
+		}
+	}
+	outageCheck(t, e, setReadOnly("on"), setReadOnly("off"), "the database is unavailable; safe to retry")
+	if !strings.Contains(log.String(), "SQLSTATE 25006") {
+		t.Errorf("the log does not carry the driver's error:\n%s", log.String())
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger's concurrent writes.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // tcpProxy forwards connections to a server until cut: then it closes

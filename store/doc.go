@@ -61,8 +61,10 @@
 // ca.ErrConflict for a unique violation (a serial already stored, a reused
 // idempotency key, a duplicate issuer), ca.ErrInvalid for input the store
 // refuses, and ca.ErrUnavailable when the database cannot be reached or is
-// closed, or a transaction lost a deadlock or serialization race (safe to
-// retry). Match them with errors.Is. The text of a missing row or a
+// closed, is read-only (SQLSTATE 25006: a hot standby, or a primary made
+// read-only), or a transaction lost a deadlock or serialization race
+// (40P01, 40001) as many times as the store runs it (three): all safe to
+// retry. Match them with errors.Is. The text of a missing row or a
 // violated constraint is the sentinel's and the step's, never the
 // driver's: no SQL reaches an API answer or a command's output (errors.As
 // still finds the driver's error).

@@ -79,7 +79,9 @@ func sentinelFor(err error) error {
 			return ca.ErrConflict
 		case pe.Code == "23503": // foreign_key_violation
 			return ca.ErrNotFound
-		case pe.Code == "40001", pe.Code == "40P01": // serialization_failure, deadlock_detected
+		case retryable(pe.Code):
+			return ca.ErrUnavailable
+		case pe.Code == "25006": // read_only_sql_transaction: a standby, or a primary made read-only
 			return ca.ErrUnavailable
 		case pe.Code == "25006": // read_only_sql_transaction: a standby, or a primary being demoted
 			return ca.ErrUnavailable
@@ -101,4 +103,16 @@ func sentinelFor(err error) error {
 		return ca.ErrUnavailable
 	}
 	return nil
+}
+
+// retryable reports whether a transaction that failed with the SQLSTATE
+// code lost a race with another and may succeed if run again:
+// serialization_failure or deadlock_detected.
+func retryable(code string) bool { return code == "40001" || code == "40P01" }
+
+// lostRace reports whether err is a PostgreSQL transaction that lost a
+// serialization or deadlock race (write runs it again).
+func lostRace(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && retryable(pe.Code)
 }

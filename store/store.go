@@ -6,11 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math/rand/v2"
 	"net/url"
 	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/jmoiron/sqlx"
@@ -183,16 +185,44 @@ func (s *Store) Dialect() Dialect { return s.dialect }
 // q rewrites ? placeholders for the dialect.
 func (s *Store) q(query string) string { return s.db.Rebind(query) }
 
-// txFunc is the body of a write transaction.
+// txFunc is the body of a write transaction. write may run it more than
+// once, each time in a new transaction, so it must set every output it
+// has (a slice it appends to, a flag) afresh on each run.
 type txFunc func(tx *sqlx.Tx) error
 
+// Write transactions that lose a serialization or deadlock race on
+// PostgreSQL (SQLSTATE 40001, 40P01) are run again, up to writeAttempts
+// times in all, after a jittered pause of about retryPause times the
+// attempt number. Then the error is ca.ErrUnavailable (safe to retry).
+const (
+	writeAttempts = 3
+	retryPause    = 10 * time.Millisecond
+)
+
 // write runs fn in a write transaction and commits it; any error rolls
-// everything back.
-func (s *Store) write(ctx context.Context, step string, fn txFunc) (err error) {
+// everything back. A transaction that lost a race is run again (see
+// writeAttempts), unless ctx ends first.
+func (s *Store) write(ctx context.Context, step string, fn txFunc) error {
 	if s.dialect == SQLite {
 		s.wmu.Lock()
 		defer s.wmu.Unlock()
 	}
+	for attempt := 1; ; attempt++ {
+		err := s.writeOnce(ctx, step, fn)
+		if err == nil || attempt == writeAttempts || !lostRace(err) {
+			return err
+		}
+		pause := time.Duration(attempt) * retryPause
+		pause += rand.N(pause) // jitter, so the losers do not meet again
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(pause):
+		}
+	}
+}
+
+func (s *Store) writeOnce(ctx context.Context, step string, fn txFunc) (err error) {
 	if s.closed.Load() {
 		return s.fail(step, sql.ErrConnDone)
 	}

@@ -10,6 +10,7 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -60,6 +61,8 @@ type Options struct {
 	Wrap func(http.Handler) http.Handler
 	// IssuerValidity is the issuers' lifetime (20 years when zero).
 	IssuerValidity time.Duration
+	// Logger, if set, gets the API's log.
+	Logger *slog.Logger
 }
 
 // Server is a running API with its parts.
@@ -100,7 +103,7 @@ func New(t testing.TB, opts Options) *Server {
 	}
 	metrics := prometheus.NewRegistry()
 	a, err := api.New(cfg, api.Deps{Authority: auth, Store: st, ClientCAs: clientCAs, Clock: clock.Now, Rand: rand.Reader,
-		Metrics: metrics})
+		Metrics: metrics, Logger: opts.Logger})
 	if err != nil {
 		t.Fatal(err)
 	}
