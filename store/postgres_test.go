@@ -3,15 +3,18 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jmoiron/sqlx"
 
 	"github.com/jpkica/jpkica/audit"
 	"github.com/jpkica/jpkica/ca"
+	"github.com/jpkica/jpkica/internal/pgcluster"
 )
 
 // raise makes the server fail the transaction with SQLSTATE code, as a
@@ -114,4 +117,82 @@ func readOnly(t *testing.T, dsn string) string {
 	// pgx reads "+" in a URL's query as itself, not as a space.
 	u.RawQuery = strings.ReplaceAll(q.Encode(), "+", "%20")
 	return u.String()
+}
+
+// TestReplicationLag: a store on a hot standby opens without migrating,
+// shows no lag while the standby keeps up, a growing one while its replay
+// is paused under writes on the primary, and none again once it resumes.
+// The primary never lags.
+func TestReplicationLag(t *testing.T) {
+	c := pgcluster.Start(t, pgcluster.Options{Standbys: 1})
+	ctx := context.Background()
+	primary := mustOpen(t, c.Primary.DSN())
+	c.CatchUp()
+	standby := mustOpen(t, c.Standbys[0].DSN())
+	lag := func(s *Store) time.Duration {
+		t.Helper()
+		d, err := s.ReplicationLag(ctx)
+		if err != nil {
+			t.Fatalf("ReplicationLag: %v", err)
+		}
+		return d
+	}
+	if d := lag(standby); d != 0 {
+		t.Errorf("a standby that kept up: lag %v, want 0", d)
+	}
+	c.Standbys[0].PauseReplay()
+	if err := primary.AppendAudit(ctx, audit.Entry{Actor: "admin:test", Action: audit.ActionCertificateRevoke, Time: t0}); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(time.Minute); lag(standby) < 500*time.Millisecond; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("paused for a minute, the lag is %v", lag(standby))
+		}
+	}
+	if d := lag(primary); d != 0 {
+		t.Errorf("the primary: lag %v, want 0", d)
+	}
+	c.Standbys[0].ResumeReplay()
+	c.CatchUp()
+	if d := lag(standby); d != 0 {
+		t.Errorf("resumed and caught up: lag %v, want 0", d)
+	}
+}
+
+// TestSynchronousStandbys: a primary counts its synchronous standby, and
+// not an asynchronous one.
+func TestSynchronousStandbys(t *testing.T) {
+	for _, sync := range []bool{true, false} {
+		t.Run(fmt.Sprintf("synchronous=%v", sync), func(t *testing.T) {
+			c := pgcluster.Start(t, pgcluster.Options{Standbys: 1, Synchronous: sync})
+			s := mustOpen(t, c.Primary.DSN())
+			c.CatchUp() // the standby streams
+			want := 0
+			if sync {
+				want = 1
+			}
+			n, err := s.SynchronousStandbys(context.Background())
+			if err != nil || n != want {
+				t.Errorf("SynchronousStandbys = %d, %v; want %d", n, err, want)
+			}
+		})
+	}
+}
+
+// TestPoolOptions: the pool keeps as many idle connections as it may open,
+// and refuses settings that make no sense.
+func TestPoolOptions(t *testing.T) {
+	s := mustOpen(t, postgresDSNs(t))
+	if st := s.db.Stats(); st.MaxOpenConnections != DefaultMaxOpenConns {
+		t.Errorf("max open connections %d, want %d", st.MaxOpenConnections, DefaultMaxOpenConns)
+	}
+	o, err := Options{MaxOpenConns: 4}.withDefaults()
+	if err != nil || o.MaxIdleConns != 4 || o.ConnMaxLifetime != DefaultConnMaxLifetime || o.ConnMaxIdleTime != DefaultConnMaxIdleTime {
+		t.Errorf("defaults for 4 open: %+v, %v", o, err)
+	}
+	for _, bad := range []Options{{MaxOpenConns: 2, MaxIdleConns: 3}, {MaxOpenConns: -1}, {ConnMaxLifetime: -time.Second}} {
+		if _, err := OpenWith(context.Background(), "postgres://postgres@127.0.0.1:1/x", bad); !errors.Is(err, ca.ErrInvalid) {
+			t.Errorf("OpenWith(%+v): %v, want ErrInvalid", bad, err)
+		}
+	}
 }

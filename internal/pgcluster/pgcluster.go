@@ -90,15 +90,20 @@ wal_receiver_status_interval = 1s
 fsync = off
 full_page_writes = off
 `, c.Primary.Port, dir)
-	if opts.Synchronous && opts.Standbys > 0 {
-		conf += "synchronous_standby_names = 'standby1'\nsynchronous_commit = on\n"
-	}
 	c.appendFile(filepath.Join(c.Primary.Dir, "postgresql.conf"), conf)
 	c.appendFile(filepath.Join(c.Primary.Dir, "pg_hba.conf"), "host replication postgres 127.0.0.1/32 trust\n")
 	c.Primary.Start()
 	c.Primary.Exec("CREATE DATABASE test")
 	for i := range opts.Standbys {
 		c.Standbys = append(c.Standbys, c.AddStandby(fmt.Sprintf("standby%d", i+1)))
+	}
+	// Only now: a synchronous standby named before it exists would hold
+	// every commit above (CREATE DATABASE, pg_basebackup's checkpoint).
+	if opts.Synchronous && opts.Standbys > 0 {
+		c.Primary.Exec("ALTER SYSTEM SET synchronous_standby_names = 'standby1'")
+		c.Primary.Exec("ALTER SYSTEM SET synchronous_commit = on")
+		c.Primary.Exec("SELECT pg_reload_conf()")
+		c.Primary.waitFor("standby1 to be synchronous", "SELECT count(*) = 1 FROM pg_stat_replication WHERE sync_state = 'sync'")
 	}
 	return c
 }
@@ -110,7 +115,10 @@ func (c *Cluster) AddStandby(name string) *Node {
 	n := c.node(name)
 	c.run("pg_basebackup", "-h", "127.0.0.1", "-p", strconv.Itoa(c.Primary.Port), "-U", "postgres", "-D", n.Dir,
 		"-R", "-X", "stream", "-c", "fast", "--no-sync")
-	c.appendFile(filepath.Join(n.Dir, "postgresql.conf"), fmt.Sprintf("port = %d\nprimary_conninfo = 'host=127.0.0.1 port=%d user=postgres application_name=%s'\n",
+	// In postgresql.auto.conf, after what pg_basebackup -R wrote there,
+	// which would otherwise win: the application_name is the standby's
+	// name in synchronous_standby_names.
+	c.appendFile(filepath.Join(n.Dir, "postgresql.auto.conf"), fmt.Sprintf("port = %d\nprimary_conninfo = 'host=127.0.0.1 port=%d user=postgres application_name=%s'\n",
 		n.Port, c.Primary.Port, name))
 	n.Start()
 	return n
