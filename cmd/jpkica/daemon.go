@@ -12,6 +12,7 @@ import (
 
 	"github.com/jpkica/jpkica/ca"
 	"github.com/jpkica/jpkica/ceremony/responderwatch"
+	"github.com/jpkica/jpkica/store"
 )
 
 // daemon is `jpkica serve` built: every component of the roles it runs,
@@ -33,6 +34,9 @@ type daemon struct {
 	// revocationOpen: the status listener hands OCSP responses or CRLs to
 	// every client (listen.status_clients is empty).
 	revocationOpen bool
+	// durability, when set, is the ca role's primary, checked for a
+	// synchronous standby at start (production on PostgreSQL only).
+	durability replication
 }
 
 // build constructs the daemon of the roles rs from the deployment, whose
@@ -77,11 +81,20 @@ func build(d *deployment, rs roles, clock func() time.Time) (*daemon, error) {
 			return nil, fmt.Errorf("responder watch: %w", err)
 		}
 	}
+	// The ca role of a deployment (a config file, not the embedded
+	// defaults) on PostgreSQL needs a synchronous standby.
+	if rs.ca && !cfg.Embedded() && d.store.Dialect() == store.PostgreSQL {
+		dm.durability = d.store
+	}
+	if err := reg.Register(newReplicationCollector(d.store, dm.durability != nil)); err != nil {
+		return nil, fmt.Errorf("store metrics: %w", err)
+	}
 	cps, err := newCPSPage(d.cfg)
 	if err != nil {
 		return nil, err
 	}
-	dm.status = newStatusServer(dm.ocsp, dm.crl, cps, map[string]pinger{"database": d.store, "keys": d.keys}, reg)
+	dm.status = newStatusServer(dm.ocsp, dm.crl, cps, map[string]pinger{"database": d.store, "keys": d.keys,
+		"replication": lagCheck{st: d.store, max: cfg.Store.MaxLag}}, reg)
 	return dm, nil
 }
 

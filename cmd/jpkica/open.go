@@ -49,7 +49,10 @@ func open(ctx context.Context, configPath string, logger *slog.Logger, with open
 			return nil, fmt.Errorf("creating data directory: %w", err)
 		}
 	}
-	st, err := store.Open(ctx, cfg.Store.DSN)
+	st, err := store.OpenWith(ctx, cfg.Store.DSN, store.Options{
+		MaxOpenConns: cfg.Store.MaxOpenConns, MaxIdleConns: cfg.Store.MaxIdleConns,
+		ConnMaxLifetime: cfg.Store.ConnMaxLifetime, ConnMaxIdleTime: cfg.Store.ConnMaxIdleTime,
+	})
 	if err != nil {
 		return nil, fmt.Errorf("opening store: %w", err)
 	}

@@ -61,6 +61,16 @@ type Config struct {
 type Store struct {
 	// DSN is "sqlite:PATH" or "postgres://...".
 	DSN string `yaml:"dsn"`
+	// The PostgreSQL connection pool (store.Options): at most MaxOpenConns
+	// open, MaxIdleConns kept when idle, each closed after ConnMaxLifetime
+	// or ConnMaxIdleTime idle.
+	MaxOpenConns    int           `yaml:"max_open_conns"`
+	MaxIdleConns    int           `yaml:"max_idle_conns"`
+	ConnMaxLifetime time.Duration `yaml:"conn_max_lifetime"`
+	ConnMaxIdleTime time.Duration `yaml:"conn_max_idle_time"`
+	// MaxLag is the replication lag past which a node reading a hot
+	// standby answers /readyz with 503.
+	MaxLag time.Duration `yaml:"max_lag"`
 }
 
 // Keys names the key store.
@@ -273,6 +283,11 @@ func (c *Config) validate() error {
 	case strings.HasPrefix(c.Store.DSN, "sqlite:"), strings.HasPrefix(c.Store.DSN, "postgres://"), strings.HasPrefix(c.Store.DSN, "postgresql://"):
 	default:
 		bad("store.dsn must start with sqlite: or postgres://")
+	}
+	if st := c.Store; st.MaxOpenConns < 1 || st.MaxIdleConns < 1 || st.MaxIdleConns > st.MaxOpenConns ||
+		st.ConnMaxLifetime < time.Minute || st.ConnMaxIdleTime < time.Minute || st.MaxLag <= 0 {
+		bad("store needs max_open_conns and max_idle_conns of at least 1 (idle no more than open), " +
+			"conn_max_lifetime and conn_max_idle_time of at least 1m, and a positive max_lag")
 	}
 	switch c.Keys.Backend {
 	case "software":

@@ -50,6 +50,11 @@ func TestLoad(t *testing.T) {
 		{"responder renewed after a third of its life", "issuance:\n  responder_validity: 300h\n", true},
 		{"responder renewed too late", "issuance:\n  responder_renew_before: 36h\n", true},
 		{"responder renewal", "issuance:\n  responder_validity: 2160h\n  responder_renew_before: 720h\n", false},
+		{"pool", "store:\n  max_open_conns: 20\n  max_idle_conns: 20\n  conn_max_lifetime: 1h\n  max_lag: 2s\n", false},
+		{"more idle connections than open", "store:\n  max_open_conns: 4\n", true},
+		{"no open connections", "store:\n  max_open_conns: 0\n  max_idle_conns: 0\n", true},
+		{"connections closed at once", "store:\n  conn_max_idle_time: 0s\n", true},
+		{"no lag allowed", "store:\n  max_lag: 0s\n", true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
