@@ -16,21 +16,15 @@ import (
 	"github.com/jpkica/jpkica/store"
 )
 
-// gauge is the value of the gauge called name on reg; the test fails
-// when reg has no such gauge.
+// gauge is the value of the metric called name on reg (gatherValues);
+// the test fails when reg has none.
 func gauge(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
+	v, ok := gatherValues(t, reg)[name]
+	if !ok {
+		t.Fatalf("no metric %s", name)
 	}
-	for _, mf := range mfs {
-		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
-			return mf.GetMetric()[0].GetGauge().GetValue()
-		}
-	}
-	t.Fatalf("no gauge %s", name)
-	return 0
+	return v
 }
 
 func openStore(t *testing.T, dsn string) *store.Store {
