@@ -51,14 +51,7 @@ func testStatusStack(t *testing.T, stack string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, []string{"serve", "--config", tc.path}, io.Discard, quiet()) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-	}()
+	serveUntilEnd(t, "--config", tc.path)
 	base := "http://" + tc.status
 	ocspGET := base + "/ocsp/" + url.PathEscape(base64.StdEncoding.EncodeToString(reqDER))
 
@@ -154,6 +147,21 @@ func testStatusStack(t *testing.T, stack string) {
 			}
 		})
 	}
+}
+
+// serveUntilEnd runs `serve` with args until the test ends, then checks
+// that it shut down cleanly.
+func serveUntilEnd(t *testing.T, args ...string) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, append([]string{"serve"}, args...), io.Discard, quiet()) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	})
 }
 
 // answer is an HTTP answer read whole.
