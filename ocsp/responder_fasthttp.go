@@ -2,8 +2,10 @@ package ocsp
 
 import (
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -13,15 +15,25 @@ import (
 // its own (see NewFastServer): the same answers, headers and error mapping
 // as ServeHTTP, at a fraction of net/http's cost per request (see
 // docs/benchmarks.md). Paths other than the prefix are 404.
-func (r *Responder) FastHandler() fasthttp.RequestHandler {
+func (r *Responder) FastHandler() fasthttp.RequestHandler { return r.FastGuard(nil) }
+
+// FastGuard returns a fasthttp handler that answers every request for the
+// responder's paths (the prefix, and the prefix without its slash, after
+// percent-decoding) itself, and hands the rest to next; nil next answers
+// them 404. It is Guard for fasthttp: the responder reads the path as the
+// client sent it, neither cleaned nor redirected.
+func (r *Responder) FastGuard(next fasthttp.RequestHandler) fasthttp.RequestHandler {
 	exact := r.prefix[:len(r.prefix)-1]
+	if next == nil {
+		next = func(ctx *fasthttp.RequestCtx) { ctx.Error("not found", fasthttp.StatusNotFound) }
+	}
 	return func(ctx *fasthttp.RequestCtx) {
 		buf := bufPool.Get().(*[]byte)
 		defer putBuf(buf)
 		raw := ctx.URI().PathOriginal() // neither cleaned nor unescaped
 		path, ok := unescapePath(raw, (*buf)[:0])
 		if !ok || (string(path) != exact && (len(path) < len(r.prefix) || string(path[:len(r.prefix)]) != r.prefix)) {
-			ctx.Error("not found", fasthttp.StatusNotFound)
+			next(ctx)
 			return
 		}
 		var rep reply
@@ -35,7 +47,7 @@ func (r *Responder) FastHandler() fasthttp.RequestHandler {
 				rep = r.failed(MalformedRequest)
 				break
 			}
-			rep = r.handle(ctx, method, der, string(ctx.Request.Header.Peek("If-None-Match")))
+			rep = r.handle(ctx, method, der, string(ifNoneMatch(&ctx.Request.Header)))
 		case method == http.MethodPost:
 			if ct := ctx.Request.Header.ContentType(); len(ct) > 0 && !hasPrefix(ct, "application/ocsp-request") {
 				rep = r.failed(MalformedRequest)
@@ -83,30 +95,77 @@ func (r *Responder) FastHandler() fasthttp.RequestHandler {
 	}
 }
 
-// NewFastServer is a fasthttp server for the responder with timeouts that
-// keep slow clients from holding connections, and the POST body limit.
-// Its messages go to the pre-signer's logger at debug level.
-func (r *Responder) NewFastServer() *FastServer {
+// NewFastServer is a fasthttp server for the responder alone (FastHandler)
+// with timeouts that keep slow clients from holding connections, and the
+// POST body limit. Its messages go to the pre-signer's logger at debug
+// level.
+func (r *Responder) NewFastServer() *FastServer { return r.NewFastServerWith(nil) }
+
+// NewFastServerWith is NewFastServer serving next on every path that is
+// not the responder's (FastGuard): one listener for OCSP and whatever else
+// next serves, under the same timeouts and limits. A body over the limit is
+// 413 on every path, and counted as the responder's "too_large".
+func (r *Responder) NewFastServerWith(next fasthttp.RequestHandler) *FastServer {
+	s := NewFastServerFor(r.FastGuard(next), r.p.cfg.MaxBody, r.p.log)
+	s.ErrorHandler = func(ctx *fasthttp.RequestCtx, err error) {
+		if errors.Is(err, fasthttp.ErrBodyTooLarge) {
+			r.p.m.requests.WithLabelValues("too_large").Inc()
+		}
+		fastError(ctx, err)
+	}
+	return s
+}
+
+// NewFastServerFor is a fasthttp server for h with the responder's
+// settings: read, write and idle timeouts (10 s, 10 s, 60 s) that keep slow
+// clients from holding connections, a 16 KiB limit on the request line and
+// headers, and a limit of maxBody octets on a request body (413 above it).
+// Its messages go to log at debug level. It is for a listener whose
+// handler need not be the responder's.
+func NewFastServerFor(h fasthttp.RequestHandler, maxBody int64, log *slog.Logger) *FastServer {
 	return &FastServer{&fasthttp.Server{
-		Handler:                       r.FastHandler(),
+		Handler:                       h,
 		Name:                          "jpkica",
 		ReadTimeout:                   10 * time.Second,
 		WriteTimeout:                  10 * time.Second,
 		IdleTimeout:                   60 * time.Second,
-		MaxRequestBodySize:            int(r.p.cfg.MaxBody),
+		MaxRequestBodySize:            int(maxBody),
 		ReadBufferSize:                16 << 10,
 		DisableHeaderNamesNormalizing: true,
 		NoDefaultServerHeader:         true,
-		ErrorHandler: func(ctx *fasthttp.RequestCtx, err error) {
-			if errors.Is(err, fasthttp.ErrBodyTooLarge) {
-				r.p.m.requests.WithLabelValues("too_large").Inc()
-				ctx.Error("request too large", fasthttp.StatusRequestEntityTooLarge)
-				return
-			}
-			ctx.Error("bad request", fasthttp.StatusBadRequest)
-		},
-		Logger: debugLogger{r.p.log},
+		ErrorHandler:                  fastError,
+		Logger:                        debugLogger{log},
 	}}
+}
+
+// fastError answers a request that fasthttp could not read: 413 for a body
+// over the limit, 431 for a request line and headers over the read buffer,
+// as net/http answers them, and 400 otherwise.
+func fastError(ctx *fasthttp.RequestCtx, err error) {
+	var small *fasthttp.ErrSmallBuffer
+	switch {
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		ctx.Error("request too large", fasthttp.StatusRequestEntityTooLarge)
+	case errors.As(err, &small):
+		ctx.Error("request header fields too large", fasthttp.StatusRequestHeaderFieldsTooLarge)
+	default:
+		ctx.Error("bad request", fasthttp.StatusBadRequest)
+	}
+}
+
+// ifNoneMatch is the If-None-Match header, its name in any case: the
+// servers keep header names as sent (DisableHeaderNamesNormalizing), and
+// net/http would match "if-none-match" too.
+func ifNoneMatch(h *fasthttp.RequestHeader) []byte {
+	if v := h.Peek("If-None-Match"); v != nil {
+		return v
+	}
+	for k, v := range h.All() {
+		if len(k) == len("If-None-Match") && strings.EqualFold(string(k), "If-None-Match") {
+			return v
+		}
+	}
+	return nil
 }
 
 func hasPrefix(b []byte, p string) bool { return len(b) >= len(p) && string(b[:len(p)]) == p }

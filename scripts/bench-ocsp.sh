@@ -29,60 +29,11 @@ MODES=${MODES:-shared pinned}
 WORK=${WORK:-/tmp/jpkica-ocspbench}
 mkdir -p "$WORK/data" "$WORK/nginx"
 
-if ! command -v wrk >/dev/null || ! command -v nginx >/dev/null; then
-	apt-get install -y wrk nginx-light >/dev/null
-fi
+. scripts/bench-lib.sh
 if [ ! -x "$WORK/bin/cfssl" ]; then
 	GOBIN="$WORK/bin" go install github.com/cloudflare/cfssl/cmd/cfssl@v1.6.5
 fi
 go test -c -o "$WORK/ocsp.test" ./ocsp
-
-# random.lua: every request a random line of the paths file, each request
-# formatted once at start so that wrk's per-request Lua work is a lookup.
-cat >"$WORK/random.lua" <<'EOF'
-local reqs = {}
-init = function(args)
-	for line in io.lines(args[1]) do reqs[#reqs + 1] = wrk.format("GET", line) end
-	math.randomseed(os.time() + #tostring({}))
-end
-request = function() return reqs[math.random(#reqs)] end
-EOF
-
-pids=()
-stop_all() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-	pids=()
-	nginx -c "$WORK/nginx/nginx.conf" -s stop 2>/dev/null || true
-	sleep 1
-}
-trap stop_all EXIT
-
-# cpu PIDS: the summed utime+stime, in clock ticks, of the processes.
-cpu() {
-	local t=0 p
-	for p in $1; do
-		t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat")))
-	done
-	echo "$t"
-}
-
-# load NAME URL PATHS PIDS WRAP: one wrk run, one result line.
-load() {
-	local name=$1 url=$2 paths=$3 spids=$4 wrap=$5 before after out
-	before=$(cpu "$spids")
-	out=$($wrap wrk -t2 -c64 -d"$DURATION" --latency -s "$WORK/random.lua" "$url" -- "$paths")
-	after=$(cpu "$spids")
-	echo "$out" | awk -v name="$name" -v ticks=$((after - before)) -v hz="$(getconf CLK_TCK)" '
-		/^ +50%/ {p50 = $2} /^ +99%/ {p99 = $2}
-		/^Requests\/sec/ {rps = $2} /^Transfer/ {}
-		/Non-2xx/ {bad = $NF} /Socket errors/ {err = $0}
-		/requests in/ {n = $1}
-		END {
-			printf "%-16s %10.0f req/s  p50 %8s  p99 %8s  server CPU %6.1f us/req%s%s\n",
-				name, rps, p50, p99, ticks / hz * 1e6 / n, bad ? "  NON-2XX " bad : "", err ? "  " err : ""
-		}'
-}
 
 for mode in $MODES; do
 	server_wrap="" wrk_wrap=""
@@ -106,32 +57,7 @@ for mode in $MODES; do
 		sleep 1
 	done
 
-	cat >"$WORK/nginx/nginx.conf" <<EOF
-worker_processes $workers;
-pid $WORK/nginx/nginx.pid;
-error_log $WORK/nginx/error.log;
-events { worker_connections 1024; }
-http {
-	access_log off;
-	sendfile on;
-	tcp_nopush on;
-	keepalive_requests 1000000;
-	client_body_temp_path $WORK/nginx;
-	proxy_temp_path $WORK/nginx;
-	fastcgi_temp_path $WORK/nginx;
-	uwsgi_temp_path $WORK/nginx;
-	scgi_temp_path $WORK/nginx;
-	server {
-		listen 127.0.0.1:8090;
-		root $WORK/data;
-		default_type application/ocsp-response;
-		location / { try_files /one.der =404; }
-	}
-}
-EOF
-	$server_wrap nginx -c "$WORK/nginx/nginx.conf"
-	sleep 1
-	nginx_pids="$(pgrep -f "nginx: worker process" | tr '\n' ' ')"
+	start_nginx "$WORK/data" one.der 8090 "$workers" "$server_wrap"
 
 	$server_wrap "$WORK/bin/cfssl" ocspserve -address 127.0.0.1 -port 8089 \
 		-responses "$WORK/data/responses.b64" -loglevel 3 >"$WORK/cfssl.log" 2>&1 &

@@ -1,10 +1,14 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"time"
+
+	"github.com/valyala/fasthttp/fasthttpadaptor"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -12,6 +16,8 @@ import (
 
 	"github.com/jpkica/jpkica/ca"
 	"github.com/jpkica/jpkica/ceremony/responderwatch"
+	"github.com/jpkica/jpkica/internal/config"
+	"github.com/jpkica/jpkica/ocsp"
 	"github.com/jpkica/jpkica/store"
 )
 
@@ -28,9 +34,10 @@ type daemon struct {
 	// the newest (ocsp role).
 	watch *responderwatch.Watch
 	// status serves OCSP, CRLs, /healthz, /readyz and /metrics on
-	// statusAddr.
-	status     *http.Server
-	statusAddr string
+	// statusAddr, by the HTTP stack named statusStack.
+	status      statusServer
+	statusAddr  string
+	statusStack string
 	// revocationOpen: the status listener hands OCSP responses or CRLs to
 	// every client (listen.status_clients is empty).
 	revocationOpen bool
@@ -51,7 +58,7 @@ func build(d *deployment, rs roles, clock func() time.Time) (*daemon, error) {
 	if err := registerKeyStoreMetrics(reg, d.keys); err != nil {
 		return nil, fmt.Errorf("key store metrics: %w", err)
 	}
-	dm := &daemon{logger: d.logger, roles: rs, statusAddr: cfg.Listen.Status,
+	dm := &daemon{logger: d.logger, roles: rs, statusAddr: cfg.Listen.Status, statusStack: cfg.Listen.StatusStack,
 		revocationOpen: (rs.ocsp || rs.crl) && cfg.StatusClients().Open()}
 	var err error
 	if rs.ocsp {
@@ -93,8 +100,13 @@ func build(d *deployment, rs roles, clock func() time.Time) (*daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	dm.status = newStatusServer(dm.ocsp, dm.crl, cps, map[string]pinger{"database": d.store, "keys": d.keys,
+	mux := newStatusMux(dm.ocsp, dm.crl, cps, map[string]pinger{"database": d.store, "keys": d.keys,
 		"replication": lagCheck{st: d.store, max: cfg.Store.MaxLag}}, reg)
+	if cfg.Listen.StatusStack == config.StackNetHTTP {
+		dm.status = newStatusServer(dm.ocsp, mux)
+	} else {
+		dm.status = newFastStatusServer(dm.ocsp, mux, d.logger)
+	}
 	return dm, nil
 }
 
@@ -113,18 +125,22 @@ func newResponderWatch(d *deployment, o *ocspRole, renew bool, clock func() time
 	return responderwatch.New(responderwatch.Config{}, deps)
 }
 
-// newStatusServer is the status listener's server: the handlers of the
-// ocsp and crl roles (nil when not run), the CPS page, /healthz, /readyz on
-// ready and /metrics on reg.
-func newStatusServer(o *ocspRole, c *crlRole, cps *cpsPage, ready map[string]pinger, reg *prometheus.Registry) *http.Server {
+// statusServer is the status listener's server, of either HTTP stack.
+type statusServer interface {
+	Serve(ln net.Listener) error
+	// Shutdown stops accepting, then waits for the requests in flight
+	// until ctx ends.
+	Shutdown(ctx context.Context) error
+}
+
+// newStatusMux is the status listener's routes on net/http: the handlers of
+// the ocsp and crl roles (nil when not run), the CPS page, /healthz, /readyz
+// on ready and /metrics on reg.
+func newStatusMux(o *ocspRole, c *crlRole, cps *cpsPage, ready map[string]pinger, reg *prometheus.Registry) *http.ServeMux {
 	mux := http.NewServeMux()
-	var handler http.Handler = mux
 	if o != nil {
 		mux.Handle("/ocsp", o.responder)
 		mux.Handle("/ocsp/", o.responder)
-		// The mux would clean GET paths holding "//" (base64 may) and
-		// redirect them; the guard hands /ocsp paths over first.
-		handler = o.responder.Guard(mux)
 	}
 	if c != nil {
 		mux.Handle("GET "+c.prefix+"/", c.handler)
@@ -135,6 +151,18 @@ func newStatusServer(o *ocspRole, c *crlRole, cps *cpsPage, ready map[string]pin
 	mux.HandleFunc("GET /healthz", healthz)
 	mux.Handle("GET /readyz", readyHandler(ready))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	return mux
+}
+
+// newStatusServer is the status listener on net/http (listen.status_stack:
+// nethttp): mux behind the responder's guard.
+func newStatusServer(o *ocspRole, mux *http.ServeMux) *http.Server {
+	var handler http.Handler = mux
+	if o != nil {
+		// The mux would clean GET paths holding "//" (base64 may) and
+		// redirect them; the guard hands /ocsp paths over first.
+		handler = o.responder.Guard(mux)
+	}
 	return &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: 5 * time.Second,
@@ -144,3 +172,24 @@ func newStatusServer(o *ocspRole, c *crlRole, cps *cpsPage, ready map[string]pin
 		MaxHeaderBytes:    16 << 10,
 	}
 }
+
+// fastStatusServer is the status listener on fasthttp (listen.status_stack:
+// fasthttp, the default): OCSP answered by the responder's fasthttp
+// handler, every other path by mux through fasthttpadaptor, which buffers
+// each answer whole before it goes out. The server's timeouts and limits
+// are ocsp.NewFastServerFor's: those of the net/http server but the 5 s
+// bound on the headers alone (the 10 s read timeout covers them), and a
+// request body bounded by the OCSP POST limit on every path.
+type fastStatusServer struct{ s *ocsp.FastServer }
+
+func newFastStatusServer(o *ocspRole, mux *http.ServeMux, log *slog.Logger) fastStatusServer {
+	next := fasthttpadaptor.NewFastHTTPHandler(mux)
+	if o != nil {
+		return fastStatusServer{o.responder.NewFastServerWith(next)}
+	}
+	return fastStatusServer{ocsp.NewFastServerFor(next, ocsp.DefaultMaxBody, log)}
+}
+
+func (f fastStatusServer) Serve(ln net.Listener) error { return f.s.Serve(ln) }
+
+func (f fastStatusServer) Shutdown(ctx context.Context) error { return f.s.ShutdownWithContext(ctx) }

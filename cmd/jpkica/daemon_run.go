@@ -58,7 +58,7 @@ func (dm *daemon) run(ctx context.Context) error {
 	if dm.durability != nil {
 		warnUnsynchronised(ctx, dm.durability, dm.logger)
 	}
-	dm.logger.Info("serving", "status", ls.status.Addr().String(), "roles", dm.roles.String())
+	dm.logger.Info("serving", "status", ls.status.Addr().String(), "status_stack", dm.statusStack, "roles", dm.roles.String())
 	if dm.revocationOpen && !isLoopback(ls.status.Addr()) {
 		dm.logger.Warn("OCSP responses and CRLs go to every client: set listen.status_clients to the registered verifiers' networks",
 			"status", ls.status.Addr().String())

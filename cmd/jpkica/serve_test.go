@@ -41,14 +41,7 @@ func TestServeAllRoles(t *testing.T) {
 		"--name", "c1", "--out", prefix}, io.Discard, quiet()); err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, []string{"serve", "--config", tc.path}, io.Discard, quiet()) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-	}()
+	serveUntilEnd(t, "--config", tc.path)
 
 	pair, roots := loadClient(t, prefix)
 	client, err := counter.NewClient(counter.ClientConfig{BaseURL: "https://" + tc.api, Certificate: pair, ServerCAs: roots, Timeout: 10 * time.Second})

@@ -95,8 +95,13 @@ type PKCS11 struct {
 type Listen struct {
 	API    string `yaml:"api"`    // the /v1 API over mutual TLS
 	Status string `yaml:"status"` // OCSP, CRLs, health and metrics over plain HTTP
+	// StatusStack is the HTTP server of the status listener: "fasthttp"
+	// (OCSP answered by the fasthttp responder, the other paths through an
+	// adaptor for their net/http handlers) or "nethttp" (net/http alone,
+	// the stack before fasthttp became the default).
+	StatusStack string `yaml:"status_stack"`
 	// OCSP, when set, is a listener of its own for OCSP only, served by the
-	// faster fasthttp responder; OCSP stays on the status listener too.
+	// fasthttp responder; OCSP stays on the status listener too.
 	OCSP string `yaml:"ocsp"`
 	// APINames are the DNS names and IP addresses counters reach the API
 	// by: the API server certificate names them, besides 127.0.0.1,
@@ -107,6 +112,12 @@ type Listen struct {
 	// registered verifiers'. Empty: everyone.
 	StatusClients []string `yaml:"status_clients"`
 }
+
+// The values of listen.status_stack.
+const (
+	StackFastHTTP = "fasthttp"
+	StackNetHTTP  = "nethttp"
+)
 
 // StatusClients is Listen.StatusClients, parsed once by validate.
 func (c *Config) StatusClients() netacl.List { return c.statusClients }
@@ -316,6 +327,9 @@ func (c *Config) validate() error {
 	var err error
 	if c.statusClients, err = netacl.Parse(c.Listen.StatusClients); err != nil {
 		bad("listen.status_clients: %v", err)
+	}
+	if c.Listen.StatusStack != StackFastHTTP && c.Listen.StatusStack != StackNetHTTP {
+		bad("listen.status_stack must be %s or %s, not %q", StackFastHTTP, StackNetHTTP, c.Listen.StatusStack)
 	}
 	if c.Listen.OCSP != "" {
 		if _, _, err := net.SplitHostPort(c.Listen.OCSP); err != nil {

@@ -22,6 +22,10 @@ func TestDefaultIsValid(t *testing.T) {
 	if _, ok := c.Municipalities["302015"]; !ok {
 		t.Fatal("defaults lack Wakayama City (302015)")
 	}
+	// A new user's status listener is the fast one.
+	if c.Listen.StatusStack != StackFastHTTP {
+		t.Fatalf("default listen.status_stack %q, want %q", c.Listen.StatusStack, StackFastHTTP)
+	}
 }
 
 func TestLoad(t *testing.T) {
@@ -43,6 +47,8 @@ func TestLoad(t *testing.T) {
 		{"api names", "listen:\n  api_names: [ca.jpkica.example, 10.0.0.5, \"::1\"]\n", false},
 		{"api name wildcard", "listen:\n  api_names: [\"*.jpkica.example\"]\n", true},
 		{"api name with a port", "listen:\n  api_names: [\"ca.jpkica.example:8443\"]\n", true},
+		{"status stack nethttp", "listen:\n  status_stack: nethttp\n", false},
+		{"status stack unknown", "listen:\n  status_stack: h2o\n", true},
 		{"status clients", "listen:\n  status_clients: [10.0.0.0/8, 192.0.2.10]\n", false},
 		{"status client not a network", "listen:\n  status_clients: [verifiers.example]\n", true},
 		{"renewal window zero", "issuance:\n  renewal_window_months: 0\n", true},
