@@ -243,7 +243,7 @@ func TestConsoleInBrowser(t *testing.T) {
 			if err != nil {
 				t.Fatalf("reading %s: %v", v.path, err)
 			}
-			png, err := chromedp.Run(nctx, chromedp.FullScreenshot(100))
+			png, err := chromedp.Run(nctx, chromedp.CaptureScreenshot()) // the 1200×900 window: small files
 			if err != nil {
 				t.Fatalf("screenshot of %s: %v", v.path, err)
 			}
