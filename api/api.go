@@ -85,6 +85,10 @@ type Deps struct {
 	// Listener, if set, learns of lifecycle status changes (default: the
 	// Authority's listener).
 	Listener ca.StatusListener
+	// Console, if set, is the administrators' console, served under
+	// GET /admin/ to the admin role only; other roles get 403 as JSON,
+	// like every other call.
+	Console http.Handler
 }
 
 // API is the /v1 HTTP API (an http.Handler). Serve it over TLS with
@@ -167,15 +171,25 @@ func New(cfg Config, deps Deps) (*API, error) {
 	a.route("POST /v1/proxy-applications", "proxy", actProxy, a.proxy)
 	a.route("GET /v1/renewal-notices", "notices", actNotices, a.notices)
 	a.route("GET /v1/audit", "audit", actAudit, a.auditLog)
+	if deps.Console != nil {
+		a.route("GET /admin/", "console", actConsole, func(w http.ResponseWriter, r *http.Request, _ Identity) error {
+			deps.Console.ServeHTTP(w, r)
+			return nil
+		})
+		a.route("GET /admin", "console", actConsole, func(w http.ResponseWriter, r *http.Request, _ Identity) error {
+			http.Redirect(w, r, "/admin/", http.StatusMovedPermanently)
+			return nil
+		})
+	}
 	a.mux.HandleFunc("/", a.notFound)
 	return a, nil
 }
 
 // ServeHTTP answers one API call.
-// A path that is not in its clean form (dot segments, doubled slashes) is
-// no call's: 404 as JSON, where http.ServeMux would redirect.
+// A path that is not in its clean form (dot segments, doubled slashes; a
+// trailing slash is allowed, for /admin/) is no call's: 404 as JSON, where http.ServeMux would redirect.
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if p := r.URL.Path; p == "" || path.Clean(p) != p {
+	if p := r.URL.Path; p == "" || path.Clean(p) != strings.TrimSuffix(p, "/") && path.Clean(p) != p {
 		a.writeError(w, r, fail(http.StatusNotFound, wire.CodeRouteNotFound, "no such call: "+r.Method+" "+r.URL.Path))
 		return
 	}

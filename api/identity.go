@@ -60,6 +60,7 @@ const (
 	actProxy
 	actNotices
 	actAudit
+	actConsole
 )
 
 // permissions is API.md's role table. Counters are further limited to their
@@ -73,6 +74,7 @@ var permissions = map[action]map[Role]bool{
 	actProxy:   {RoleCounter: true, RoleAdmin: true},
 	actNotices: {RoleCounter: true, RoleAdmin: true},
 	actAudit:   {RoleAdmin: true},
+	actConsole: {RoleAdmin: true},
 }
 
 // counterReasons are the revocation reasons a counter may give; admin may

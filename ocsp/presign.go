@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -192,6 +193,11 @@ type Presigner struct {
 	// until a response is signed for them again: the tryLater answers they
 	// get are counted.
 	withdrawn sync.Map
+
+	// oldest is the oldest producedAt the last refresh scan saw (low 32
+	// bits, Unix seconds; MaxUint32 for an empty cache) and when that scan
+	// ran (high 32 bits); 0 before the first (State).
+	oldest atomic.Uint64
 }
 
 var _ ca.StatusListener = (*Presigner)(nil)
@@ -818,9 +824,12 @@ func (p *Presigner) refreshLoop(ctx context.Context) {
 func (p *Presigner) refresh(ctx context.Context) {
 	now := uint32(clampUnix(p.clock()))
 	var due []job
+	oldest := uint32(math.MaxUint32)
+	defer func() { p.oldest.Store(uint64(now)<<32 | uint64(oldest)) }()
 	for sh := range numShards {
 		due = due[:0]
 		p.cache.scan(sh, func(k []byte, it *Item) {
+			oldest = min(oldest, it.ProducedAt)
 			if it.Expires <= now {
 				due = append(due, job{serial: ca.SerialFromBytes(k[1:]), issuer: k[0] >> 1, hashIdx: int(k[0] & 1), seq: -1})
 				return

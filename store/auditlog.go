@@ -376,15 +376,7 @@ func (s *Store) AuditPage(ctx context.Context, after int64, limit int) ([]audit.
 	if err != nil {
 		return nil, s.fail("reading audit log", err)
 	}
-	out := []audit.Entry{}
-	err = s.auditRows(rows, func(e audit.Entry) error {
-		out = append(out, e)
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
+	return s.collectAudit(rows)
 }
 
 // AuditHeads returns the head of every chain, as the transactions that

@@ -55,6 +55,7 @@ func runConformance(t *testing.T, dsn newDSN) {
 		{"BulkInsert", testBulkInsert},
 		{"Unavailable", testUnavailable},
 		{"CFSSLAccessor", testCFSSLAccessor},
+		{"ConsoleReads", testConsoleReads},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -74,7 +74,11 @@ func build(d *deployment, rs roles, clock func() time.Time) (*daemon, error) {
 		if dm.ocsp != nil {
 			listener = dm.ocsp.presigner
 		}
-		if dm.ca, err = newCARole(d, listener, reg, clock); err != nil {
+		con, err := newConsole(d, dm.ocsp, rs.crl, clock)
+		if err != nil {
+			return nil, fmt.Errorf("building the console: %w", err)
+		}
+		if dm.ca, err = newCARole(d, listener, con, reg, clock); err != nil {
 			return nil, fmt.Errorf("building role ca: %w", err)
 		}
 	}

@@ -129,6 +129,11 @@ func (c *caRole) start(ctx context.Context, ln net.Listener, spawn func(func()),
 		}
 	})
 	spawn(func() {
+		if err := c.console.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+			log.Error("console stopped", "err", err)
+		}
+	})
+	spawn(func() {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownGrace)
 		defer cancel()

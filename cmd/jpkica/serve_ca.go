@@ -14,6 +14,7 @@ import (
 
 	"github.com/jpkica/jpkica/api"
 	"github.com/jpkica/jpkica/ca"
+	"github.com/jpkica/jpkica/console"
 	"github.com/jpkica/jpkica/internal/config"
 	"github.com/jpkica/jpkica/lint"
 )
@@ -51,12 +52,14 @@ type caRole struct {
 	addr   string
 	// hosts are the names the server certificate is for.
 	hosts []string
+	// console is the administrators' console, served at /admin/.
+	console *console.Console
 }
 
 // newCARole builds the authority, which tells listener (if any) of every
 // committed change, and the API over it. The API's metrics and the issuer
 // generations' expiry go on reg.
-func newCARole(d *deployment, listener ca.StatusListener, reg prometheus.Registerer, clock func() time.Time) (*caRole, error) {
+func newCARole(d *deployment, listener ca.StatusListener, con *console.Console, reg prometheus.Registerer, clock func() time.Time) (*caRole, error) {
 	cfg, kr := d.cfg, d.keyring
 	profiles, err := ca.NewProfiles(profileConfig(cfg))
 	if err != nil {
@@ -76,7 +79,7 @@ func newCARole(d *deployment, listener ca.StatusListener, reg prometheus.Registe
 	clientCAs.AddCert(kr.ClientCA.Cert)
 	h, err := api.New(api.Config{RenewalWindowMonths: cfg.Issuance.RenewalWindowMonths}, api.Deps{
 		Authority: auth, Store: d.store, ClientCAs: clientCAs, Clock: clock, Rand: rand.Reader,
-		Logger: d.logger, Metrics: reg,
+		Logger: d.logger, Metrics: reg, Console: con,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("API: %w", err)
@@ -105,5 +108,5 @@ func newCARole(d *deployment, listener ca.StatusListener, reg prometheus.Registe
 		return nil, fmt.Errorf("API server certificate: %w", err)
 	}
 	tlsCfg := certs.TLSConfig()
-	return &caRole{server: api.NewServer(h, tlsCfg, d.logger), tls: tlsCfg, addr: cfg.Listen.API, hosts: hosts}, nil
+	return &caRole{server: api.NewServer(h, tlsCfg, d.logger), tls: tlsCfg, addr: cfg.Listen.API, hosts: hosts, console: con}, nil
 }
