@@ -67,10 +67,10 @@ type Pinger interface {
 	Ping(ctx context.Context) error
 }
 
-// Lag reports how far a read replica is behind its primary; ok is false
-// where there is no replication.
+// Lag reports how far the database read here is behind its primary
+// (store.Store: 0 on a primary); nil where there is no replication.
 type Lag interface {
-	ReplicationLag(ctx context.Context) (lag time.Duration, ok bool, err error)
+	ReplicationLag(ctx context.Context) (time.Duration, error)
 }
 
 // Verifier verifies the audit log's chains (store.Store).

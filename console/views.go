@@ -265,11 +265,11 @@ func (c *Console) health(ctx context.Context, _ time.Time) (any, error) {
 		v.Checks = append(v.Checks, ch)
 	}
 	if c.deps.Lag != nil {
-		lag, ok, err := c.deps.Lag.ReplicationLag(pctx)
+		lag, err := c.deps.Lag.ReplicationLag(pctx)
 		if err != nil {
 			v.LagErr = err.Error()
 		}
-		v.Lag, v.HasLag = lag, ok
+		v.Lag, v.HasLag = lag, true
 	}
 	return v, nil
 }

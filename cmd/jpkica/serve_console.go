@@ -5,6 +5,7 @@ import (
 
 	"github.com/jpkica/jpkica/console"
 	"github.com/jpkica/jpkica/crl"
+	"github.com/jpkica/jpkica/store"
 )
 
 // newConsole builds the administrators' console, which the ca role serves
@@ -24,6 +25,9 @@ func newConsole(d *deployment, o *ocspRole, withCRLs bool, clock func() time.Tim
 	}
 	if o != nil {
 		deps.OCSP = o.presigner
+	}
+	if d.store.Dialect() == store.PostgreSQL {
+		deps.Lag = d.store
 	}
 	if withCRLs {
 		dir, err := crl.OpenDir(d.cfg.Path(d.cfg.CRL.Dir))
