@@ -31,8 +31,7 @@ func TestLossyFailover(t *testing.T) {
 	primary, standby := c.Primary, c.Standbys[0]
 	// The nodes reach whichever server takes writes, as a deployment with
 	// a multi-host DSN does.
-	dsn := fmt.Sprintf("postgres://postgres@127.0.0.1:%d,127.0.0.1:%d/test?sslmode=disable&target_session_attrs=read-write",
-		primary.Port, standby.Port)
+	dsn := c.WritableDSN()
 	f := newFixtureKeys(t, dsn, hsm.ECDSAP256, nil)
 	var kept []*wantCert
 	for i := range 3 {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"time"
 
@@ -43,23 +42,7 @@ WHERE ca_label = ? AND status = 'revoked' AND municipality > ?`)
 // package documentation), so every revocation after a mark has a greater
 // change_seq; issuances do not move the mark.
 func (s *Store) CRLChangeMark(ctx context.Context) (int64, ca.Serial, error) {
-	var (
-		seq int64
-		k   string
-	)
-	err := s.db.QueryRowContext(ctx, "SELECT change_seq, serial_hex FROM "+s.revocations()+
-		" WHERE status = 'revoked' ORDER BY change_seq DESC LIMIT 1").Scan(&seq, &k)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		return 0, ca.Serial{}, nil
-	case err != nil:
-		return 0, ca.Serial{}, s.fail("reading the change mark", err)
-	}
-	sn, err := parseSerialKey(k)
-	if err != nil {
-		return 0, ca.Serial{}, fmt.Errorf("reading the change mark: %w", err)
-	}
-	return seq, sn, nil
+	return s.lastChange(ctx, "reading the change mark", s.revocations()+" WHERE status = 'revoked'")
 }
 
 // ChangeSeqOf is the change_seq of a certificate's last change:

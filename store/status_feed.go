@@ -83,20 +83,27 @@ func (s *Store) StatusOf(ctx context.Context, serial ca.Serial) (int64, ca.Recor
 // is still there (a failover to a standby that lacked the newest
 // transactions takes it away).
 func (s *Store) NewestChange(ctx context.Context) (int64, ca.Serial, error) {
+	return s.lastChange(ctx, "reading the newest change", "certificates")
+}
+
+// lastChange is the change_seq and certificate of the last row of from
+// (with its WHERE clause, if any) in change_seq order; 0 and a zero serial
+// when it has none.
+func (s *Store) lastChange(ctx context.Context, step, from string) (int64, ca.Serial, error) {
 	var (
 		seq int64
 		k   string
 	)
-	err := s.db.QueryRowContext(ctx, "SELECT change_seq, serial_hex FROM certificates ORDER BY change_seq DESC LIMIT 1").Scan(&seq, &k)
+	err := s.db.QueryRowContext(ctx, "SELECT change_seq, serial_hex FROM "+from+" ORDER BY change_seq DESC LIMIT 1").Scan(&seq, &k)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return 0, ca.Serial{}, nil
 	case err != nil:
-		return 0, ca.Serial{}, s.fail("reading the newest change", err)
+		return 0, ca.Serial{}, s.fail(step, err)
 	}
 	sn, err := parseSerialKey(k)
 	if err != nil {
-		return 0, ca.Serial{}, fmt.Errorf("reading the newest change: %w", err)
+		return 0, ca.Serial{}, fmt.Errorf("%s: %w", step, err)
 	}
 	return seq, sn, nil
 }

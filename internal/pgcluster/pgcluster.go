@@ -149,6 +149,18 @@ func (n *Node) DSN() string {
 	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/test?sslmode=disable", n.Port)
 }
 
+// WritableDSN is the test database's DSN over every node of the cluster,
+// primary first, taking whichever accepts writes
+// (target_session_attrs=read-write), as a deployment's multi-host DSN does:
+// after a failover it reaches the promoted standby.
+func (c *Cluster) WritableDSN() string {
+	hosts := []string{fmt.Sprintf("127.0.0.1:%d", c.Primary.Port)}
+	for _, s := range c.Standbys {
+		hosts = append(hosts, fmt.Sprintf("127.0.0.1:%d", s.Port))
+	}
+	return "postgres://postgres@" + strings.Join(hosts, ",") + "/test?sslmode=disable&target_session_attrs=read-write"
+}
+
 // Start starts the node and waits until it accepts connections.
 func (n *Node) Start() {
 	n.c.t.Helper()
