@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"strings"
@@ -66,8 +67,12 @@ func FuzzJSONText(f *testing.F) {
 		if checkJSONText(body) != nil || !json.Valid(body) {
 			return
 		}
+		// Numbers as json.Number: a valid number may be out of float64's
+		// range, which is not what this target is about.
+		dec := json.NewDecoder(bytes.NewReader(body))
+		dec.UseNumber()
 		var v any
-		if err := json.Unmarshal(body, &v); err != nil {
+		if err := dec.Decode(&v); err != nil {
 			t.Fatalf("%q: %v", body, err)
 		}
 		written := strings.Count(string(body), "\ufffd") + strings.Count(strings.ToLower(string(body)), `\ufffd`)
