@@ -260,7 +260,7 @@ func (a *API) route(pattern, call string, act action, h handler) {
 		}
 		if !permissions[act][id.Role] {
 			a.writeError(sw, r, fail(http.StatusForbidden, wire.CodeRoleForbidden,
-				fmt.Sprintf("role %s may not %s", id.Role, call)))
+				fmt.Sprintf("role %s may not make this call (%s %s)", id.Role, r.Method, r.URL.Path)))
 			return
 		}
 		if wait, ok := a.allow(id.ClientID()); !ok {
