@@ -108,15 +108,6 @@ func (s *Store) lastChange(ctx context.Context, step, from string) (int64, ca.Se
 	return seq, sn, nil
 }
 
-// MaxChangeSeq is the newest change_seq (0 for an empty store).
-func (s *Store) MaxChangeSeq(ctx context.Context) (int64, error) {
-	var n sql.NullInt64
-	if err := s.db.QueryRowContext(ctx, "SELECT MAX(change_seq) FROM certificates").Scan(&n); err != nil {
-		return 0, s.fail("reading the newest change_seq", err)
-	}
-	return n.Int64, nil
-}
-
 // OCSPResponses streams the stored OCSP responses of certificates that have
 // not expired at now, with each certificate's current status and change_seq
 // (the Record fields StatusFeed fills): what a responder warms its cache

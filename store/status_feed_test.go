@@ -15,12 +15,12 @@ func TestStatusFeedSQLite(t *testing.T) { testStatusFeed(t, sqliteDSNs) }
 func TestStatusFeedPostgreSQL(t *testing.T) { testStatusFeed(t, postgresDSNs) }
 
 // testStatusFeed: the feed lists changes in change_seq order after a given
-// seq, StatusOf agrees with it, and MaxChangeSeq is the newest.
+// seq, StatusOf agrees with it, and NewestChange is the newest.
 func testStatusFeed(t *testing.T, dsn newDSN) {
 	s := mustOpen(t, dsn(t))
 	ctx := context.Background()
-	if n, err := s.MaxChangeSeq(ctx); err != nil || n != 0 {
-		t.Fatalf("empty store: MaxChangeSeq = %d, %v", n, err)
+	if n, _, err := s.NewestChange(ctx); err != nil || n != 0 {
+		t.Fatalf("empty store: NewestChange = %d, %v", n, err)
 	}
 	a := record(t, big1(101), "card-a")
 	b := record(t, big1(102), "card-b")
@@ -56,8 +56,8 @@ func testStatusFeed(t *testing.T, dsn newDSN) {
 	if rest := feed(all[0].seq); len(rest) != 1 || rest[0].r.Serial != a.Serial {
 		t.Fatalf("feed after %d: %+v", all[0].seq, rest)
 	}
-	if max, err := s.MaxChangeSeq(ctx); err != nil || max != all[1].seq {
-		t.Fatalf("MaxChangeSeq = %d, %v; want %d", max, err, all[1].seq)
+	if max, _, err := s.NewestChange(ctx); err != nil || max != all[1].seq {
+		t.Fatalf("NewestChange = %d, %v; want %d", max, err, all[1].seq)
 	}
 	seq, r, err := s.StatusOf(ctx, a.Serial)
 	if err != nil || seq != all[1].seq || r.Status != ca.OnHold {
